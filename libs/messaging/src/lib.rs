@@ -1,1 +1,21 @@
+//! The messaging plumbing every service of the order saga stands on.
+//!
+//! - [`db`]: PostgreSQL pools and the one embedded migrator (this library's tables plus the
+//!   service's own).
+//! - [`nats`]: connecting to NATS, and provisioning the streams and durable consumers, read back
+//!   and checked against what was asked.
+//! - [`outbox`]: events written in the caller's transaction, and the relay that publishes them.
+//! - [`consumer`]: durable pull consumers whose handlers run in a transaction with the inbox.
+//! - [`metrics`] and [`shutdown`]: what every long-running task reports, and how it stops.
 
+pub mod backoff;
+pub mod consumer;
+pub mod db;
+pub mod metrics;
+pub mod nats;
+pub mod outbox;
+pub mod shutdown;
+
+pub use consumer::{Consumer, ConsumerSpec, Context, Handler, HandlerError};
+pub use outbox::{Outbox, Relay, RelayConfig, RelayStats};
+pub use shutdown::Shutdown;

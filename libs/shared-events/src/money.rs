@@ -178,8 +178,14 @@ mod tests {
     fn amounts_are_written_as_plain_numbers() {
         let m = Money::from_str("39.98").unwrap();
         assert_eq!(serde_json::to_string(&m).unwrap(), "39.98");
-        assert_eq!(serde_json::to_string(&Money::from_str("40.00").unwrap()).unwrap(), "40");
-        assert_eq!(serde_json::to_string(&Money::from_str("0.10").unwrap()).unwrap(), "0.1");
+        assert_eq!(
+            serde_json::to_string(&Money::from_str("40.00").unwrap()).unwrap(),
+            "40"
+        );
+        assert_eq!(
+            serde_json::to_string(&Money::from_str("0.10").unwrap()).unwrap(),
+            "0.1"
+        );
         let big = Money::from_str("9999999999999.99").unwrap();
         assert_eq!(serde_json::to_string(&big).unwrap(), "9999999999999.99");
     }
@@ -187,12 +193,20 @@ mod tests {
     #[test]
     fn arithmetic_is_exact_and_checked() {
         let price = Money::from_str("19.99").unwrap();
-        assert_eq!(price.checked_mul(3).unwrap(), Money::from_str("59.97").unwrap());
+        assert_eq!(
+            price.checked_mul(3).unwrap(),
+            Money::from_str("59.97").unwrap()
+        );
         assert_eq!(
             price.checked_add(Money::from_str("0.01").unwrap()).unwrap(),
             Money::from_str("20").unwrap()
         );
-        assert!(Money::from_str("9999999999999").unwrap().checked_mul(2).is_none());
+        assert!(
+            Money::from_str("9999999999999")
+                .unwrap()
+                .checked_mul(2)
+                .is_none()
+        );
         assert_eq!(Money::MAX, Decimal::from(10_000_000_000_000u64));
     }
 }

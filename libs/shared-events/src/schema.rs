@@ -25,10 +25,7 @@ pub fn envelope_schema<P: JsonSchema>(kind: EventKind) -> Schema {
     let mut schema = schemars::schema_for!(Envelope<P>);
     schema.insert("$id".into(), json!(file_name(kind)));
     schema.insert("title".into(), json!(kind.subject()));
-    if let Some(props) = schema
-        .get_mut("properties")
-        .and_then(|p| p.as_object_mut())
-    {
+    if let Some(props) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
         props.insert("eventType".into(), json!({ "const": kind.name() }));
         props.insert("version".into(), json!({ "const": kind.version() }));
     }
@@ -46,7 +43,10 @@ pub fn render(schema: &Schema) -> String {
 pub fn write_all(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     for &kind in EventKind::ALL {
-        std::fs::write(dir.join(file_name(kind)), render(&Event::envelope_schema(kind)))?;
+        std::fs::write(
+            dir.join(file_name(kind)),
+            render(&Event::envelope_schema(kind)),
+        )?;
     }
     Ok(())
 }

@@ -14,9 +14,9 @@ fn created() -> OrderCreated {
         items: vec![OrderLine {
             product_id: "p-1".into(),
             quantity: 2,
-            unit_price: "19.99".parse().unwrap(),
+            unit_price: "19.99".parse().expect("money"),
         }],
-        total_amount: "39.98".parse().unwrap(),
+        total_amount: "39.98".parse().expect("money"),
         currency: "EUR".into(),
     }
 }
@@ -46,7 +46,10 @@ fn an_envelope_reads_back_as_written_with_camel_case_fields() {
     assert_eq!(json["version"], 1);
     assert_eq!(json["causationId"], serde_json::Value::Null);
     assert_eq!(json["payload"]["totalAmount"], serde_json::json!(39.98));
-    assert_eq!(json["payload"]["items"][0]["unitPrice"], serde_json::json!(19.99));
+    assert_eq!(
+        json["payload"]["items"][0]["unitPrice"],
+        serde_json::json!(19.99)
+    );
     assert_eq!(Envelope::decode(&bytes).unwrap(), env);
 }
 
@@ -67,7 +70,10 @@ fn an_unknown_major_version_is_a_typed_error() {
     let mut json: serde_json::Value = serde_json::from_slice(&env.to_bytes()).unwrap();
     json["version"] = 2.into();
     match Envelope::decode(&serde_json::to_vec(&json).unwrap()) {
-        Err(DecodeError::UnknownVersion { event_type, version }) => {
+        Err(DecodeError::UnknownVersion {
+            event_type,
+            version,
+        }) => {
             assert_eq!(event_type, "order.created");
             assert_eq!(version, 2);
         }
@@ -80,7 +86,10 @@ fn an_unknown_major_version_is_a_typed_error() {
 
 #[test]
 fn garbage_and_bad_payloads_are_typed_errors() {
-    assert_eq!(Envelope::decode(b"not json").unwrap_err().code(), "MALFORMED");
+    assert_eq!(
+        Envelope::decode(b"not json").unwrap_err().code(),
+        "MALFORMED"
+    );
     assert_eq!(Envelope::decode(b"{}").unwrap_err().code(), "MALFORMED");
     let env = Envelope::new(created(), Uuid::now_v7(), None, "order-service");
     let mut json: serde_json::Value = serde_json::from_slice(&env.to_bytes()).unwrap();

@@ -6,6 +6,10 @@ fn main() -> std::io::Result<()> {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(shared_events::schema::default_dir);
     shared_events::schema::write_all(&dir)?;
-    println!("wrote {} schemas to {}", shared_events::EventKind::ALL.len(), dir.display());
+    println!(
+        "wrote {} schemas to {}",
+        shared_events::EventKind::ALL.len(),
+        dir.display()
+    );
     Ok(())
 }

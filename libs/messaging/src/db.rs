@@ -1,0 +1,84 @@
+//! PostgreSQL: connection pools, and the one migrator each service database runs at start.
+//!
+//! A service's migrator is this library's migrations (the outbox and inbox tables, versions below
+//! 1000) followed by the service's own (versions from 1000), embedded in the binary. sqlx takes an
+//! advisory lock while migrating, so several instances starting at once are safe.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use sqlx::migrate::{MigrateError, MigrationType, Migrator};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, SqlSafeStr};
+
+/// One embedded migration.
+#[derive(Clone, Copy, Debug)]
+pub struct Migration {
+    pub version: i64,
+    pub description: &'static str,
+    pub sql: &'static str,
+}
+
+/// The first version a service may use for its own migrations.
+pub const FIRST_SERVICE_VERSION: i64 = 1000;
+
+const MESSAGING_MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "outbox and inbox",
+    sql: include_str!("../migrations/0001_outbox_inbox.sql"),
+}];
+
+/// Applies this library's migrations and then `service`'s, each once.
+pub async fn migrate(pool: &PgPool, service: &[Migration]) -> Result<(), MigrateError> {
+    if let Some(m) = service.iter().find(|m| m.version < FIRST_SERVICE_VERSION) {
+        return Err(MigrateError::Source(
+            format!(
+                "service migration {} must be numbered from {FIRST_SERVICE_VERSION}",
+                m.version
+            )
+            .into(),
+        ));
+    }
+    let migrations = MESSAGING_MIGRATIONS
+        .iter()
+        .chain(service)
+        .map(|m| {
+            sqlx::migrate::Migration::new(
+                m.version,
+                Cow::Borrowed(m.description),
+                MigrationType::Simple,
+                m.sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect::<Vec<_>>();
+    let migrator = Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    };
+    migrator.run(pool).await
+}
+
+/// A pool that gives up on a connection after a few seconds, so that a database outage surfaces
+/// as an error the caller retries, not as a hang.
+pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+}
+
+/// Whether an error means the database could not be reached (as opposed to a statement failing).
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Protocol(_)
+    ) || matches!(error, sqlx::Error::Database(db)
+            if db.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")))
+}

@@ -1,0 +1,868 @@
+//! The messaging core against a real PostgreSQL and a nats-server each test starts itself.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use futures_util::StreamExt;
+use messaging::db::Migration;
+use messaging::nats::{NatsSettings, ensure_streams};
+use messaging::{
+    Consumer, ConsumerSpec, Context, Handler, HandlerError, Outbox, Relay, RelayConfig, Shutdown,
+};
+use shared_events::{Envelope, EventKind, OrderCreated, OrderLine, PaymentConfirmed};
+use sqlx::PgPool;
+use test_support::{NatsServer, TestDb, eventually};
+use uuid::Uuid;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+const EFFECTS: &[Migration] = &[Migration {
+    version: 1000,
+    description: "test effects",
+    sql: "CREATE TABLE effects (event_id UUID PRIMARY KEY, order_id UUID NOT NULL, \
+          instance TEXT NOT NULL, n INT NOT NULL)",
+}];
+
+struct Rig {
+    nats: NatsServer,
+    pool: PgPool,
+    js: jetstream::Context,
+    outbox: Outbox,
+    _db: TestDb,
+}
+
+async fn rig() -> Rig {
+    let nats = NatsServer::start().await.expect("nats-server");
+    let db = TestDb::create().await.expect("test database");
+    let pool = db.pool(12).await.expect("pool");
+    messaging::db::migrate(&pool, EFFECTS)
+        .await
+        .expect("migrate");
+    let js = connect(&nats, "test").await;
+    ensure_streams(&js).await.expect("streams");
+    Rig {
+        nats,
+        pool,
+        js,
+        outbox: Outbox::new("order-service"),
+        _db: db,
+    }
+}
+
+async fn connect(nats: &NatsServer, name: &str) -> jetstream::Context {
+    let client = messaging::nats::connect(&NatsSettings::new(nats.url(), name))
+        .await
+        .expect("connect");
+    messaging::nats::jetstream(client)
+}
+
+fn order_created(order_id: Uuid) -> OrderCreated {
+    OrderCreated {
+        order_id,
+        saga_id: order_id,
+        customer_id: "c-1".into(),
+        items: vec![OrderLine {
+            product_id: "p-1".into(),
+            quantity: 1,
+            unit_price: "9.99".parse().expect("money"),
+        }],
+        total_amount: "9.99".parse().expect("money"),
+        currency: "EUR".into(),
+    }
+}
+
+/// Adds `n` order.created events to the outbox, `per_tx` to a transaction.
+async fn add_events(rig: &Rig, n: usize, per_tx: usize) -> Vec<Uuid> {
+    let mut ids = Vec::with_capacity(n);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(per_tx) {
+        let mut tx = rig.pool.begin().await.expect("begin");
+        for _ in chunk {
+            let order_id = Uuid::now_v7();
+            let event = rig.outbox.event(order_created(order_id), order_id, None);
+            rig.outbox.add(&mut tx, &event).await.expect("add");
+            ids.push(event.event_id);
+        }
+        rig.outbox.commit(tx).await.expect("commit");
+    }
+    ids
+}
+
+/// Records each handled event in `effects`; a second effect of one event would show as n = 2.
+#[derive(Clone)]
+struct RecordEffect {
+    instance: &'static str,
+}
+
+impl Handler for RecordEffect {
+    async fn handle(&self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        let event_id = ctx.event().event_id;
+        let order_id = ctx.event().payload.order_id();
+        sqlx::query(
+            "INSERT INTO effects (event_id, order_id, instance, n) VALUES ($1, $2, $3, 1) \
+             ON CONFLICT (event_id) DO UPDATE SET n = effects.n + 1",
+        )
+        .bind(event_id)
+        .bind(order_id)
+        .bind(self.instance)
+        .execute(ctx.conn())
+        .await?;
+        Ok(())
+    }
+}
+
+fn spec() -> ConsumerSpec {
+    let mut spec = ConsumerSpec::new("test-service", EventKind::OrderCreated);
+    spec.concurrency = 8;
+    spec.retry_base = Duration::from_millis(20);
+    spec.retry_max = Duration::from_millis(500);
+    spec.heartbeat = Duration::from_secs(1);
+    spec
+}
+
+fn relay_config() -> RelayConfig {
+    RelayConfig {
+        batch_size: 20,
+        poll_interval: Duration::from_millis(100),
+        retry_base: Duration::from_millis(20),
+        retry_max: Duration::from_millis(500),
+        ..RelayConfig::default()
+    }
+}
+
+async fn start_consumer<H: Handler>(
+    rig: &Rig,
+    js: jetstream::Context,
+    spec: ConsumerSpec,
+    handler: H,
+    stop: &Shutdown,
+) -> tokio::task::JoinHandle<()> {
+    let consumer = Consumer::provision(js, rig.pool.clone(), rig.outbox.clone(), spec, handler)
+        .await
+        .expect("provision consumer");
+    tokio::spawn(consumer.run(stop.clone()))
+}
+
+async fn scalar(pool: &PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.expect(sql)
+}
+
+async fn stream_messages(js: &jetstream::Context, name: &str) -> u64 {
+    js.get_stream(name)
+        .await
+        .expect("stream")
+        .get_info()
+        .await
+        .expect("stream info")
+        .state
+        .messages
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_of_1000_events_takes_effect_once_despite_relay_kills_and_double_delivery() {
+    let rig = rig().await;
+    // A third of the relay's "mark sent" statements fail after the batch was published and
+    // acknowledged: a relay dying between publish and mark, as often as the test wants.
+    sqlx::raw_sql(
+        "CREATE FUNCTION lose_mark() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN IF random() < 0.33 THEN RAISE EXCEPTION 'relay died before marking'; END IF; \
+         RETURN NULL; END $$; \
+         CREATE TRIGGER lose_mark BEFORE UPDATE ON messaging_outbox \
+         FOR EACH STATEMENT EXECUTE FUNCTION lose_mark();",
+    )
+    .execute(&rig.pool)
+    .await
+    .expect("chaos trigger");
+
+    let stop = Shutdown::new();
+    let consumer = start_consumer(
+        &rig,
+        rig.js.clone(),
+        spec(),
+        RecordEffect { instance: "a" },
+        &stop,
+    )
+    .await;
+
+    // Every event is delivered a second time under a fresh Nats-Msg-Id, which JetStream's
+    // duplicate window cannot catch: only the inbox stands between it and a second effect.
+    let client = rig.js.client();
+    let mut seen = client
+        .subscribe("order.created.v1")
+        .await
+        .expect("subscribe");
+    let duplicator_js = rig.js.clone();
+    let duplicator = tokio::spawn(async move {
+        while let Some(msg) = seen.next().await {
+            let id = msg
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Nats-Msg-Id"))
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            if id.starts_with("dup-") {
+                continue;
+            }
+            let copy = PublishMessage::build()
+                .message_id(format!("dup-{id}"))
+                .payload(msg.payload);
+            if let Ok(ack) = duplicator_js.send_publish(msg.subject, copy).await {
+                let _ = ack.await;
+            }
+        }
+    });
+
+    // The relay is killed (its task aborted) at random points, over and over, while events
+    // are added, until all of them are marked sent.
+    let relay = Relay::new(
+        rig.pool.clone(),
+        rig.js.clone(),
+        rig.outbox.clone(),
+        relay_config(),
+    );
+    let killer_relay = relay.clone();
+    let killer_pool = rig.pool.clone();
+    let killer = tokio::spawn(async move {
+        let mut kills = 0u32;
+        loop {
+            let task = tokio::spawn(killer_relay.clone().run(Shutdown::new()));
+            tokio::time::sleep(Duration::from_millis(fastrand::u64(1..25))).await;
+            task.abort();
+            let _ = task.await;
+            kills += 1;
+            let unsent: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM messaging_outbox WHERE sent_at IS NULL")
+                    .fetch_one(&killer_pool)
+                    .await
+                    .unwrap_or(1);
+            let total: i64 = sqlx::query_scalar("SELECT count(*) FROM messaging_outbox")
+                .fetch_one(&killer_pool)
+                .await
+                .unwrap_or(0);
+            if total == 1000 && unsent == 0 {
+                return kills;
+            }
+        }
+    });
+    let ids = add_events(&rig, 1000, 25).await;
+    assert_eq!(ids.len(), 1000);
+    let kills = tokio::time::timeout(Duration::from_secs(180), killer)
+        .await
+        .expect("relay never got everything out")
+        .expect("killer task");
+
+    let durable = spec().durable();
+    let js = rig.js.clone();
+    eventually("1000 effects, 2000 stored messages, all acked", WAIT, || {
+        let (pool, js, durable) = (rig.pool.clone(), js.clone(), durable.clone());
+        async move {
+            let effects = scalar(&pool, "SELECT count(*) FROM effects").await;
+            let stored = stream_messages(&js, "ORDERS").await;
+            let info = js.get_stream("ORDERS").await.map_err(|e| e.to_string())?
+                .consumer_info(&durable).await.map_err(|e| e.to_string())?;
+            if effects == 1000 && stored == 2000 && info.num_pending == 0 && info.num_ack_pending == 0
+                && info.ack_floor.stream_sequence == 2000
+            {
+                Ok(())
+            } else {
+                Err(format!("effects {effects}, stored {stored}, pending {}, ack pending {}, ack floor {}",
+                    info.num_pending, info.num_ack_pending, info.ack_floor.stream_sequence))
+            }
+        }
+    })
+    .await;
+
+    let doubled = scalar(&rig.pool, "SELECT count(*) FROM effects WHERE n <> 1").await;
+    assert_eq!(doubled, 0, "an event took effect more than once");
+    let handled: Vec<Uuid> = sqlx::query_scalar("SELECT event_id FROM effects ORDER BY event_id")
+        .fetch_all(&rig.pool)
+        .await
+        .expect("effects");
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(
+        handled, expected,
+        "the effects are not exactly the events sent"
+    );
+    assert_eq!(
+        scalar(&rig.pool, "SELECT count(*) FROM messaging_inbox").await,
+        1000
+    );
+    let republished = relay.stats().republished.load(Ordering::Relaxed);
+    assert!(
+        republished > 0,
+        "no relay died between publish and mark ({kills} kills)"
+    );
+    eprintln!("relay killed {kills} times; {republished} rows republished after a lost mark");
+
+    stop.cancel();
+    consumer.await.expect("consumer stops");
+    duplicator.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_added_while_nats_is_down_are_delivered_and_the_consumer_carries_on_after_restart() {
+    let mut rig = rig().await;
+    let stop = Shutdown::new();
+    let consumer = start_consumer(
+        &rig,
+        rig.js.clone(),
+        spec(),
+        RecordEffect { instance: "a" },
+        &stop,
+    )
+    .await;
+    let relay = Relay::new(
+        rig.pool.clone(),
+        rig.js.clone(),
+        rig.outbox.clone(),
+        relay_config(),
+    );
+    let relay_task = tokio::spawn(relay.clone().run(stop.clone()));
+
+    add_events(&rig, 20, 5).await;
+    eventually("the first 20 events handled", WAIT, || {
+        let pool = rig.pool.clone();
+        async move {
+            let n = scalar(&pool, "SELECT count(*) FROM effects").await;
+            if n == 20 {
+                Ok(())
+            } else {
+                Err(format!("{n} effects"))
+            }
+        }
+    })
+    .await;
+
+    rig.nats.kill().await;
+    let failed_before = relay.stats().failed_rounds.load(Ordering::Relaxed);
+    add_events(&rig, 100, 10).await;
+    // The relay keeps trying against the dead server; the rows stay unsent meanwhile.
+    eventually(
+        "the relay to have failed twice against the dead server",
+        WAIT,
+        || {
+            let failed = relay.stats().failed_rounds.load(Ordering::Relaxed);
+            async move {
+                if failed >= failed_before + 2 {
+                    Ok(())
+                } else {
+                    Err(format!("{failed} failed rounds"))
+                }
+            }
+        },
+    )
+    .await;
+    let unsent = scalar(
+        &rig.pool,
+        "SELECT count(*) FROM messaging_outbox WHERE sent_at IS NULL",
+    )
+    .await;
+    assert_eq!(unsent, 100, "rows must be kept while NATS is away");
+    assert_eq!(scalar(&rig.pool, "SELECT count(*) FROM effects").await, 20);
+
+    rig.nats.start_again().await.expect("restart nats-server");
+    eventually("all 120 events handled after the restart", WAIT, || {
+        let pool = rig.pool.clone();
+        async move {
+            let n = scalar(&pool, "SELECT count(*) FROM effects").await;
+            let unsent = scalar(
+                &pool,
+                "SELECT count(*) FROM messaging_outbox WHERE sent_at IS NULL",
+            )
+            .await;
+            if n == 120 && unsent == 0 {
+                Ok(())
+            } else {
+                Err(format!("{n} effects, {unsent} unsent"))
+            }
+        }
+    })
+    .await;
+
+    // The same consumer task, never restarted by the test, goes on after a second restart too.
+    rig.nats.kill().await;
+    rig.nats.start_again().await.expect("restart nats-server");
+    add_events(&rig, 30, 10).await;
+    eventually(
+        "30 more events handled after a second restart",
+        WAIT,
+        || {
+            let pool = rig.pool.clone();
+            async move {
+                let n = scalar(&pool, "SELECT count(*) FROM effects").await;
+                if n == 150 {
+                    Ok(())
+                } else {
+                    Err(format!("{n} effects"))
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        scalar(&rig.pool, "SELECT count(*) FROM effects WHERE n <> 1").await,
+        0
+    );
+    assert!(!consumer.is_finished() && !relay_task.is_finished());
+    stop.cancel();
+    consumer.await.expect("consumer stops");
+    relay_task.await.expect("relay stops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_durable_handle_each_event_once_and_both_work() {
+    let rig = rig().await;
+    let stop = Shutdown::new();
+    let js_a = connect(&rig.nats, "instance-a").await;
+    let js_b = connect(&rig.nats, "instance-b").await;
+    let mut spec = spec();
+    spec.concurrency = 2;
+    let a = start_consumer(
+        &rig,
+        js_a,
+        spec.clone(),
+        RecordEffect { instance: "a" },
+        &stop,
+    )
+    .await;
+    let b = start_consumer(&rig, js_b, spec, RecordEffect { instance: "b" }, &stop).await;
+    let relay = tokio::spawn(
+        Relay::new(
+            rig.pool.clone(),
+            rig.js.clone(),
+            rig.outbox.clone(),
+            relay_config(),
+        )
+        .run(stop.clone()),
+    );
+
+    add_events(&rig, 400, 20).await;
+    eventually("400 events handled", WAIT, || {
+        let pool = rig.pool.clone();
+        async move {
+            let n = scalar(&pool, "SELECT count(*) FROM effects").await;
+            if n == 400 {
+                Ok(())
+            } else {
+                Err(format!("{n} effects"))
+            }
+        }
+    })
+    .await;
+    assert_eq!(
+        scalar(&rig.pool, "SELECT count(*) FROM effects WHERE n <> 1").await,
+        0
+    );
+    let by_a = scalar(
+        &rig.pool,
+        "SELECT count(*) FROM effects WHERE instance = 'a'",
+    )
+    .await;
+    let by_b = scalar(
+        &rig.pool,
+        "SELECT count(*) FROM effects WHERE instance = 'b'",
+    )
+    .await;
+    assert_eq!(by_a + by_b, 400);
+    assert!(
+        by_a > 0 && by_b > 0,
+        "one instance did all the work: a {by_a}, b {by_b}"
+    );
+    let consumers = rig
+        .js
+        .get_stream("ORDERS")
+        .await
+        .expect("stream")
+        .consumer_names()
+        .count()
+        .await;
+    assert_eq!(consumers, 1, "both instances must share one durable");
+    stop.cancel();
+    for task in [a, b, relay] {
+        task.await.expect("stops");
+    }
+}
+
+async fn dlq_headers(js: &jetstream::Context, sequence: u64) -> HashMap<String, String> {
+    let message = js
+        .get_stream("DLQ")
+        .await
+        .expect("DLQ stream")
+        .get_raw_message(sequence)
+        .await
+        .expect("DLQ message");
+    message
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                v.first().map(|v| v.to_string()).unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_messages_land_in_the_dlq_with_their_reason_and_later_messages_are_handled() {
+    let rig = rig().await;
+    let stop = Shutdown::new();
+    let consumer = start_consumer(
+        &rig,
+        rig.js.clone(),
+        spec(),
+        RecordEffect { instance: "a" },
+        &stop,
+    )
+    .await;
+
+    let publish = |id: String, body: Vec<u8>| {
+        let js = rig.js.clone();
+        async move {
+            js.send_publish(
+                "order.created.v1",
+                PublishMessage::build().message_id(id).payload(body.into()),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+        }
+    };
+    let order_id = Uuid::now_v7();
+    let good = Envelope::new(order_created(order_id), order_id, None, "order-service");
+    let mut v2: serde_json::Value = serde_json::from_slice(&good.to_bytes()).expect("json");
+    v2["eventId"] = Uuid::now_v7().to_string().into();
+    v2["version"] = 2.into();
+
+    publish("bad-json".into(), b"{\"eventId\": oops".to_vec()).await;
+    publish("v2".into(), serde_json::to_vec(&v2).expect("json")).await;
+    publish(good.event_id.to_string(), good.to_bytes()).await;
+
+    eventually("the good event handled and two dead letters", WAIT, || {
+        let (pool, js) = (rig.pool.clone(), rig.js.clone());
+        async move {
+            let n = scalar(&pool, "SELECT count(*) FROM effects").await;
+            let dead = stream_messages(&js, "DLQ").await;
+            if n == 1 && dead == 2 {
+                Ok(())
+            } else {
+                Err(format!("{n} effects, {dead} dead letters"))
+            }
+        }
+    })
+    .await;
+    let mut reasons = Vec::new();
+    for seq in [1, 2] {
+        let headers = dlq_headers(&rig.js, seq).await;
+        assert_eq!(
+            headers.get("Dlq-Consumer").map(String::as_str),
+            Some("test-service-order-created-v1")
+        );
+        assert_eq!(
+            headers.get("Dlq-Subject").map(String::as_str),
+            Some("order.created.v1")
+        );
+        assert!(
+            !headers
+                .get("Dlq-Detail")
+                .cloned()
+                .unwrap_or_default()
+                .is_empty()
+        );
+        reasons.push(headers.get("Dlq-Reason").cloned().unwrap_or_default());
+    }
+    reasons.sort();
+    assert_eq!(reasons, ["MALFORMED", "UNKNOWN_VERSION"]);
+    let effect: Uuid = sqlx::query_scalar("SELECT event_id FROM effects")
+        .fetch_one(&rig.pool)
+        .await
+        .expect("effect");
+    assert_eq!(effect, good.event_id);
+    let info = rig
+        .js
+        .get_stream("ORDERS")
+        .await
+        .expect("s")
+        .consumer_info(spec().durable())
+        .await
+        .expect("c");
+    assert_eq!(
+        info.num_ack_pending, 0,
+        "poison must be acked, not redelivered forever"
+    );
+    stop.cancel();
+    consumer.await.expect("stops");
+}
+
+/// Fails each event a set number of times before handling it (u32::MAX: always).
+struct Flaky {
+    failures: Mutex<HashMap<Uuid, u32>>,
+    plan: HashMap<Uuid, u32>,
+}
+
+impl Handler for Flaky {
+    async fn handle(&self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        let id = ctx.event().event_id;
+        let fail = {
+            let mut failures = self.failures.lock().expect("lock");
+            let count = failures.entry(id).or_default();
+            *count += 1;
+            *count <= self.plan.get(&id).copied().unwrap_or(0)
+        };
+        if fail {
+            return Err(anyhow::anyhow!("simulated failure").into());
+        }
+        RecordEffect { instance: "flaky" }.handle(ctx).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_are_retried_with_backoff_and_dead_lettered_when_retries_run_out() {
+    let rig = rig().await;
+    let stop = Shutdown::new();
+    let recovers = Envelope::new(
+        order_created(Uuid::now_v7()),
+        Uuid::now_v7(),
+        None,
+        "order-service",
+    );
+    let never = Envelope::new(
+        order_created(Uuid::now_v7()),
+        Uuid::now_v7(),
+        None,
+        "order-service",
+    );
+    let plan = HashMap::from([(recovers.event_id, 2), (never.event_id, u32::MAX)]);
+    let flaky = Flaky {
+        failures: Mutex::default(),
+        plan,
+    };
+    let mut spec = spec();
+    spec.max_attempts = 4;
+    let consumer = start_consumer(&rig, rig.js.clone(), spec.clone(), flaky, &stop).await;
+    let relay = tokio::spawn(
+        Relay::new(
+            rig.pool.clone(),
+            rig.js.clone(),
+            rig.outbox.clone(),
+            relay_config(),
+        )
+        .run(stop.clone()),
+    );
+    let mut tx = rig.pool.begin().await.expect("begin");
+    rig.outbox.add(&mut tx, &recovers).await.expect("add");
+    rig.outbox.add(&mut tx, &never).await.expect("add");
+    rig.outbox.commit(tx).await.expect("commit");
+
+    eventually(
+        "one event handled on its third try, one dead-lettered",
+        WAIT,
+        || {
+            let (pool, js) = (rig.pool.clone(), rig.js.clone());
+            async move {
+                let n = scalar(&pool, "SELECT count(*) FROM effects").await;
+                let dead = stream_messages(&js, "DLQ").await;
+                if n == 1 && dead == 1 {
+                    Ok(())
+                } else {
+                    Err(format!("{n} effects, {dead} dead letters"))
+                }
+            }
+        },
+    )
+    .await;
+    let headers = dlq_headers(&rig.js, 1).await;
+    assert_eq!(
+        headers.get("Dlq-Reason").map(String::as_str),
+        Some("RETRIES_EXHAUSTED")
+    );
+    assert_eq!(headers.get("Dlq-Delivered").map(String::as_str), Some("4"));
+    let handled: Uuid = sqlx::query_scalar("SELECT event_id FROM effects")
+        .fetch_one(&rig.pool)
+        .await
+        .expect("effect");
+    assert_eq!(handled, recovers.event_id);
+    // The failed attempts left nothing behind: no inbox row for the dead-lettered event.
+    assert_eq!(
+        scalar(&rig.pool, "SELECT count(*) FROM messaging_inbox").await,
+        1
+    );
+    stop.cancel();
+    consumer.await.expect("stops");
+    relay.await.expect("stops");
+}
+
+/// Emits a payment.confirmed for each order.created it handles.
+struct Charge;
+
+impl Handler for Charge {
+    async fn handle(&self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        let order_id = ctx.event().payload.order_id();
+        ctx.emit(PaymentConfirmed {
+            order_id,
+            saga_id: ctx.event().correlation_id,
+            payment_id: Uuid::now_v7(),
+            amount: "9.99".parse().expect("money"),
+            currency: "EUR".into(),
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_a_handler_emits_are_published_after_commit_in_the_same_saga() {
+    let rig = rig().await;
+    let stop = Shutdown::new();
+    let consumer = start_consumer(&rig, rig.js.clone(), spec(), Charge, &stop).await;
+    let relay = tokio::spawn(
+        Relay::new(
+            rig.pool.clone(),
+            rig.js.clone(),
+            rig.outbox.clone(),
+            relay_config(),
+        )
+        .run(stop.clone()),
+    );
+    let saga = Uuid::now_v7();
+    let cause = rig.outbox.event(order_created(Uuid::now_v7()), saga, None);
+    let mut tx = rig.pool.begin().await.expect("begin");
+    rig.outbox.add(&mut tx, &cause).await.expect("add");
+    rig.outbox.commit(tx).await.expect("commit");
+
+    eventually(
+        "the emitted payment.confirmed stored in PAYMENTS",
+        WAIT,
+        || {
+            let js = rig.js.clone();
+            async move {
+                let n = stream_messages(&js, "PAYMENTS").await;
+                if n == 1 {
+                    Ok(())
+                } else {
+                    Err(format!("{n} messages"))
+                }
+            }
+        },
+    )
+    .await;
+    let stored = rig
+        .js
+        .get_stream("PAYMENTS")
+        .await
+        .expect("s")
+        .get_raw_message(1)
+        .await
+        .expect("m");
+    assert_eq!(stored.subject.as_str(), "payment.confirmed.v1");
+    let emitted = Envelope::decode(&stored.payload).expect("decodes");
+    assert_eq!(emitted.correlation_id, saga);
+    assert_eq!(emitted.causation_id, Some(cause.event_id));
+    assert_eq!(emitted.producer, "order-service");
+    let msg_id = stored.headers.get("Nats-Msg-Id").map(|v| v.to_string());
+    assert_eq!(msg_id, Some(emitted.event_id.to_string()));
+    stop.cancel();
+    consumer.await.expect("stops");
+    relay.await.expect("stops");
+}
+
+/// Takes its time, and says when it started.
+struct Slow {
+    started: tokio::sync::mpsc::UnboundedSender<()>,
+}
+
+impl Handler for Slow {
+    async fn handle(&self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+        let _ = self.started.send(());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        RecordEffect { instance: "slow" }.handle(ctx).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_in_flight_handling_commit_and_ack_before_returning() {
+    let rig = rig().await;
+    let stop = Shutdown::new();
+    let (started, mut on_start) = tokio::sync::mpsc::unbounded_channel();
+    let consumer = start_consumer(&rig, rig.js.clone(), spec(), Slow { started }, &stop).await;
+    let relay = tokio::spawn(
+        Relay::new(
+            rig.pool.clone(),
+            rig.js.clone(),
+            rig.outbox.clone(),
+            relay_config(),
+        )
+        .run(stop.clone()),
+    );
+    add_events(&rig, 1, 1).await;
+    tokio::time::timeout(WAIT, on_start.recv())
+        .await
+        .expect("handler started");
+    stop.cancel();
+    tokio::time::timeout(WAIT, consumer)
+        .await
+        .expect("consumer stops")
+        .expect("joins");
+    relay.await.expect("relay stops");
+    assert_eq!(scalar(&rig.pool, "SELECT count(*) FROM effects").await, 1);
+    let info = rig
+        .js
+        .get_stream("ORDERS")
+        .await
+        .expect("s")
+        .consumer_info(spec().durable())
+        .await
+        .expect("c");
+    assert_eq!(
+        info.ack_floor.stream_sequence, 1,
+        "in-flight message must be acked before stopping"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provisioning_is_idempotent_and_fails_loudly_when_the_server_keeps_another_config() {
+    let nats = NatsServer::start().await.expect("nats");
+    let js = connect(&nats, "provision").await;
+    ensure_streams(&js).await.expect("first");
+    ensure_streams(&js)
+        .await
+        .expect("second run changes nothing");
+    let asked = messaging::nats::consumer_config(
+        "svc-order-created-v1",
+        "order.created.v1",
+        Duration::from_secs(30),
+        100,
+    );
+    messaging::nats::ensure_consumer(&js, shared_events::Stream::Orders, asked.clone())
+        .await
+        .expect("consumer");
+    let stored = js
+        .get_stream("ORDERS")
+        .await
+        .expect("s")
+        .consumer_info("svc-order-created-v1")
+        .await
+        .expect("info");
+    assert_eq!(stored.config.filter_subject, "order.created.v1");
+    assert_eq!(stored.config.max_deliver, -1);
+
+    // A SAGAS stream someone made in memory cannot be turned into a file stream: refuse to run.
+    let other = NatsServer::start().await.expect("nats");
+    let js = connect(&other, "provision").await;
+    js.create_stream(jetstream::stream::Config {
+        name: "SAGAS".into(),
+        subjects: vec!["saga.>".into()],
+        storage: jetstream::stream::StorageType::Memory,
+        ..Default::default()
+    })
+    .await
+    .expect("memory stream");
+    let err = messaging::nats::ensure_stream(&js, shared_events::Stream::Sagas)
+        .await
+        .expect_err("mismatch");
+    assert!(err.to_string().contains("storage"), "{err}");
+}

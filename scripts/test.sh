@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace. Installs (apt-get) and starts what the tests need
+# when it is missing: nats-server (each test starts its own on a free port) and PostgreSQL.
+#
+#   scripts/test.sh              formatting, clippy, then every test
+#   scripts/test.sh <filter>     only tests whose name contains <filter>
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=lib/infra.sh
+source scripts/lib/infra.sh
+
+ensure_rust
+export NATS_SERVER_BIN
+NATS_SERVER_BIN=$(nats_server_bin)
+log "nats-server: $NATS_SERVER_BIN ($("$NATS_SERVER_BIN" --version 2>&1 | head -1))"
+
+if [ -z "${TEST_DATABASE_URL:-}" ]; then
+  ensure_postgres
+  export TEST_DATABASE_URL
+  TEST_DATABASE_URL=$(pg_url postgres)
+fi
+# Databases left by earlier runs (each test makes its own, named test_<uuid>).
+psql "$TEST_DATABASE_URL" -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'test\_%'" 2>/dev/null \
+  | while read -r db; do [ -n "$db" ] && psql "$TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1; done || true
+
+if [ $# -eq 0 ]; then
+  log "cargo fmt --check"
+  cargo fmt --all -- --check
+  log "cargo clippy"
+  cargo clippy --workspace --all-targets --locked -q -- -D warnings
+fi
+log "building"
+cargo build --workspace --all-targets --locked -q
+log "running tests"
+cargo test --workspace --locked -q -- "$@"
