@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, message::PublishMessage};
 use futures_util::StreamExt;
-use shared_events::{Envelope, EventKind, EventPayload, Stream};
+use shared_events::{Envelope, Event, EventKind, Stream};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -114,7 +114,7 @@ impl Context<'_> {
 
     /// Emits an event caused by the one being handled, in the same saga; it is published once
     /// the handling commits.
-    pub async fn emit<P: EventPayload>(&mut self, payload: P) -> Result<Uuid, sqlx::Error> {
+    pub async fn emit(&mut self, payload: impl Into<Event>) -> Result<Uuid, sqlx::Error> {
         let event = self.outbox.event(
             payload,
             self.event.correlation_id,

@@ -82,3 +82,14 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
     ) || matches!(error, sqlx::Error::Database(db)
             if db.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")))
 }
+
+/// Serialises every transaction that works on `key` (for example everything a service does for
+/// one order, before any row of it exists to lock), until the transaction ends.
+pub async fn lock_key(conn: &mut sqlx::PgConnection, key: uuid::Uuid) -> Result<(), sqlx::Error> {
+    let (hi, lo) = key.as_u64_pair();
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind((hi ^ lo) as i64)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -14,7 +14,7 @@ use std::future::IntoFuture;
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use futures_util::future::join_all;
-use shared_events::{Envelope, EventPayload};
+use shared_events::{Envelope, Event};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -43,9 +43,9 @@ impl Outbox {
     }
 
     /// A new event of this service, in saga `correlation_id`, caused by `causation_id`.
-    pub fn event<P: EventPayload>(
+    pub fn event(
         &self,
-        payload: P,
+        payload: impl Into<Event>,
         correlation_id: Uuid,
         causation_id: Option<Uuid>,
     ) -> Envelope {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use crate::events::{Event, EventKind, EventPayload};
+use crate::events::{Event, EventKind};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -58,21 +58,23 @@ impl DecodeError {
 
 impl Envelope<Event> {
     /// A new event with a fresh time-ordered id, occurring now.
-    pub fn new<P: EventPayload>(
-        payload: P,
+    pub fn new(
+        payload: impl Into<Event>,
         correlation_id: Uuid,
         causation_id: Option<Uuid>,
         producer: &str,
     ) -> Envelope<Event> {
+        let payload = payload.into();
+        let kind = payload.kind();
         Envelope {
             event_id: Uuid::now_v7(),
-            event_type: P::KIND.name().to_owned(),
-            version: P::KIND.version(),
+            event_type: kind.name().to_owned(),
+            version: kind.version(),
             occurred_at: Utc::now(),
             correlation_id,
             causation_id,
             producer: producer.to_owned(),
-            payload: payload.into(),
+            payload,
         }
     }
 

@@ -129,6 +129,24 @@ impl Event {
             Event::SagaAborted(e) => e.order_id,
         }
     }
+
+    /// The saga every event belongs to.
+    pub fn saga_id(&self) -> Uuid {
+        match self {
+            Event::OrderCreated(e) => e.saga_id,
+            Event::OrderConfirmed(e) => e.saga_id,
+            Event::OrderCancelled(e) => e.saga_id,
+            Event::PaymentConfirmed(e) => e.saga_id,
+            Event::PaymentFailed(e) => e.saga_id,
+            Event::PaymentRefunded(e) => e.saga_id,
+            Event::InventoryReserved(e) => e.saga_id,
+            Event::InventoryFailed(e) => e.saga_id,
+            Event::InventoryCommitted(e) => e.saga_id,
+            Event::InventoryReleased(e) => e.saga_id,
+            Event::SagaCompleted(e) => e.saga_id,
+            Event::SagaAborted(e) => e.saga_id,
+        }
+    }
 }
 
 /// Why a saga was aborted, and so why its order was cancelled.
@@ -285,6 +303,12 @@ pub struct InventoryReleased {
 pub struct SagaCompleted {
     pub saga_id: Uuid,
     pub order_id: Uuid,
+    /// The confirmed charge (added within v1: readers of the first v1 ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<Uuid>,
+    /// The reservation to commit (added within v1: readers of the first v1 ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation_id: Option<Uuid>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

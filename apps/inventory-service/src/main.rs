@@ -1,0 +1,10 @@
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    service_kit::startup::init_tracing();
+    let settings = inventory_service::Settings::from_env()?;
+    let shutdown = messaging::shutdown::on_signal();
+    inventory_service::build(settings, shutdown)
+        .await?
+        .run_until_stopped()
+        .await
+}

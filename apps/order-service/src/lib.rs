@@ -1,0 +1,48 @@
+//! order-service: takes orders over HTTP, owns each order's status, and applies the saga's
+//! decision to it.
+//!
+//! - [`domain`]: the order request and its validation; the order lifecycle as a state machine.
+//! - [`store`]: the `orders` table.
+//! - [`routes`]: `POST /orders`, `GET /orders/{id}`, `GET /orders`, `POST /orders/{id}/cancel`.
+//! - [`reactions`]: `saga.completed.v1` and `saga.aborted.v1`.
+
+pub mod domain;
+pub mod reactions;
+pub mod routes;
+pub mod store;
+
+use messaging::Shutdown;
+use messaging::db::Migration;
+use service_kit::{CommonSettings, Infra, Service, ServiceBuilder};
+use shared_events::EventKind;
+
+pub const SERVICE: &str = "order-service";
+pub const DEFAULT_PORT: u16 = 3004;
+
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1000,
+    description: "orders",
+    sql: include_str!("../migrations/1000_orders.sql"),
+}];
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub common: CommonSettings,
+}
+
+impl Settings {
+    pub fn from_env() -> anyhow::Result<Settings> {
+        Ok(Settings {
+            common: CommonSettings::from_env(SERVICE, DEFAULT_PORT, "orders")?,
+        })
+    }
+}
+
+pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Service> {
+    let infra = Infra::connect(&settings.common, MIGRATIONS).await?;
+    let mut builder = ServiceBuilder::new(settings.common, infra.clone(), shutdown);
+    let reactions = reactions::SagaOutcome;
+    builder.consume(EventKind::SagaCompleted, reactions).await?;
+    builder.consume(EventKind::SagaAborted, reactions).await?;
+    builder.serve(routes::router(infra)).await
+}

@@ -1,0 +1,199 @@
+//! The HTTP API of order-service.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use service_kit::extract::{OptionalJson, page_limit};
+use service_kit::{ApiError, ApiJson, ApiPath, ApiQuery, FieldError, Infra};
+use shared_events::{OrderCreated, OrderLine};
+use uuid::Uuid;
+
+use crate::domain::{Command, NewOrder, OrderStatus};
+use crate::store::{self, ListFilter, Order};
+
+pub fn router(infra: Infra) -> Router {
+    Router::new()
+        .route("/orders", post(create).get(list))
+        .route("/orders/{order_id}", get(get_one))
+        .route("/orders/{order_id}/cancel", post(cancel))
+        .with_state(infra)
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(key)
+            if !key.is_empty() && key.len() <= 255 && key.chars().all(|c| c.is_ascii_graphic()) =>
+        {
+            Ok(Some(key.to_owned()))
+        }
+        _ => Err(ApiError::bad_request(
+            "INVALID_IDEMPOTENCY_KEY",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        )),
+    }
+}
+
+/// The order stored under the key, if the request matches the one that made it.
+fn replay(
+    existing: (Order, Value),
+    request: &Value,
+) -> Result<(StatusCode, Json<Order>), ApiError> {
+    if &existing.1 == request {
+        Ok((StatusCode::CREATED, Json(existing.0)))
+    } else {
+        Err(ApiError::conflict(
+            "IDEMPOTENCY_KEY_REUSED",
+            "this Idempotency-Key was used with a different request",
+        ))
+    }
+}
+
+async fn create(
+    State(infra): State<Infra>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<(StatusCode, Json<Order>), ApiError> {
+    let key = idempotency_key(&headers)?;
+    let new = NewOrder::parse(&body).map_err(ApiError::validation)?;
+    let request = serde_json::to_value(&new).map_err(ApiError::internal)?;
+    let mut tx = infra.pool.begin().await?;
+    if let Some(key) = &key
+        && let Some(existing) = store::by_idempotency_key(&mut tx, key).await?
+    {
+        return replay(existing, &request);
+    }
+    let (order_id, saga_id) = (Uuid::now_v7(), Uuid::now_v7());
+    if !store::insert(&mut tx, order_id, saga_id, &new, key.as_deref()).await? {
+        // Another request with the same key committed first.
+        tx.rollback().await?;
+        let mut conn = infra.pool.acquire().await?;
+        let existing = store::by_idempotency_key(&mut conn, key.as_deref().unwrap_or_default())
+            .await?
+            .ok_or_else(|| ApiError::internal("idempotency key vanished"))?;
+        return replay(existing, &request);
+    }
+    let created = OrderCreated {
+        order_id,
+        saga_id,
+        customer_id: new.customer_id.clone(),
+        items: new
+            .items
+            .iter()
+            .map(|l| OrderLine {
+                product_id: l.product_id.as_str().to_owned(),
+                quantity: l.quantity.get(),
+                unit_price: l.unit_price,
+            })
+            .collect(),
+        total_amount: new.total_amount,
+        currency: new.currency.clone(),
+    };
+    infra
+        .outbox
+        .add(&mut tx, &infra.outbox.event(created, saga_id, None))
+        .await?;
+    let order = store::get(&mut tx, order_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("order vanished"))?;
+    infra.outbox.commit(tx).await?;
+    Ok((StatusCode::CREATED, Json(order)))
+}
+
+async fn get_one(
+    State(infra): State<Infra>,
+    ApiPath(order_id): ApiPath<Uuid>,
+) -> Result<Json<Order>, ApiError> {
+    let mut conn = infra.pool.acquire().await?;
+    store::get(&mut conn, order_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no order {order_id}")))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListQuery {
+    customer_id: Option<String>,
+    status: Option<String>,
+    limit: Option<u32>,
+    cursor: Option<Uuid>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Page {
+    items: Vec<Order>,
+    next_cursor: Option<Uuid>,
+}
+
+async fn list(
+    State(infra): State<Infra>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Page>, ApiError> {
+    let limit = page_limit(query.limit)?;
+    let status = match query.status.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(OrderStatus::parse(s).ok_or_else(|| {
+            ApiError::validation(vec![FieldError::new(
+                "status",
+                "must be PENDING, CONFIRMED or CANCELLED",
+            )])
+        })?),
+    };
+    let filter = ListFilter {
+        customer_id: query.customer_id.filter(|c| !c.is_empty()),
+        status,
+        before: query.cursor,
+        limit: limit + 1,
+    };
+    let mut items = store::list(&infra.pool, &filter).await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|o| o.order_id)
+    } else {
+        None
+    };
+    Ok(Json(Page { items, next_cursor }))
+}
+
+#[derive(Default, Deserialize)]
+struct CancelRequest {
+    reason: Option<String>,
+}
+
+async fn cancel(
+    State(infra): State<Infra>,
+    ApiPath(order_id): ApiPath<Uuid>,
+    OptionalJson(body): OptionalJson<CancelRequest>,
+) -> Result<Json<Order>, ApiError> {
+    let detail = body.reason.filter(|r| !r.trim().is_empty());
+    if detail
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > 500 || r.chars().any(char::is_control))
+    {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "reason",
+            "must be at most 500 characters, without control characters",
+        )]));
+    }
+    let mut tx = infra.pool.begin().await?;
+    let Some((order, event)) =
+        store::apply(&mut tx, order_id, Command::CustomerCancel { detail }).await?
+    else {
+        return Err(ApiError::not_found(format!("no order {order_id}")));
+    };
+    if let Some(event) = event {
+        infra
+            .outbox
+            .add(&mut tx, &infra.outbox.event(event, order.saga_id, None))
+            .await?;
+    }
+    infra.outbox.commit(tx).await?;
+    Ok(Json(order))
+}

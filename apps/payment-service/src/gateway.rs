@@ -1,0 +1,144 @@
+//! The simulated payment gateway. Its decision for an order is a pure function of the seed and the
+//! order id, so a redelivered event, a restart or a second instance all get the same answer, and an
+//! experiment with a fixed seed repeats exactly.
+
+use std::fmt;
+use std::str::FromStr;
+
+use uuid::Uuid;
+
+/// The share of charges the gateway approves, in [0, 1].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SuccessRate(f64);
+
+impl SuccessRate {
+    pub fn new(rate: f64) -> Result<SuccessRate, String> {
+        if rate.is_finite() && (0.0..=1.0).contains(&rate) {
+            Ok(SuccessRate(rate))
+        } else {
+            Err("must be a number from 0 to 1".into())
+        }
+    }
+
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+impl FromStr for SuccessRate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let rate: f64 = s
+            .trim()
+            .parse()
+            .map_err(|_| "must be a number from 0 to 1".to_owned())?;
+        SuccessRate::new(rate)
+    }
+}
+
+impl fmt::Display for SuccessRate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Decline(&'static str),
+}
+
+pub const DECLINE_REASONS: [&str; 4] = [
+    "CARD_DECLINED",
+    "INSUFFICIENT_FUNDS",
+    "EXPIRED_CARD",
+    "FRAUD_SUSPECTED",
+];
+
+/// SplitMix64's finaliser: a fixed, well-mixing 64-bit permutation.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// The gateway's answer for `order_id`.
+pub fn decide(seed: u64, order_id: Uuid, rate: SuccessRate) -> Decision {
+    let (hi, lo) = order_id.as_u64_pair();
+    let h = mix(mix(mix(seed) ^ hi) ^ lo);
+    // The top 53 bits as a uniform number in [0, 1).
+    let draw = (h >> 11) as f64 / (1u64 << 53) as f64;
+    if draw < rate.get() {
+        Decision::Approve
+    } else {
+        Decision::Decline(DECLINE_REASONS[(h & 3) as usize])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_and_order_always_get_the_same_answer() {
+        let rate = SuccessRate::new(0.5).unwrap();
+        for _ in 0..100 {
+            let order = Uuid::now_v7();
+            assert_eq!(decide(7, order, rate), decide(7, order, rate));
+        }
+    }
+
+    #[test]
+    fn rates_zero_and_one_are_absolute() {
+        for _ in 0..1000 {
+            let order = Uuid::now_v7();
+            assert_eq!(
+                decide(1, order, SuccessRate::new(1.0).unwrap()),
+                Decision::Approve
+            );
+            assert!(matches!(
+                decide(1, order, SuccessRate::new(0.0).unwrap()),
+                Decision::Decline(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn over_10000_orders_the_approved_share_is_within_four_standard_deviations_of_the_rate() {
+        for (seed, rate) in [(1u64, 0.9), (2, 0.5), (3, 0.95), (4, 0.1)] {
+            let n = 10_000.0;
+            let approved = (0..10_000)
+                .filter(|_| {
+                    decide(seed, Uuid::now_v7(), SuccessRate::new(rate).unwrap())
+                        == Decision::Approve
+                })
+                .count() as f64;
+            let sd = (rate * (1.0 - rate) / n).sqrt();
+            let share = approved / n;
+            assert!(
+                (share - rate).abs() <= 4.0 * sd,
+                "seed {seed}: {share} vs {rate} (sd {sd})"
+            );
+        }
+    }
+
+    #[test]
+    fn another_seed_gives_other_answers() {
+        let rate = SuccessRate::new(0.5).unwrap();
+        let orders: Vec<Uuid> = (0..200).map(|_| Uuid::now_v7()).collect();
+        let differ = orders
+            .iter()
+            .filter(|o| decide(1, **o, rate) != decide(2, **o, rate))
+            .count();
+        assert!(differ > 20, "{differ}");
+    }
+
+    #[test]
+    fn rates_outside_zero_to_one_are_refused() {
+        for bad in ["1.5", "-0.1", "NaN", "inf", "ninety", ""] {
+            assert!(bad.parse::<SuccessRate>().is_err(), "{bad}");
+        }
+        assert_eq!("0.9".parse::<SuccessRate>().unwrap().get(), 0.9);
+    }
+}

@@ -1,0 +1,444 @@
+//! The saga rules, in one place and without I/O: how each event moves a saga's participants and
+//! status, and which decision the coordinator emits.
+//!
+//! ```text
+//! STARTED --payment CONFIRMED and stock RESERVED--> COMPLETED            (emits saga.completed)
+//! STARTED --payment FAILED | stock FAILED | deadline--> COMPENSATING      (emits saga.aborted)
+//! STARTED | COMPLETED --order cancelled by its customer--> COMPENSATING
+//! COMPENSATING --nothing left charged or held--> COMPENSATED
+//! COMPENSATED --a late success (charge, reservation)--> COMPENSATING     (until it is undone too)
+//! COMPENSATING --compensation deadline--> FAILED                          (needs an operator)
+//! ```
+//! Participants only move forward (a refund seen before its charge still counts as refunded), so
+//! events in any order reach the same end.
+
+use serde::Serialize;
+use shared_events::{AbortReason, Event, SagaAborted, SagaCompleted};
+use uuid::Uuid;
+
+macro_rules! text_enum {
+    ($name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+        pub enum $name { $(#[serde(rename = $text)] $variant),* }
+        impl $name {
+            pub fn as_str(self) -> &'static str { match self { $($name::$variant => $text),* } }
+            pub fn parse(text: &str) -> Option<$name> { match text { $($text => Some($name::$variant),)* _ => None } }
+        }
+    };
+}
+
+text_enum!(SagaStatus {
+    Started = "STARTED",
+    Completed = "COMPLETED",
+    Compensating = "COMPENSATING",
+    Compensated = "COMPENSATED",
+    Failed = "FAILED",
+});
+
+text_enum!(PaymentStatus {
+    Pending = "PENDING",
+    Confirmed = "CONFIRMED",
+    Failed = "FAILED",
+    Refunded = "REFUNDED",
+});
+
+text_enum!(InventoryStatus {
+    Pending = "PENDING",
+    Reserved = "RESERVED",
+    Failed = "FAILED",
+    Committed = "COMMITTED",
+    Released = "RELEASED",
+});
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Saga {
+    pub saga_id: Uuid,
+    pub order_id: Uuid,
+    pub status: SagaStatus,
+    pub reason: Option<AbortReason>,
+    pub payment: PaymentStatus,
+    pub payment_id: Option<Uuid>,
+    pub inventory: InventoryStatus,
+    pub reservation_id: Option<Uuid>,
+    /// Why the order was cancelled, once order-service says it was.
+    pub order_cancelled: Option<AbortReason>,
+}
+
+/// What can happen to a saga.
+pub enum Input<'a> {
+    Event(&'a Event),
+    /// The saga's deadline passed.
+    DeadlinePassed,
+    /// Compensation has not finished within its own deadline.
+    CompensationOverdue,
+}
+
+impl Saga {
+    pub fn new(saga_id: Uuid, order_id: Uuid) -> Saga {
+        Saga {
+            saga_id,
+            order_id,
+            status: SagaStatus::Started,
+            reason: None,
+            payment: PaymentStatus::Pending,
+            payment_id: None,
+            inventory: InventoryStatus::Pending,
+            reservation_id: None,
+            order_cancelled: None,
+        }
+    }
+
+    /// Whether no participant still holds a success that compensation must undo.
+    pub fn settled(&self) -> bool {
+        self.payment != PaymentStatus::Confirmed
+            && !matches!(
+                self.inventory,
+                InventoryStatus::Reserved | InventoryStatus::Committed
+            )
+    }
+
+    fn observe(&mut self, event: &Event) {
+        use InventoryStatus as I;
+        use PaymentStatus as P;
+        match event {
+            Event::PaymentConfirmed(e) => {
+                if self.payment == P::Pending {
+                    self.payment = P::Confirmed;
+                }
+                self.payment_id = Some(e.payment_id);
+            }
+            Event::PaymentFailed(_) if self.payment == P::Pending => self.payment = P::Failed,
+            Event::PaymentRefunded(e) => {
+                self.payment = P::Refunded;
+                self.payment_id = Some(e.payment_id);
+            }
+            Event::InventoryReserved(e) => {
+                if self.inventory == I::Pending {
+                    self.inventory = I::Reserved;
+                }
+                self.reservation_id = Some(e.reservation_id);
+            }
+            Event::InventoryFailed(_) if self.inventory == I::Pending => self.inventory = I::Failed,
+            Event::InventoryCommitted(e) => {
+                if matches!(self.inventory, I::Pending | I::Reserved) {
+                    self.inventory = I::Committed;
+                }
+                self.reservation_id = Some(e.reservation_id);
+            }
+            Event::InventoryReleased(e) => {
+                self.inventory = I::Released;
+                self.reservation_id = Some(e.reservation_id);
+            }
+            Event::OrderCancelled(e) => {
+                self.order_cancelled.get_or_insert(e.reason);
+            }
+            _ => {}
+        }
+    }
+
+    /// The transition: the saga after `input`, and the decision to emit, if any.
+    pub fn apply(&self, input: Input<'_>) -> (Saga, Option<Event>) {
+        let mut next = self.clone();
+        let mut deadline_passed = false;
+        let mut overdue = false;
+        match input {
+            Input::Event(event) => next.observe(event),
+            Input::DeadlinePassed => deadline_passed = true,
+            Input::CompensationOverdue => overdue = true,
+        }
+        let mut decision = None;
+        match next.status {
+            SagaStatus::Started => {
+                // The order's own cancellation (by its customer) needs no decision: only a
+                // decision the coordinator makes is announced with saga.aborted.
+                let abort = if let Some(reason) = next.order_cancelled {
+                    Some((reason, false))
+                } else if next.payment == PaymentStatus::Failed {
+                    Some((AbortReason::PaymentFailed, true))
+                } else if next.inventory == InventoryStatus::Failed {
+                    Some((AbortReason::InventoryUnavailable, true))
+                } else if deadline_passed {
+                    Some((AbortReason::Timeout, true))
+                } else {
+                    None
+                };
+                if let Some((reason, announce)) = abort {
+                    next.status = SagaStatus::Compensating;
+                    next.reason = Some(reason);
+                    if announce {
+                        decision = Some(
+                            SagaAborted {
+                                saga_id: next.saga_id,
+                                order_id: next.order_id,
+                                reason,
+                            }
+                            .into(),
+                        );
+                    }
+                } else if next.payment == PaymentStatus::Confirmed
+                    && matches!(
+                        next.inventory,
+                        InventoryStatus::Reserved | InventoryStatus::Committed
+                    )
+                {
+                    next.status = SagaStatus::Completed;
+                    decision = Some(
+                        SagaCompleted {
+                            saga_id: next.saga_id,
+                            order_id: next.order_id,
+                            payment_id: next.payment_id,
+                            reservation_id: next.reservation_id,
+                        }
+                        .into(),
+                    );
+                }
+            }
+            SagaStatus::Completed => {
+                if let Some(reason) = next.order_cancelled {
+                    next.status = SagaStatus::Compensating;
+                    next.reason = Some(reason);
+                }
+            }
+            SagaStatus::Compensating | SagaStatus::Compensated | SagaStatus::Failed => {}
+        }
+        if matches!(
+            next.status,
+            SagaStatus::Compensating | SagaStatus::Compensated | SagaStatus::Failed
+        ) {
+            if next.settled() {
+                next.status = SagaStatus::Compensated;
+            } else if next.status == SagaStatus::Compensated {
+                next.status = SagaStatus::Compensating;
+            } else if overdue && next.status == SagaStatus::Compensating {
+                next.status = SagaStatus::Failed;
+            }
+        }
+        (next, decision)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared_events::*;
+
+    fn saga() -> Saga {
+        Saga::new(Uuid::now_v7(), Uuid::now_v7())
+    }
+
+    fn money() -> Money {
+        "10".parse().unwrap()
+    }
+
+    fn paid(s: &Saga) -> Event {
+        PaymentConfirmed {
+            order_id: s.order_id,
+            saga_id: s.saga_id,
+            payment_id: Uuid::from_u128(1),
+            amount: money(),
+            currency: "EUR".into(),
+        }
+        .into()
+    }
+    fn declined(s: &Saga) -> Event {
+        PaymentFailed {
+            order_id: s.order_id,
+            saga_id: s.saga_id,
+            amount: money(),
+            currency: "EUR".into(),
+            reason: "CARD_DECLINED".into(),
+        }
+        .into()
+    }
+    fn refunded(s: &Saga) -> Event {
+        PaymentRefunded {
+            order_id: s.order_id,
+            saga_id: s.saga_id,
+            payment_id: Uuid::from_u128(1),
+            amount: money(),
+            currency: "EUR".into(),
+        }
+        .into()
+    }
+    fn reserved(s: &Saga) -> Event {
+        InventoryReserved {
+            order_id: s.order_id,
+            saga_id: s.saga_id,
+            reservation_id: Uuid::from_u128(2),
+            items: vec![],
+        }
+        .into()
+    }
+    fn out_of_stock(s: &Saga) -> Event {
+        InventoryFailed {
+            order_id: s.order_id,
+            saga_id: s.saga_id,
+            reason: InventoryFailureReason::InsufficientStock,
+            unavailable_items: vec![],
+        }
+        .into()
+    }
+    fn committed(s: &Saga) -> Event {
+        InventoryCommitted {
+            order_id: s.order_id,
+            saga_id: s.saga_id,
+            reservation_id: Uuid::from_u128(2),
+        }
+        .into()
+    }
+    fn released(s: &Saga) -> Event {
+        InventoryReleased {
+            order_id: s.order_id,
+            saga_id: s.saga_id,
+            reservation_id: Uuid::from_u128(2),
+            items: vec![],
+        }
+        .into()
+    }
+    fn cancelled(s: &Saga, reason: AbortReason) -> Event {
+        OrderCancelled {
+            order_id: s.order_id,
+            saga_id: s.saga_id,
+            reason,
+            detail: None,
+        }
+        .into()
+    }
+
+    /// Applies events in order, collecting decisions.
+    fn run(start: &Saga, events: &[Event]) -> (Saga, Vec<Event>) {
+        let mut s = start.clone();
+        let mut out = Vec::new();
+        for e in events {
+            let (next, decision) = s.apply(Input::Event(e));
+            s = next;
+            out.extend(decision);
+        }
+        (s, out)
+    }
+
+    #[test]
+    fn payment_and_reservation_complete_the_saga_in_either_order() {
+        let s = saga();
+        for events in [vec![paid(&s), reserved(&s)], vec![reserved(&s), paid(&s)]] {
+            let (end, decisions) = run(&s, &events);
+            assert_eq!(end.status, SagaStatus::Completed);
+            assert_eq!(decisions.len(), 1);
+            match &decisions[0] {
+                Event::SagaCompleted(c) => {
+                    assert_eq!(c.payment_id, Some(Uuid::from_u128(1)));
+                    assert_eq!(c.reservation_id, Some(Uuid::from_u128(2)));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_declined_payment_aborts_and_compensation_ends_when_stock_is_released() {
+        let s = saga();
+        let (mid, decisions) = run(&s, &[reserved(&s), declined(&s)]);
+        assert_eq!(mid.status, SagaStatus::Compensating);
+        assert_eq!(mid.reason, Some(AbortReason::PaymentFailed));
+        assert!(
+            matches!(&decisions[..], [Event::SagaAborted(a)] if a.reason == AbortReason::PaymentFailed)
+        );
+        let (end, more) = run(
+            &mid,
+            &[cancelled(&s, AbortReason::PaymentFailed), released(&s)],
+        );
+        assert_eq!(end.status, SagaStatus::Compensated);
+        assert!(more.is_empty());
+    }
+
+    #[test]
+    fn missing_stock_aborts_and_the_charge_must_be_refunded() {
+        let s = saga();
+        let (mid, decisions) = run(&s, &[paid(&s), out_of_stock(&s)]);
+        assert_eq!(mid.status, SagaStatus::Compensating);
+        assert!(
+            matches!(&decisions[..], [Event::SagaAborted(a)] if a.reason == AbortReason::InventoryUnavailable)
+        );
+        let (end, _) = run(&mid, &[refunded(&s)]);
+        assert_eq!(end.status, SagaStatus::Compensated);
+    }
+
+    #[test]
+    fn a_saga_where_nothing_succeeded_is_compensated_at_once() {
+        let s = saga();
+        let (end, _) = run(&s, &[declined(&s), out_of_stock(&s)]);
+        assert_eq!(end.status, SagaStatus::Compensated);
+        assert_eq!(end.reason, Some(AbortReason::PaymentFailed));
+    }
+
+    #[test]
+    fn the_deadline_aborts_only_a_started_saga() {
+        let s = saga();
+        let (timed_out, decision) = s.apply(Input::DeadlinePassed);
+        assert_eq!(timed_out.status, SagaStatus::Compensated);
+        assert!(
+            matches!(decision, Some(Event::SagaAborted(a)) if a.reason == AbortReason::Timeout)
+        );
+        let (done, _) = run(&s, &[paid(&s), reserved(&s)]);
+        let (after, none) = done.apply(Input::DeadlinePassed);
+        assert_eq!(after.status, SagaStatus::Completed);
+        assert!(none.is_none());
+    }
+
+    #[test]
+    fn a_charge_after_the_timeout_reopens_compensation_until_refunded() {
+        let s = saga();
+        let (timed_out, _) = s.apply(Input::DeadlinePassed);
+        let (late, decisions) = run(&timed_out, &[paid(&s)]);
+        assert_eq!(late.status, SagaStatus::Compensating);
+        assert!(
+            decisions.is_empty(),
+            "a late success is undone, not decided on again"
+        );
+        let (end, _) = run(&late, &[refunded(&s)]);
+        assert_eq!(end.status, SagaStatus::Compensated);
+    }
+
+    #[test]
+    fn a_customer_cancel_compensates_a_completed_saga_without_a_new_decision() {
+        let s = saga();
+        let (done, _) = run(&s, &[paid(&s), reserved(&s), committed(&s)]);
+        assert_eq!(done.status, SagaStatus::Completed);
+        let (comp, decisions) = run(&done, &[cancelled(&s, AbortReason::CustomerRequest)]);
+        assert_eq!(comp.status, SagaStatus::Compensating);
+        assert_eq!(comp.reason, Some(AbortReason::CustomerRequest));
+        assert!(decisions.is_empty());
+        let (end, _) = run(&comp, &[released(&s), refunded(&s)]);
+        assert_eq!(end.status, SagaStatus::Compensated);
+    }
+
+    #[test]
+    fn events_in_any_order_reach_the_same_end() {
+        let s = saga();
+        let events = [
+            paid(&s),
+            reserved(&s),
+            cancelled(&s, AbortReason::CustomerRequest),
+            released(&s),
+            refunded(&s),
+        ];
+        let forward = run(&s, &events).0;
+        let mut backward = events.to_vec();
+        backward.reverse();
+        let reversed = run(&s, &backward).0;
+        assert_eq!(forward.status, SagaStatus::Compensated);
+        assert_eq!(reversed.status, SagaStatus::Compensated);
+        assert_eq!(forward.payment, reversed.payment);
+        assert_eq!(forward.inventory, reversed.inventory);
+    }
+
+    #[test]
+    fn overdue_compensation_fails_and_a_late_undo_still_settles_it() {
+        let s = saga();
+        let (comp, _) = run(&s, &[paid(&s), out_of_stock(&s)]);
+        let (failed, _) = comp.apply(Input::CompensationOverdue);
+        assert_eq!(failed.status, SagaStatus::Failed);
+        let (end, _) = run(&failed, &[refunded(&s)]);
+        assert_eq!(end.status, SagaStatus::Compensated);
+    }
+}

@@ -1,0 +1,257 @@
+//! The `sagas` and `saga_history` tables.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use shared_events::AbortReason;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::saga::{InventoryStatus, PaymentStatus, Saga, SagaStatus};
+
+const COLUMNS: &str = "saga_id, order_id, status, reason, payment_status, payment_id, inventory_status, \
+    reservation_id, order_cancelled, deadline, created_at, updated_at";
+
+type Row = (
+    Uuid,
+    Uuid,
+    String,
+    Option<String>,
+    String,
+    Option<Uuid>,
+    String,
+    Option<Uuid>,
+    Option<String>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+);
+
+fn reason(text: Option<&str>) -> Option<AbortReason> {
+    text.and_then(|t| serde_json::from_value(serde_json::Value::String(t.into())).ok())
+}
+
+fn corrupt(what: &str, value: &str) -> sqlx::Error {
+    sqlx::Error::Decode(format!("{what} {value:?}").into())
+}
+
+fn saga(row: &Row) -> Result<Saga, sqlx::Error> {
+    Ok(Saga {
+        saga_id: row.0,
+        order_id: row.1,
+        status: SagaStatus::parse(&row.2).ok_or_else(|| corrupt("status", &row.2))?,
+        reason: reason(row.3.as_deref()),
+        payment: PaymentStatus::parse(&row.4).ok_or_else(|| corrupt("payment_status", &row.4))?,
+        payment_id: row.5,
+        inventory: InventoryStatus::parse(&row.6)
+            .ok_or_else(|| corrupt("inventory_status", &row.6))?,
+        reservation_id: row.7,
+        order_cancelled: reason(row.8.as_deref()),
+    })
+}
+
+/// The saga, locked for this transaction; created (`STARTED`, deadline `timeout` from now) by
+/// whichever of its events arrives first.
+pub async fn lock(
+    conn: &mut PgConnection,
+    saga_id: Uuid,
+    order_id: Uuid,
+    timeout: Duration,
+) -> Result<Saga, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO sagas (saga_id, order_id, status, payment_status, inventory_status, deadline) \
+         VALUES ($1, $2, 'STARTED', 'PENDING', 'PENDING', now() + make_interval(secs => $3)) \
+         ON CONFLICT (saga_id) DO NOTHING",
+    )
+    .bind(saga_id)
+    .bind(order_id)
+    .bind(timeout.as_secs_f64())
+    .execute(&mut *conn)
+    .await?;
+    let sql = format!("SELECT {COLUMNS} FROM sagas WHERE saga_id = $1 FOR UPDATE");
+    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(saga_id)
+        .fetch_one(conn)
+        .await?;
+    saga(&row)
+}
+
+pub async fn save(conn: &mut PgConnection, saga: &Saga) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE sagas SET status = $2, reason = $3, payment_status = $4, payment_id = $5, \
+         inventory_status = $6, reservation_id = $7, order_cancelled = $8, updated_at = now(), \
+         compensating_since = CASE WHEN $2 <> 'COMPENSATING' THEN NULL \
+                                   ELSE COALESCE(compensating_since, now()) END \
+         WHERE saga_id = $1",
+    )
+    .bind(saga.saga_id)
+    .bind(saga.status.as_str())
+    .bind(saga.reason.map(AbortReason::as_str))
+    .bind(saga.payment.as_str())
+    .bind(saga.payment_id)
+    .bind(saga.inventory.as_str())
+    .bind(saga.reservation_id)
+    .bind(saga.order_cancelled.map(AbortReason::as_str))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn record(
+    conn: &mut PgConnection,
+    saga_id: Uuid,
+    event_id: Uuid,
+    event_type: &str,
+    occurred_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO saga_history (saga_id, event_id, event_type, occurred_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(saga_id)
+    .bind(event_id)
+    .bind(event_type)
+    .bind(occurred_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Sagas whose deadline passed while `STARTED`, and compensations overdue since `overdue`,
+/// locked for this transaction and skipped by any other instance sweeping at the same time.
+pub async fn due(
+    conn: &mut PgConnection,
+    overdue: Duration,
+    limit: i64,
+) -> Result<Vec<(Uuid, Uuid, bool)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT saga_id, order_id, status = 'STARTED' FROM sagas \
+         WHERE (status = 'STARTED' AND deadline <= now()) \
+            OR (status = 'COMPENSATING' AND compensating_since <= now() - make_interval(secs => $1)) \
+         LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(overdue.as_secs_f64())
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+}
+
+/// Seconds until the next `STARTED` deadline, if there is one.
+pub async fn next_deadline(pool: &PgPool) -> Result<Option<f64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXTRACT(EPOCH FROM min(deadline) - now())::float8 FROM sagas WHERE status = 'STARTED'")
+        .fetch_one(pool)
+        .await
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Participant {
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reservation_id: Option<Uuid>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A saga as the API shows it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SagaView {
+    pub saga_id: Uuid,
+    pub order_id: Uuid,
+    pub status: String,
+    pub reason: Option<String>,
+    pub payment: Participant,
+    pub inventory: Participant,
+    pub deadline: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<HistoryEntry>>,
+}
+
+fn view(row: Row) -> SagaView {
+    SagaView {
+        saga_id: row.0,
+        order_id: row.1,
+        status: row.2,
+        reason: row.3,
+        payment: Participant {
+            status: row.4,
+            payment_id: row.5,
+            reservation_id: None,
+        },
+        inventory: Participant {
+            status: row.6,
+            payment_id: None,
+            reservation_id: row.7,
+        },
+        deadline: row.9,
+        created_at: row.10,
+        updated_at: row.11,
+        history: None,
+    }
+}
+
+pub async fn get(pool: &PgPool, saga_id: Uuid) -> Result<Option<SagaView>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM sagas WHERE saga_id = $1");
+    let Some(row) = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
+        .bind(saga_id)
+        .fetch_optional(pool)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let history: Vec<(Uuid, String, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT event_id, event_type, occurred_at, received_at FROM saga_history WHERE saga_id = $1 \
+         ORDER BY received_at, occurred_at",
+    )
+    .bind(saga_id)
+    .fetch_all(pool)
+    .await?;
+    let mut saga = view(row);
+    saga.history = Some(
+        history
+            .into_iter()
+            .map(|h| HistoryEntry {
+                event_id: h.0,
+                event_type: h.1,
+                occurred_at: h.2,
+                received_at: h.3,
+            })
+            .collect(),
+    );
+    Ok(Some(saga))
+}
+
+pub async fn list(
+    pool: &PgPool,
+    status: Option<SagaStatus>,
+    order_id: Option<Uuid>,
+    before: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<SagaView>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM sagas WHERE ($1::text IS NULL OR status = $1) \
+         AND ($2::uuid IS NULL OR order_id = $2) AND ($3::uuid IS NULL OR saga_id < $3) \
+         ORDER BY saga_id DESC LIMIT $4"
+    );
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(status.map(SagaStatus::as_str))
+        .bind(order_id)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(view).collect())
+}

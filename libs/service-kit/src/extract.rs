@@ -1,0 +1,147 @@
+//! Extractors that answer bad input in the API's error shape: 400 for malformed JSON or a bad path
+//! or query, 413 for a body over the limit, 415 for a body that is not JSON, 422 for JSON of the
+//! wrong shape.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, FieldError};
+
+/// The body limit of every service (64 KiB).
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "PAYLOAD_TOO_LARGE",
+        format!("the body is over {BODY_LIMIT} bytes"),
+    )
+}
+
+fn not_json() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "UNSUPPORTED_MEDIA_TYPE",
+        "the body must be JSON, sent with Content-Type: application/json",
+    )
+}
+
+/// A JSON body, or an [`ApiError`].
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => not_json(),
+        JsonRejection::JsonSyntaxError(e) => ApiError::bad_request(
+            "MALFORMED_JSON",
+            format!("the body is not valid JSON: {}", e.body_text()),
+        ),
+        JsonRejection::JsonDataError(e) => {
+            ApiError::validation(vec![FieldError::new("body", e.body_text())])
+        }
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+        other => ApiError::bad_request("BAD_REQUEST", other.body_text()),
+    }
+}
+
+/// A JSON body that may also be absent (an empty body gives `T::default()`).
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                too_large()
+            } else {
+                ApiError::bad_request("BAD_REQUEST", e.body_text())
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        if !is_json {
+            return Err(not_json());
+        }
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        match T::deserialize(&mut de).and_then(|v| de.end().map(|()| v)) {
+            Ok(value) => Ok(OptionalJson(value)),
+            Err(e) if e.is_data() => Err(ApiError::validation(vec![FieldError::new(
+                "body",
+                e.to_string(),
+            )])),
+            Err(e) => Err(ApiError::bad_request(
+                "MALFORMED_JSON",
+                format!("the body is not valid JSON: {e}"),
+            )),
+        }
+    }
+}
+
+/// Path parameters, or a 400 saying which one is wrong.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
+            Err(PathRejection::FailedToDeserializePathParams(e)) => Err(ApiError::bad_request(
+                "INVALID_ID",
+                format!("invalid path: {}", e.body_text()),
+            )),
+            Err(other) => Err(ApiError::bad_request("BAD_REQUEST", other.body_text())),
+        }
+    }
+}
+
+/// Query parameters, or a 400 saying which one is wrong.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
+                Err(ApiError::bad_request("INVALID_QUERY", e.body_text()))
+            }
+            Err(other) => Err(ApiError::bad_request("INVALID_QUERY", other.body_text())),
+        }
+    }
+}
+
+/// Page size: default 20, at most 100.
+pub fn page_limit(limit: Option<u32>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(20),
+        Some(n @ 1..=100) => Ok(i64::from(n)),
+        Some(_) => Err(ApiError::validation(vec![FieldError::new(
+            "limit",
+            "must be between 1 and 100",
+        )])),
+    }
+}

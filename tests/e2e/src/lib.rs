@@ -1,0 +1,1 @@
+//! End-to-end tests of the four services live in `tests/`.
