@@ -59,7 +59,7 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
     }
 }
 
-/// A JSON body that may also be absent (an empty body gives `T::default()`).
+/// A JSON body that may also be absent (an empty body or `null` gives `T::default()`).
 pub struct OptionalJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
@@ -85,8 +85,10 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
             return Err(not_json());
         }
         let mut de = serde_json::Deserializer::from_slice(&bytes);
-        match T::deserialize(&mut de).and_then(|v| de.end().map(|()| v)) {
-            Ok(value) => Ok(OptionalJson(value)),
+        match <Option<T> as serde::Deserialize>::deserialize(&mut de)
+            .and_then(|v| de.end().map(|()| v))
+        {
+            Ok(value) => Ok(OptionalJson(value.unwrap_or_default())),
             Err(e) if e.is_data() => Err(ApiError::validation(vec![FieldError::new(
                 "body",
                 e.to_string(),
