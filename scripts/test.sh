@@ -31,5 +31,9 @@ if [ $# -eq 0 ]; then
 fi
 log "building"
 cargo build --workspace --all-targets --locked -q
+if [ $# -eq 0 ]; then
+  log "scripts/up.sh, test-event-flow.sh and down.sh on a fresh set of ports"
+  scripts/test-up.sh
+fi
 log "running tests"
 cargo test --workspace --locked -q -- "$@"

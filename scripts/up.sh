@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Brings the whole system up on this machine: installs and starts NATS (JetStream) and PostgreSQL
+# when they are missing or stopped, creates the databases, builds, starts the four services,
+# waits until each is ready and prints where they listen. Running it again starts only what is
+# not running. scripts/down.sh stops what it started.
+#
+# Settings (environment, with demo defaults): ADMIN_TOKEN, PAYMENT_SUCCESS_RATE (0.9),
+# PAYMENT_SEED (0), PAYMENT_LATENCY_MS (0), SAGA_TIMEOUT_MS (30000), INVENTORY_AUTO_PROVISION
+# (1000 in the demo), ORDER_PORT (3004), PAYMENT_PORT (3006), INVENTORY_PORT (3007), SAGA_PORT
+# (3008), NATS_PORT (4222), PG_PORT (5432), PROFILE (release, or dev), RUN_DIR (.run),
+# DB_PREFIX (saga_), RUST_LOG.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=lib/infra.sh
+source scripts/lib/infra.sh
+# shellcheck source=lib/stack.sh
+source scripts/lib/stack.sh
+
+ensure_rust
+mkdir -p "$RUN_DIR"
+
+# NATS: use the one on $NATS_PORT if there is one, else start ours with JetStream.
+if port_open "$NATS_PORT"; then
+  log "NATS already listening on $NATS_PORT"
+else
+  bin=$(nats_server_bin)
+  log "starting nats-server (JetStream) on $NATS_PORT"
+  nohup "$bin" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$RUN_DIR/nats" -l "$RUN_DIR/nats.log" >/dev/null 2>&1 &
+  echo $! > "$RUN_DIR/nats.pid"
+  wait_for 30 "nats-server" grep -q "Server is ready" "$RUN_DIR/nats.log"
+fi
+
+# PostgreSQL, and one database per service.
+pg_was_ready=1
+pg_ready || pg_was_ready=0
+ensure_postgres
+[ "$pg_was_ready" = 1 ] || touch "$RUN_DIR/postgres-started-by-up"
+for db in orders payments inventory sagas; do
+  name="${DB_PREFIX}${db}"
+  if ! psql "$(pg_url postgres)" -tAc "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -q 1; then
+    log "creating database $name"
+    psql "$(pg_url postgres)" -qc "CREATE DATABASE \"$name\"" >/dev/null
+  fi
+done
+
+# The admin token: given, or made once and kept.
+if [ -z "${ADMIN_TOKEN:-}" ]; then
+  [ -s "$RUN_DIR/admin-token" ] || head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$RUN_DIR/admin-token"
+  ADMIN_TOKEN=$(cat "$RUN_DIR/admin-token")
+fi
+export ADMIN_TOKEN
+
+log "building ($PROFILE)"
+if [ "$PROFILE" = release ]; then
+  cargo build --release --locked -q "${PACKAGES[@]/#/-p}"
+else
+  cargo build --locked -q "${PACKAGES[@]/#/-p}"
+fi
+
+started=()
+for svc in "${SERVICES[@]}"; do
+  port=$(service_port "$svc")
+  if service_running "$svc"; then
+    log "$svc already running (pid $(cat "$RUN_DIR/$svc.pid"))"
+    continue
+  fi
+  if port_open "$port"; then
+    die "port $port is taken by another process; set $(port_var "$svc") to another port"
+  fi
+  log "starting $svc on $port"
+  (
+    export PORT="$port" DATABASE_URL
+    DATABASE_URL=$(pg_url "${DB_PREFIX}$(service_db "$svc")")
+    export NATS_URL="nats://127.0.0.1:$NATS_PORT"
+    export PAYMENT_SUCCESS_RATE="${PAYMENT_SUCCESS_RATE:-0.9}" PAYMENT_SEED="${PAYMENT_SEED:-0}"
+    export PAYMENT_LATENCY_MS="${PAYMENT_LATENCY_MS:-0}" SAGA_TIMEOUT_MS="${SAGA_TIMEOUT_MS:-30000}"
+    export INVENTORY_AUTO_PROVISION="${INVENTORY_AUTO_PROVISION:-1000}"
+    exec nohup "target/$TARGET_DIR/$svc" >> "$RUN_DIR/$svc.log" 2>&1
+  ) &
+  echo $! > "$RUN_DIR/$svc.pid"
+  started+=("$svc")
+done
+
+for svc in "${SERVICES[@]}"; do
+  port=$(service_port "$svc")
+  deadline=$((SECONDS + 90))
+  until curl -fsS "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1; do
+    if ! pid_alive "$RUN_DIR/$svc.pid"; then
+      tail -n 20 "$RUN_DIR/$svc.log" >&2 || true
+      die "$svc exited; see $RUN_DIR/$svc.log"
+    fi
+    [ $SECONDS -ge $deadline ] && die "$svc not ready after 90s; see $RUN_DIR/$svc.log"
+    sleep 0.2
+  done
+done
+
+echo
+echo "The order saga is up${started[*]:+ (started: ${started[*]})}:"
+for svc in "${SERVICES[@]}"; do
+  printf '  %-18s http://127.0.0.1:%s   (pid %s, log %s)\n' "$svc" "$(service_port "$svc")" "$(cat "$RUN_DIR/$svc.pid")" "$RUN_DIR/$svc.log"
+done
+echo "  NATS               nats://127.0.0.1:$NATS_PORT"
+echo "  PostgreSQL         127.0.0.1:$PG_PORT (databases ${DB_PREFIX}orders, ${DB_PREFIX}payments, ${DB_PREFIX}inventory, ${DB_PREFIX}sagas)"
+echo "  admin token        $ADMIN_TOKEN"
+echo
+echo "Try: scripts/test-event-flow.sh    Stop: scripts/down.sh"
