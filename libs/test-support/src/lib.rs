@@ -200,3 +200,164 @@ where
         Err(e) => panic!("{e}"),
     }
 }
+
+/// A PostgreSQL server of the caller's own: its own data directory and port, started with
+/// `pg_ctl`, crashable (`kill`: immediate shutdown, as a crash) and restartable with its data.
+/// Run as the `postgres` user when the caller is root.
+pub struct PgServer {
+    port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+    running: bool,
+}
+
+fn postgres_bin_dir() -> anyhow::Result<PathBuf> {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .context("PostgreSQL server binaries not found (apt-get install postgresql)")?
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("pg_ctl").exists())
+        .collect();
+    versions.sort_by_key(|p| {
+        p.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(0)
+    });
+    versions
+        .pop()
+        .context("no PostgreSQL version with pg_ctl under /usr/lib/postgresql")
+}
+
+fn is_root() -> bool {
+    std::env::var("USER").map(|u| u == "root").unwrap_or(false)
+        || std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout.starts_with(b"0"))
+            .unwrap_or(false)
+}
+
+fn as_postgres(program: &std::path::Path) -> std::process::Command {
+    if is_root() {
+        let mut cmd = std::process::Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(program);
+        cmd
+    } else {
+        std::process::Command::new(program)
+    }
+}
+
+fn run(mut cmd: std::process::Command, what: &str) -> anyhow::Result<()> {
+    let out = cmd.output().with_context(|| what.to_string())?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        bail!(
+            "{what}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+}
+
+impl PgServer {
+    pub async fn start() -> anyhow::Result<PgServer> {
+        let bin = postgres_bin_dir()?;
+        let dir = std::env::temp_dir().join(format!("saga-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir)?;
+        if is_root() {
+            run(
+                {
+                    let mut c = std::process::Command::new("chown");
+                    c.args(["-R", "postgres:postgres"]).arg(&dir);
+                    c
+                },
+                "chown to postgres",
+            )?;
+        }
+        let mut initdb = as_postgres(&bin.join("initdb"));
+        initdb.arg("-D").arg(dir.join("data")).args([
+            "-U",
+            "saga",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ]);
+        run(initdb, "initdb")?;
+        let mut server = PgServer {
+            port: free_port(),
+            dir,
+            bin,
+            running: false,
+        };
+        server.start_again().await?;
+        Ok(server)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The URL of database `name` on this server.
+    pub fn url(&self, name: &str) -> String {
+        format!("postgres://saga@127.0.0.1:{}/{name}", self.port)
+    }
+
+    pub async fn create_database(&self, name: &str) -> anyhow::Result<()> {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&self.url("postgres"))
+            .await?;
+        pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .await?;
+        pool.close().await;
+        Ok(())
+    }
+
+    /// Starts the server (again), keeping its data.
+    pub async fn start_again(&mut self) -> anyhow::Result<()> {
+        let mut cmd = as_postgres(&self.bin.join("pg_ctl"));
+        cmd.arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("server.log"))
+            .args(["-w", "-t", "60", "-o"])
+            .arg(format!(
+                "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off",
+                self.port,
+                self.dir.display()
+            ))
+            .arg("start");
+        tokio::task::spawn_blocking(move || run(cmd, "pg_ctl start")).await??;
+        self.running = true;
+        Ok(())
+    }
+
+    /// Stops the server the way a crash would (immediate shutdown, no checkpoint).
+    pub async fn kill(&mut self) -> anyhow::Result<()> {
+        let cmd = self.stop_command();
+        tokio::task::spawn_blocking(move || run(cmd, "pg_ctl stop")).await??;
+        self.running = false;
+        Ok(())
+    }
+
+    fn stop_command(&self) -> std::process::Command {
+        let mut cmd = as_postgres(&self.bin.join("pg_ctl"));
+        cmd.arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "-w", "stop"]);
+        cmd
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        if self.running {
+            let _ = self.stop_command().output();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -5,11 +5,9 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::time::Duration;
 
 use messaging::Shutdown;
-use rust_decimal::Decimal;
 use serde_json::{Value, json};
 use service_kit::CommonSettings;
 use test_support::{NatsServer, TestDb, eventually_ok};
@@ -19,15 +17,7 @@ use uuid::Uuid;
 pub const WAIT: Duration = Duration::from_secs(60);
 pub const ADMIN: &str = "test-admin-token";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Svc {
-    Order,
-    Payment,
-    Inventory,
-    Saga,
-}
-
-pub const ALL: [Svc; 4] = [Svc::Order, Svc::Payment, Svc::Inventory, Svc::Saga];
+pub use saga_client::{ALL, Svc};
 
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -264,98 +254,19 @@ impl Stack {
         }
     }
 
-    /// The invariants of SPEC section 5, through the public APIs only.
+    /// The invariants of SPEC section 5, through the public APIs only (see `saga_client`).
     pub async fn check_invariants(
         &self,
         orders: &[String],
         stock_set: &[(&str, i64)],
     ) -> Result<(), String> {
-        let money = |v: &Value| Decimal::from_str(&v.to_string()).unwrap_or(Decimal::MIN);
-        let mut charged = Decimal::ZERO;
-        let mut confirmed_total = Decimal::ZERO;
-        let mut committed: HashMap<String, i64> = HashMap::new();
-        for id in orders {
-            let (_, order) = self.get(Svc::Order, &format!("/orders/{id}")).await;
-            let status = order["status"].as_str().unwrap_or("?").to_owned();
-            let (pay_status, payment) = self
-                .get(Svc::Payment, &format!("/payments?orderId={id}"))
-                .await;
-            let (res_status, reservation) = self
-                .get(Svc::Inventory, &format!("/reservations/{id}"))
-                .await;
-            let (_, saga) = self
-                .get(
-                    Svc::Saga,
-                    &format!("/sagas/{}", order["sagaId"].as_str().unwrap_or("")),
-                )
-                .await;
-            let pay = if pay_status == 404 {
-                "NONE"
-            } else {
-                payment["status"].as_str().unwrap_or("?")
-            };
-            let res = if res_status == 404 {
-                "NONE"
-            } else {
-                reservation["status"].as_str().unwrap_or("?")
-            };
-            let saga_status = saga["status"].as_str().unwrap_or("?");
-            let seen = format!(
-                "order {id}: {status}, payment {pay}, reservation {res}, saga {saga_status}"
-            );
-            match status.as_str() {
-                "CONFIRMED" => {
-                    if pay != "CONFIRMED" || res != "COMMITTED" || saga_status != "COMPLETED" {
-                        return Err(seen);
-                    }
-                    confirmed_total += money(&order["totalAmount"]);
-                }
-                "CANCELLED" => {
-                    if pay == "CONFIRMED"
-                        || res == "RESERVED"
-                        || res == "COMMITTED"
-                        || saga_status != "COMPENSATED"
-                    {
-                        return Err(seen);
-                    }
-                }
-                _ => return Err(format!("not terminal: {seen}")),
-            }
-            if pay == "CONFIRMED" {
-                if money(&payment["amount"]) != money(&order["totalAmount"]) {
-                    return Err(format!(
-                        "{seen}: charged {} for a total of {}",
-                        payment["amount"], order["totalAmount"]
-                    ));
-                }
-                charged += money(&payment["amount"]);
-            }
-            if res == "COMMITTED" {
-                for item in reservation["items"].as_array().into_iter().flatten() {
-                    *committed
-                        .entry(item["productId"].as_str().unwrap_or("").to_owned())
-                        .or_default() += item["quantity"].as_i64().unwrap_or(0);
-                }
-            }
-        }
-        if charged != confirmed_total {
-            return Err(format!(
-                "charges {charged} != confirmed order totals {confirmed_total}"
-            ));
-        }
-        for (product, set) in stock_set {
-            let (_, stock) = self
-                .get(Svc::Inventory, &format!("/inventory/{product}"))
-                .await;
-            let on_hand = stock["onHand"].as_i64().unwrap_or(-1);
-            let available = stock["available"].as_i64().unwrap_or(-1);
-            let held = stock["reserved"].as_i64().unwrap_or(-1);
-            let sold = committed.get(*product).copied().unwrap_or(0);
-            if available < 0 || held != 0 || on_hand + sold != *set {
-                return Err(format!("{product}: {stock}; committed {sold}, set {set}"));
-            }
-        }
-        Ok(())
+        let base = ALL.iter().map(|svc| (*svc, self.url(*svc, ""))).collect();
+        let stock: Vec<(String, i64)> =
+            stock_set.iter().map(|(p, n)| (p.to_string(), *n)).collect();
+        saga_client::Client::new(base)
+            .check_invariants(orders, &stock)
+            .await
+            .map(|_| ())
     }
 }
 

@@ -1,0 +1,668 @@
+//! The harness: infrastructure of its own (nats-server, PostgreSQL), the services as processes,
+//! a careful client, a duplicator, the fault schedule, and the final verdict.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use async_nats::jetstream::{self, message::PublishMessage};
+use futures_util::StreamExt;
+use saga_client::{Client, Svc};
+use serde_json::{Value, json};
+use shared_events::{AbortReason, Envelope, EventKind, OrderCancelled, OrderCreated, OrderLine};
+use sqlx::PgPool;
+use test_support::{NatsServer, PgServer, free_port};
+use tokio::process::{Child, Command};
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+pub struct Options {
+    pub duration: Duration,
+    pub rate: f64,
+    pub bin_dir: PathBuf,
+    pub report: Option<PathBuf>,
+}
+
+const ADMIN: &str = "chaos-admin";
+const SAGA_TIMEOUT_MS: u64 = 4000;
+const SERVICES: [(&str, Svc, &str); 4] = [
+    ("order-service", Svc::Order, "orders"),
+    ("payment-service", Svc::Payment, "payments"),
+    ("inventory-service", Svc::Inventory, "inventory"),
+    ("saga-coordinator", Svc::Saga, "sagas"),
+];
+
+/// One service process.
+struct Proc {
+    name: &'static str,
+    svc: Svc,
+    port: u16,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Proc {
+    fn spawn(&mut self, bin_dir: &std::path::Path) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = Command::new(bin_dir.join(self.name))
+            .envs(self.env.iter().cloned())
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {} (build it first)", self.name))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    async fn sigkill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+#[derive(Default, Debug)]
+struct Counters {
+    posts: AtomicU64,
+    post_retries: AtomicU64,
+    duplicates: AtomicU64,
+}
+
+type Faults = Vec<(String, Duration)>;
+
+pub async fn run(options: Options) -> anyhow::Result<()> {
+    let run_dir = std::env::temp_dir().join(format!("saga-chaos-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&run_dir)?;
+    eprintln!("chaos: logs in {}", run_dir.display());
+    let mut nats = NatsServer::start().await?;
+    let mut pg = PgServer::start().await?;
+    let mut pools = HashMap::new();
+    for (_, svc, db) in SERVICES {
+        pg.create_database(db).await?;
+        pools.insert(svc, PgPool::connect(&pg.url(db)).await?);
+    }
+
+    // Two instances of every service.
+    let mut procs = Vec::new();
+    for (name, svc, db) in SERVICES {
+        for instance in ["a", "b"] {
+            let port = free_port();
+            let env = vec![
+                ("PORT".into(), port.to_string()),
+                ("DATABASE_URL".into(), pg.url(db)),
+                ("NATS_URL".into(), nats.url()),
+                ("ADMIN_TOKEN".into(), ADMIN.into()),
+                ("PAYMENT_SUCCESS_RATE".into(), "0.8".into()),
+                ("PAYMENT_SEED".into(), "11".into()),
+                ("SAGA_TIMEOUT_MS".into(), SAGA_TIMEOUT_MS.to_string()),
+                ("DB_MAX_CONNECTIONS".into(), "6".into()),
+                ("RUST_LOG".into(), "warn".into()),
+            ];
+            let log = run_dir.join(format!("{name}-{instance}.log"));
+            let mut p = Proc {
+                name,
+                svc,
+                port,
+                env,
+                log,
+                child: None,
+            };
+            p.spawn(&options.bin_dir)?;
+            procs.push(p);
+        }
+    }
+    let procs = Arc::new(Mutex::new(procs));
+    let http = reqwest::Client::new();
+    wait_live(&http, &procs).await?;
+    let client = {
+        let procs = procs.lock().await;
+        let base = SERVICES
+            .iter()
+            .map(|(_, svc, _)| {
+                (
+                    *svc,
+                    procs
+                        .iter()
+                        .find(|p| p.svc == *svc)
+                        .map(Proc::base)
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        Client::new(base)
+    };
+
+    // Stock: plenty of most products, and one scarce enough to run out.
+    let mut stock: Vec<(String, i64)> = (0..6).map(|i| (format!("chaos-{i}"), 100_000)).collect();
+    stock.push(("chaos-scarce".into(), 40));
+    for (product, n) in &stock {
+        let url = client.url(Svc::Inventory, &format!("/inventory/{product}"));
+        let r = http
+            .put(url)
+            .bearer_auth(ADMIN)
+            .json(&json!({"onHand": n}))
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("setting stock: {}", r.status());
+        }
+    }
+
+    let js = messaging::nats::jetstream(
+        messaging::nats::connect(&messaging::nats::NatsSettings::new(nats.url(), "chaos")).await?,
+    );
+    let counters = Arc::new(Counters::default());
+    let stop_load = Arc::new(AtomicBool::new(false));
+    let duplicator = tokio::spawn(duplicate_everything(js.clone(), counters.clone()));
+    let load = tokio::spawn(load(
+        http.clone(),
+        procs.clone(),
+        options.rate,
+        stop_load.clone(),
+        counters.clone(),
+        stock.clone(),
+    ));
+
+    // The fault schedule, round after round until the time is up.
+    let started = Instant::now();
+    let mut faults: Faults = Vec::new();
+    let mut poison = Vec::new();
+    let mut fabricated = Vec::new();
+    let schedule = [
+        "kill order-service",
+        "kill payment-service",
+        "kill inventory-service",
+        "kill saga-coordinator",
+        "kill one of each pair",
+        "restart nats-server",
+        "restart postgresql",
+        "cancel before create",
+        "poison",
+    ];
+    let mut round = 0usize;
+    while started.elapsed() < options.duration {
+        let fault = schedule[round % schedule.len()];
+        round += 1;
+        let before = terminal_sagas(&pools[&Svc::Saga]).await;
+        let at = Instant::now();
+        match fault {
+            "kill one of each pair" => {
+                let mut procs = procs.lock().await;
+                for p in procs.iter_mut().skip(1).step_by(2) {
+                    p.sigkill().await;
+                }
+                for p in procs.iter_mut().skip(1).step_by(2) {
+                    p.spawn(&options.bin_dir)?;
+                }
+            }
+            "restart nats-server" => {
+                nats.kill().await;
+                nats.start_again().await?;
+            }
+            "restart postgresql" => {
+                pg.kill().await?;
+                pg.start_again().await?;
+            }
+            "cancel before create" => fabricated.extend(cancel_before_create(&js, 5).await?),
+            "poison" => poison.extend(feed_poison(&js).await?),
+            kill => {
+                let name = kill.trim_start_matches("kill ");
+                let mut procs = procs.lock().await;
+                if let Some(p) = procs.iter_mut().find(|p| p.name == name) {
+                    p.sigkill().await;
+                    p.spawn(&options.bin_dir)?;
+                }
+            }
+        }
+        // Until a saga reaches its end again after the fault.
+        let recovered = loop {
+            if terminal_sagas(&pools[&Svc::Saga]).await > before {
+                break at.elapsed();
+            }
+            if at.elapsed() > Duration::from_secs(120) {
+                bail!("no saga moved for 120 s after {fault}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        eprintln!(
+            "chaos: {fault}: sagas moving again after {:.2}s",
+            recovered.as_secs_f64()
+        );
+        faults.push((fault.to_owned(), recovered));
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    stop_load.store(true, Ordering::Relaxed);
+    let orders = load.await??;
+    eprintln!(
+        "chaos: load stopped after {} orders; waiting for every saga to end",
+        orders.len()
+    );
+
+    // The verdict.
+    let settle = Duration::from_millis(SAGA_TIMEOUT_MS) + Duration::from_secs(120);
+    let deadline = Instant::now() + settle;
+    let tally = loop {
+        match client.check_invariants(&orders, &stock).await {
+            Ok(tally) => break tally,
+            Err(e) if Instant::now() > deadline => {
+                bail!("invariants do not hold after {settle:?}: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    };
+    let never_charged = check_fabricated(&client, &fabricated).await?;
+    let unsent = unsent_outbox(&pools, deadline).await?;
+    let dead_letters = check_dlq(&js, &poison).await?;
+    let double_charges: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT order_id FROM payments GROUP BY order_id HAVING count(*) > 1) d",
+    )
+    .fetch_one(&pools[&Svc::Payment])
+    .await?;
+    if double_charges != 0 {
+        bail!("{double_charges} orders charged more than once");
+    }
+    duplicator.abort();
+
+    let longest = faults.iter().map(|(_, d)| *d).max().unwrap_or_default();
+    let mut by_kind: HashMap<&str, usize> = HashMap::new();
+    for (f, _) in &faults {
+        *by_kind.entry(f.as_str()).or_default() += 1;
+    }
+    let report = json!({
+        "durationSeconds": options.duration.as_secs_f64(),
+        "orders": orders.len(),
+        "confirmed": tally.confirmed,
+        "cancelled": tally.cancelled,
+        "postRetries": counters.post_retries.load(Ordering::Relaxed),
+        "faultsInjected": faults.len(),
+        "faultsByKind": by_kind,
+        "duplicatesDelivered": counters.duplicates.load(Ordering::Relaxed),
+        "cancelBeforeCreateOrders": fabricated.len(),
+        "cancelBeforeCreateNeverCharged": never_charged,
+        "poisonMessagesFed": poison.len(),
+        "deadLetters": dead_letters,
+        "ordersLost": orders.len() - (tally.confirmed + tally.cancelled),
+        "ordersChargedTwice": double_charges,
+        "outboxRowsUnsent": unsent,
+        "longestRecoverySeconds": longest.as_secs_f64(),
+        "recoveries": faults.iter().map(|(f, d)| json!({"fault": f, "seconds": d.as_secs_f64()})).collect::<Vec<_>>(),
+    });
+    let text = serde_json::to_string_pretty(&report)?;
+    if let Some(path) = &options.report {
+        std::fs::write(path, &text)?;
+    }
+    println!("{text}");
+    println!("chaos: every guarantee held");
+    drop(procs);
+    let _ = std::fs::remove_dir_all(&run_dir);
+    Ok(())
+}
+
+async fn wait_live(http: &reqwest::Client, procs: &Mutex<Vec<Proc>>) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for base in procs.lock().await.iter().map(Proc::base) {
+        loop {
+            let ready = http
+                .get(format!("{base}/health/ready"))
+                .send()
+                .await
+                .map(|r| r.status().is_success());
+            if matches!(ready, Ok(true)) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("{base} not ready after 60s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    Ok(())
+}
+
+async fn terminal_sagas(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM sagas WHERE status IN ('COMPLETED', 'COMPENSATED')")
+        .fetch_one(pool)
+        .await
+        .unwrap_or(-1)
+}
+
+/// A steady stream of orders, each retried with its Idempotency-Key against either order-service
+/// instance until one accepts it. Returns the ids of all accepted orders.
+async fn load(
+    http: reqwest::Client,
+    procs: Arc<Mutex<Vec<Proc>>>,
+    rate: f64,
+    stop: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+    stock: Vec<(String, i64)>,
+) -> anyhow::Result<Vec<String>> {
+    let bases: Vec<String> = procs
+        .lock()
+        .await
+        .iter()
+        .filter(|p| p.svc == Svc::Order)
+        .map(Proc::base)
+        .collect();
+    let mut tasks = Vec::new();
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let mut tick = tokio::time::interval(interval);
+    while !stop.load(Ordering::Relaxed) {
+        tick.tick().await;
+        let (http, bases, counters) = (http.clone(), bases.clone(), counters.clone());
+        let lines: Vec<Value> = (0..fastrand::usize(1..=3))
+            .map(|_| {
+                let (product, _) = &stock[fastrand::usize(..stock.len())];
+                json!({"productId": product, "quantity": fastrand::u32(1..=3), "unitPrice": fastrand::u32(100..10_000) as f64 / 100.0})
+            })
+            .collect();
+        tasks.push(tokio::spawn(async move {
+            let key = Uuid::now_v7().to_string();
+            let body = json!({"customerId": "chaos", "items": lines});
+            counters.posts.fetch_add(1, Ordering::Relaxed);
+            for attempt in 0u32.. {
+                let base = &bases[attempt as usize % bases.len()];
+                let sent = http
+                    .post(format!("{base}/orders"))
+                    .header("Idempotency-Key", &key)
+                    .timeout(Duration::from_secs(5))
+                    .json(&body)
+                    .send()
+                    .await;
+                if let Ok(r) = sent
+                    && r.status().as_u16() == 201
+                    && let Ok(order) = r.json::<Value>().await
+                    && let Some(id) = order["orderId"].as_str()
+                {
+                    return Ok(id.to_owned());
+                }
+                counters.post_retries.fetch_add(1, Ordering::Relaxed);
+                if attempt > 600 {
+                    bail!("an order was never accepted");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            unreachable!()
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.push(t.await??);
+    }
+    // One order per key, whatever the retries.
+    let unique: BTreeSet<&String> = ids.iter().collect();
+    if unique.len() != ids.len() {
+        bail!("retries with one Idempotency-Key made more than one order");
+    }
+    Ok(ids)
+}
+
+/// Publishes every event again under a fresh Nats-Msg-Id, which JetStream's duplicate window
+/// cannot catch.
+async fn duplicate_everything(js: jetstream::Context, counters: Arc<Counters>) {
+    let client = js.client();
+    let Ok(mut seen) = client.subscribe(">").await else {
+        return;
+    };
+    while let Some(msg) = seen.next().await {
+        let subject = msg.subject.as_str();
+        if subject.starts_with('$') || subject.starts_with("_INBOX") || subject.starts_with("dlq.")
+        {
+            continue;
+        }
+        let id = msg
+            .headers
+            .as_ref()
+            .and_then(|h| h.get("Nats-Msg-Id"))
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        if id.is_empty()
+            || id.starts_with("dup-")
+            || id.starts_with("poison-")
+            || id.starts_with("chaos-")
+        {
+            continue;
+        }
+        let copy = PublishMessage::build()
+            .message_id(format!("dup-{id}"))
+            .payload(msg.payload.clone());
+        if let Ok(ack) = js.send_publish(msg.subject.clone(), copy).await
+            && ack.await.is_ok()
+        {
+            counters.duplicates.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+async fn publish(
+    js: &jetstream::Context,
+    subject: &str,
+    id: String,
+    body: Vec<u8>,
+) -> anyhow::Result<u64> {
+    let ack = js
+        .send_publish(
+            subject.to_owned(),
+            PublishMessage::build().message_id(id).payload(body.into()),
+        )
+        .await?
+        .await?;
+    Ok(ack.sequence)
+}
+
+/// Orders nobody placed, whose cancellation is published before their creation.
+async fn cancel_before_create(js: &jetstream::Context, n: usize) -> anyhow::Result<Vec<Uuid>> {
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let (order_id, saga_id) = (Uuid::now_v7(), Uuid::now_v7());
+        let cancel = Envelope::new(
+            OrderCancelled {
+                order_id,
+                saga_id,
+                reason: AbortReason::CustomerRequest,
+                detail: Some("chaos".into()),
+            },
+            saga_id,
+            None,
+            "chaos",
+        );
+        publish(
+            js,
+            cancel.subject(),
+            format!("chaos-{}", cancel.event_id),
+            cancel.to_bytes(),
+        )
+        .await?;
+        let created = Envelope::new(
+            OrderCreated {
+                order_id,
+                saga_id,
+                customer_id: "chaos".into(),
+                items: vec![OrderLine {
+                    product_id: "chaos-0".into(),
+                    quantity: 1,
+                    unit_price: "5".parse()?,
+                }],
+                total_amount: "5".parse()?,
+                currency: "EUR".into(),
+            },
+            saga_id,
+            None,
+            "chaos",
+        );
+        publish(
+            js,
+            created.subject(),
+            format!("chaos-{}", created.event_id),
+            created.to_bytes(),
+        )
+        .await?;
+        ids.push(order_id);
+    }
+    Ok(ids)
+}
+
+/// A poison message: its subject and where the stream stored it.
+type Poison = (String, u64);
+
+/// Bad JSON and an unknown major version on every subject, so every consumer meets both.
+async fn feed_poison(js: &jetstream::Context) -> anyhow::Result<Vec<Poison>> {
+    let mut fed = Vec::new();
+    for kind in EventKind::ALL {
+        let subject = kind.subject();
+        let seq = publish(
+            js,
+            subject,
+            format!("poison-{}", Uuid::now_v7()),
+            b"{not json".to_vec(),
+        )
+        .await?;
+        fed.push((subject.to_owned(), seq));
+        let future = json!({"eventId": Uuid::now_v7(), "eventType": kind.name(), "version": 99,
+            "occurredAt": "2026-01-01T00:00:00Z", "correlationId": Uuid::now_v7(), "causationId": null,
+            "producer": "chaos", "payload": {}});
+        let seq = publish(
+            js,
+            subject,
+            format!("poison-{}", Uuid::now_v7()),
+            serde_json::to_vec(&future)?,
+        )
+        .await?;
+        fed.push((subject.to_owned(), seq));
+    }
+    Ok(fed)
+}
+
+/// The cancel-before-create orders: never left charged or holding stock, sagas compensated.
+/// Returns how many were never charged at all (the rest were charged and refunded).
+async fn check_fabricated(client: &Client, ids: &[Uuid]) -> anyhow::Result<usize> {
+    let mut never_charged = 0;
+    for id in ids {
+        let (status, payment) = client
+            .get(Svc::Payment, &format!("/payments?orderId={id}"))
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let (_, reservation) = client
+            .get(Svc::Inventory, &format!("/reservations/{id}"))
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let pay = if status == 404 {
+            "NONE"
+        } else {
+            payment["status"].as_str().unwrap_or("?")
+        };
+        if pay == "CONFIRMED"
+            || matches!(
+                reservation["status"].as_str(),
+                Some("RESERVED" | "COMMITTED")
+            )
+        {
+            bail!("cancel-before-create order {id}: payment {payment}, reservation {reservation}");
+        }
+        if pay != "REFUNDED" {
+            never_charged += 1;
+        }
+    }
+    Ok(never_charged)
+}
+
+async fn unsent_outbox(pools: &HashMap<Svc, PgPool>, deadline: Instant) -> anyhow::Result<i64> {
+    loop {
+        let mut unsent = 0;
+        for pool in pools.values() {
+            unsent += sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM messaging_outbox WHERE sent_at IS NULL",
+            )
+            .fetch_one(pool)
+            .await?;
+        }
+        if unsent == 0 {
+            return Ok(0);
+        }
+        if Instant::now() > deadline {
+            bail!("{unsent} outbox rows never sent");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The DLQ holds exactly one dead letter per (consumer of its subject, poison message) and
+/// nothing else. Returns how many it holds.
+async fn check_dlq(js: &jetstream::Context, poison: &[Poison]) -> anyhow::Result<usize> {
+    let mut consumers_of: HashMap<String, Vec<String>> = HashMap::new();
+    for stream in ["ORDERS", "PAYMENTS", "INVENTORY", "SAGAS"] {
+        let s = js.get_stream(stream).await?;
+        let mut infos = s.consumers();
+        while let Some(info) = infos.next().await {
+            let info = info?;
+            consumers_of
+                .entry(info.config.filter_subject.clone())
+                .or_default()
+                .push(info.name.clone());
+        }
+    }
+    let expected: BTreeSet<(String, u64)> = poison
+        .iter()
+        .flat_map(|(subject, seq)| {
+            consumers_of
+                .get(subject)
+                .into_iter()
+                .flatten()
+                .map(move |c| (c.clone(), *seq))
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let dlq = js.get_stream("DLQ").await?;
+    loop {
+        let count = dlq.get_info().await?.state.messages;
+        if count as usize >= expected.len() || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let info = dlq.get_info().await?;
+    let mut found = Vec::new();
+    for seq in info.state.first_sequence..=info.state.last_sequence {
+        if info.state.messages == 0 {
+            break;
+        }
+        let m = dlq.get_raw_message(seq).await?;
+        let header = |k: &str| m.headers.get(k).map(|v| v.to_string()).unwrap_or_default();
+        let reason = header("Dlq-Reason");
+        if reason != "MALFORMED" && reason != "UNKNOWN_VERSION" {
+            bail!(
+                "unexpected dead letter: {reason} {} from {}",
+                header("Dlq-Detail"),
+                header("Dlq-Consumer")
+            );
+        }
+        found.push((
+            header("Dlq-Consumer"),
+            header("Dlq-Stream-Sequence").parse::<u64>().unwrap_or(0),
+        ));
+    }
+    let found_set: BTreeSet<(String, u64)> = found.iter().cloned().collect();
+    if found_set != expected || found.len() != expected.len() {
+        bail!(
+            "DLQ holds {} dead letters ({} distinct), expected exactly {}: missing {:?}, extra {:?}",
+            found.len(),
+            found_set.len(),
+            expected.len(),
+            expected.difference(&found_set).take(5).collect::<Vec<_>>(),
+            found_set.difference(&expected).take(5).collect::<Vec<_>>()
+        );
+    }
+    Ok(found.len())
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The long form of the fault-injection suite: the four services, two instances each, under a
+# steady order load while services are killed, NATS and PostgreSQL restarted, every event
+# delivered twice and poison fed; then every guarantee is checked (see docs/reliability.md).
+#
+#   scripts/soak.sh --minutes N [--rate ORDERS_PER_S] [--profile release|dev] [--report FILE]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=lib/infra.sh
+source scripts/lib/infra.sh
+
+minutes=10 rate=20 profile=release report=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --minutes) minutes=$2; shift 2 ;;
+    --rate) rate=$2; shift 2 ;;
+    --profile) profile=$2; shift 2 ;;
+    --report) report=$2; shift 2 ;;
+    *) die "unknown argument $1 (see the top of scripts/soak.sh)" ;;
+  esac
+done
+ensure_rust
+export NATS_SERVER_BIN
+NATS_SERVER_BIN=$(nats_server_bin)
+command -v pg_ctlcluster >/dev/null 2>&1 || apt_install postgresql
+packages=(-p order-service -p payment-service -p inventory-service -p saga-coordinator -p chaos)
+if [ "$profile" = release ]; then
+  cargo build --release --locked -q "${packages[@]}"; dir=target/release
+else
+  cargo build --locked -q "${packages[@]}"; dir=target/debug
+fi
+args=(--minutes "$minutes" --rate "$rate" --bin-dir "$dir")
+[ -n "$report" ] && args+=(--report "$report")
+exec "$dir/saga-chaos" "${args[@]}"
