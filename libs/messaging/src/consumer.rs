@@ -397,8 +397,10 @@ impl<H: Handler> Consumer<H> {
         Outcome::Retried
     }
 
-    /// Copies the message to `dlq.<durable>` with why, then acks it. If the DLQ cannot take it
-    /// the message is retried later instead: it is never acked without landing somewhere.
+    /// Copies the message to `dlq.<durable>` with why, records that in the database, then acks
+    /// it. If the DLQ or the database cannot take it, the message is retried later instead: it is
+    /// never acked without landing somewhere. A message already dead-lettered (redelivered after a
+    /// server lost its acks) is acked without a second copy.
     async fn dead_letter(
         &self,
         message: &jetstream::Message,
@@ -406,18 +408,30 @@ impl<H: Handler> Consumer<H> {
         detail: &str,
         delivered: i64,
     ) -> Outcome {
-        let sequence = message.info().map(|i| i.stream_sequence).unwrap_or(0);
+        let (stream, sequence) = message
+            .info()
+            .map(|i| (i.stream.to_owned(), i.stream_sequence))
+            .unwrap_or_default();
+        match self.dead_lettered_before(&stream, sequence).await {
+            Ok(true) => return self.ack(message, Outcome::Duplicate).await,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(consumer = %self.inner.durable, error = %e, "could not check dead letters; retrying later");
+                return self.retry_later(message, delivered).await;
+            }
+        }
         let detail: String = detail
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
             .take(1000)
             .collect();
         let publish = PublishMessage::build()
-            .message_id(format!("dlq-{}-{sequence}", self.inner.durable))
+            .message_id(format!("dlq-{}-{stream}-{sequence}", self.inner.durable))
             .header("Dlq-Reason", code)
             .header("Dlq-Detail", detail.as_str())
             .header("Dlq-Consumer", self.inner.durable.as_str())
             .header("Dlq-Subject", message.subject.as_str())
+            .header("Dlq-Stream", stream.as_str())
             .header("Dlq-Stream-Sequence", sequence.to_string().as_str())
             .header("Dlq-Delivered", delivered.to_string().as_str())
             .payload(message.payload.clone());
@@ -426,7 +440,22 @@ impl<H: Handler> Consumer<H> {
             Ok(ack) => ack.await.map(|_| ()).map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
-        match stored {
+        let recorded = match stored {
+            Ok(()) => sqlx::query(
+                "INSERT INTO messaging_dead_letters (consumer, stream, stream_sequence, reason) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            )
+            .bind(&self.inner.durable)
+            .bind(&stream)
+            .bind(sequence as i64)
+            .bind(code)
+            .execute(&self.inner.pool)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match recorded {
             Ok(()) => {
                 tracing::warn!(consumer = %self.inner.durable, reason = code, %detail,
                     stream_sequence = sequence, "message dead-lettered");
@@ -436,10 +465,25 @@ impl<H: Handler> Consumer<H> {
                 self.ack(message, Outcome::DeadLettered).await
             }
             Err(e) => {
+                // A copy may already be in the DLQ: the retry republishes it under the same
+                // Nats-Msg-Id, which JetStream drops within its window.
                 tracing::warn!(consumer = %self.inner.durable, error = %e,
                     "could not dead-letter; retrying later");
                 self.retry_later(message, delivered).await
             }
         }
+    }
+
+    async fn dead_lettered_before(&self, stream: &str, sequence: u64) -> Result<bool, sqlx::Error> {
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT stream_sequence FROM messaging_dead_letters \
+             WHERE consumer = $1 AND stream = $2 AND stream_sequence = $3",
+        )
+        .bind(&self.inner.durable)
+        .bind(stream)
+        .bind(sequence as i64)
+        .fetch_optional(&self.inner.pool)
+        .await?;
+        Ok(found.is_some())
     }
 }

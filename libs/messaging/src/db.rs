@@ -22,11 +22,18 @@ pub struct Migration {
 /// The first version a service may use for its own migrations.
 pub const FIRST_SERVICE_VERSION: i64 = 1000;
 
-const MESSAGING_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "outbox and inbox",
-    sql: include_str!("../migrations/0001_outbox_inbox.sql"),
-}];
+const MESSAGING_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "outbox and inbox",
+        sql: include_str!("../migrations/0001_outbox_inbox.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "dead letters",
+        sql: include_str!("../migrations/0002_dead_letters.sql"),
+    },
+];
 
 /// Applies this library's migrations and then `service`'s, each once.
 pub async fn migrate(pool: &PgPool, service: &[Migration]) -> Result<(), MigrateError> {

@@ -598,6 +598,91 @@ async fn poison_messages_land_in_the_dlq_with_their_reason_and_later_messages_ar
     consumer.await.expect("stops");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_replayed_after_the_duplicate_window_is_not_dead_lettered_twice() {
+    let rig = rig().await;
+    let stop = Shutdown::new();
+    let consumer = start_consumer(
+        &rig,
+        rig.js.clone(),
+        spec(),
+        RecordEffect { instance: "a" },
+        &stop,
+    )
+    .await;
+    let order_id = Uuid::now_v7();
+    let good = Envelope::new(order_created(order_id), order_id, None, "order-service");
+    for (id, body) in [
+        ("bad".to_owned(), b"not json".to_vec()),
+        (good.event_id.to_string(), good.to_bytes()),
+    ] {
+        rig.js
+            .send_publish(
+                "order.created.v1",
+                PublishMessage::build().message_id(id).payload(body.into()),
+            )
+            .await
+            .expect("publish")
+            .await
+            .expect("ack");
+    }
+    let settled = || async {
+        let info = rig
+            .js
+            .get_stream("ORDERS")
+            .await
+            .map_err(|e| e.to_string())?
+            .consumer_info(spec().durable())
+            .await
+            .map_err(|e| e.to_string())?;
+        let (effects, dead) = (
+            scalar(&rig.pool, "SELECT count(*) FROM effects").await,
+            stream_messages(&rig.js, "DLQ").await,
+        );
+        if info.ack_floor.stream_sequence == 2
+            && info.num_ack_pending == 0
+            && effects == 1
+            && dead >= 1
+        {
+            Ok(dead)
+        } else {
+            Err(format!(
+                "ack floor {}, effects {effects}, dead letters {dead}",
+                info.ack_floor.stream_sequence
+            ))
+        }
+    };
+    assert_eq!(
+        eventually("poison dead-lettered, good event handled", WAIT, settled).await,
+        1
+    );
+
+    // JetStream's duplicate window can no longer catch a second copy, and the consumer loses its
+    // acks (as a crashed server can): the stream is delivered again from the start.
+    let mut dlq = messaging::nats::stream_config(shared_events::Stream::Dlq);
+    dlq.duplicate_window = Duration::from_millis(100);
+    rig.js.update_stream(dlq).await.expect("shrink the window");
+    tokio::time::sleep(Duration::from_millis(300)).await; // let the window pass
+    rig.js
+        .get_stream("ORDERS")
+        .await
+        .expect("stream")
+        .delete_consumer(&spec().durable())
+        .await
+        .expect("delete");
+    assert_eq!(
+        eventually("the replay consumed", WAIT, settled).await,
+        1,
+        "the replayed poison was dead-lettered twice"
+    );
+    assert_eq!(
+        scalar(&rig.pool, "SELECT count(*) FROM effects WHERE n <> 1").await,
+        0
+    );
+    stop.cancel();
+    consumer.await.expect("stops");
+}
+
 /// Fails each event a set number of times before handling it (u32::MAX: always).
 struct Flaky {
     failures: Mutex<HashMap<Uuid, u32>>,
