@@ -13,7 +13,7 @@ use async_nats::jetstream::{self, message::PublishMessage};
 use futures_util::StreamExt;
 use saga_client::{Client, Svc};
 use serde_json::{Value, json};
-use shared_events::{AbortReason, Envelope, EventKind, OrderCancelled, OrderCreated, OrderLine};
+use shared_events::EventKind;
 use sqlx::PgPool;
 use test_support::{NatsServer, PgServer, free_port};
 use tokio::process::{Child, Command};
@@ -216,7 +216,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 pg.kill().await?;
                 pg.start_again().await?;
             }
-            "cancel before create" => fabricated.extend(cancel_before_create(&js, 5).await?),
+            "cancel before create" => {
+                fabricated.extend(cancel_before_create(&http, &procs, &options.bin_dir, 5).await?);
+            }
             "poison" => poison.extend(feed_poison(&js).await?),
             kill => {
                 let name = kill.trim_start_matches("kill ");
@@ -245,7 +247,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     stop_load.store(true, Ordering::Relaxed);
-    let orders = load.await??;
+    let mut orders = load.await??;
+    orders.extend(fabricated.iter().cloned());
     eprintln!(
         "chaos: load stopped after {} orders; waiting for every saga to end",
         orders.len()
@@ -462,54 +465,50 @@ async fn publish(
     Ok(ack.sequence)
 }
 
-/// Orders nobody placed, whose cancellation is published before their creation.
-async fn cancel_before_create(js: &jetstream::Context, n: usize) -> anyhow::Result<Vec<Uuid>> {
+/// Real orders cancelled while both instances of payment-service and inventory-service are down:
+/// when they come back, `order.created` and `order.cancelled` wait side by side in two durables,
+/// and each participant meets them in whichever order its consumers pull them.
+async fn cancel_before_create(
+    http: &reqwest::Client,
+    procs: &Mutex<Vec<Proc>>,
+    bin_dir: &std::path::Path,
+    n: usize,
+) -> anyhow::Result<Vec<String>> {
+    let mut procs = procs.lock().await;
+    let order_base = procs
+        .iter()
+        .find(|p| p.svc == Svc::Order)
+        .map(Proc::base)
+        .context("order-service")?;
+    let participants = |p: &&mut Proc| matches!(p.svc, Svc::Payment | Svc::Inventory);
+    for p in procs.iter_mut().filter(participants) {
+        p.sigkill().await;
+    }
     let mut ids = Vec::new();
     for _ in 0..n {
-        let (order_id, saga_id) = (Uuid::now_v7(), Uuid::now_v7());
-        let cancel = Envelope::new(
-            OrderCancelled {
-                order_id,
-                saga_id,
-                reason: AbortReason::CustomerRequest,
-                detail: Some("chaos".into()),
-            },
-            saga_id,
-            None,
-            "chaos",
-        );
-        publish(
-            js,
-            cancel.subject(),
-            format!("chaos-{}", cancel.event_id),
-            cancel.to_bytes(),
-        )
-        .await?;
-        let created = Envelope::new(
-            OrderCreated {
-                order_id,
-                saga_id,
-                customer_id: "chaos".into(),
-                items: vec![OrderLine {
-                    product_id: "chaos-0".into(),
-                    quantity: 1,
-                    unit_price: "5".parse()?,
-                }],
-                total_amount: "5".parse()?,
-                currency: "EUR".into(),
-            },
-            saga_id,
-            None,
-            "chaos",
-        );
-        publish(
-            js,
-            created.subject(),
-            format!("chaos-{}", created.event_id),
-            created.to_bytes(),
-        )
-        .await?;
-        ids.push(order_id);
+        let body = json!({"customerId": "chaos-cancel", "items": [{"productId": "chaos-0", "quantity": 1, "unitPrice": 5}]});
+        let order: Value = http
+            .post(format!("{order_base}/orders"))
+            .json(&body)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let id = order["orderId"]
+            .as_str()
+            .context("order refused")?
+            .to_owned();
+        let cancelled = http
+            .post(format!("{order_base}/orders/{id}/cancel"))
+            .send()
+            .await?;
+        if !cancelled.status().is_success() {
+            bail!("cancelling {id}: {}", cancelled.status());
+        }
+        ids.push(id);
+    }
+    for p in procs.iter_mut().filter(participants) {
+        p.spawn(bin_dir)?;
     }
     Ok(ids)
 }
@@ -545,9 +544,9 @@ async fn feed_poison(js: &jetstream::Context) -> anyhow::Result<Vec<Poison>> {
     Ok(fed)
 }
 
-/// The cancel-before-create orders: never left charged or holding stock, sagas compensated.
-/// Returns how many were never charged at all (the rest were charged and refunded).
-async fn check_fabricated(client: &Client, ids: &[Uuid]) -> anyhow::Result<usize> {
+/// The orders cancelled while their participants were down: never left charged or holding stock.
+/// Returns how many were never charged at all (the rest were charged and then refunded).
+async fn check_fabricated(client: &Client, ids: &[String]) -> anyhow::Result<usize> {
     let mut never_charged = 0;
     for id in ids {
         let (status, payment) = client

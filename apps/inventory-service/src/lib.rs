@@ -13,7 +13,7 @@ use messaging::db::Migration;
 use messaging::{Context, Handler, HandlerError, Shutdown};
 use serde::{Deserialize, Serialize};
 use service_kit::auth::AdminToken;
-use service_kit::extract::page_limit;
+use service_kit::extract::{Page, page_limit};
 use service_kit::settings::env_or;
 use service_kit::{
     ApiError, ApiJson, ApiPath, ApiQuery, CommonSettings, FieldError, Infra, Service,
@@ -241,18 +241,11 @@ struct ListQuery {
     cursor: Option<String>,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Page {
-    items: Vec<Product>,
-    next_cursor: Option<String>,
-}
-
 /// `GET /inventory?limit=&cursor=`: products in id order.
 async fn list(
     State(api): State<Api>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Page>, ApiError> {
+) -> Result<Json<Page<Product, String>>, ApiError> {
     let limit = page_limit(query.limit)?;
     let rows: Vec<ProductRow> = sqlx::query_as(
         "SELECT product_id, on_hand, reserved, updated_at FROM products \
@@ -262,14 +255,10 @@ async fn list(
     .bind(limit + 1)
     .fetch_all(&api.infra.pool)
     .await?;
-    let mut items: Vec<Product> = rows.into_iter().map(product).collect();
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|p| p.product_id.clone())
-    } else {
-        None
-    };
-    Ok(Json(Page { items, next_cursor }))
+    let items: Vec<Product> = rows.into_iter().map(product).collect();
+    Ok(Json(Page::from_fetched(items, limit, |p| {
+        p.product_id.clone()
+    })))
 }
 
 async fn reservation(

@@ -170,19 +170,12 @@ async fn standing(
         };
         return Ok((standing, Some(r)));
     }
-    let cancelled: Option<Uuid> =
-        sqlx::query_scalar("SELECT order_id FROM cancelled_orders WHERE order_id = $1")
-            .bind(order_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok((
-        if cancelled.is_some() {
-            Standing::CancelledFirst
-        } else {
-            Standing::Unknown
-        },
-        None,
-    ))
+    let standing = if service_kit::cancellations::cancelled_first(conn, order_id).await? {
+        Standing::CancelledFirst
+    } else {
+        Standing::Unknown
+    };
+    Ok((standing, None))
 }
 
 /// Locks the products' rows in product order and returns what is available of each that exists.
@@ -391,12 +384,7 @@ pub async fn cancelled(conn: &mut PgConnection, order_id: Uuid) -> Result<Outcom
             ))
         }
         (Some(Action::MarkCancelled), _) => {
-            sqlx::query(
-                "INSERT INTO cancelled_orders (order_id) VALUES ($1) ON CONFLICT DO NOTHING",
-            )
-            .bind(order_id)
-            .execute(conn)
-            .await?;
+            service_kit::cancellations::remember(conn, order_id).await?;
             Ok(Outcome::Nothing)
         }
         _ => Ok(Outcome::Nothing),

@@ -4,14 +4,14 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
-use service_kit::extract::{OptionalJson, page_limit};
+use service_kit::extract::{OptionalJson, Page, page_limit};
 use service_kit::{ApiError, ApiJson, ApiPath, ApiQuery, FieldError, Infra};
 use shared_events::{OrderCreated, OrderLine};
 use uuid::Uuid;
 
-use crate::domain::{Command, NewOrder, OrderStatus};
+use crate::domain::{Command, NewOrder, OrderStatus, new_order_id};
 use crate::store::{self, ListFilter, Order};
 
 pub fn router(infra: Infra) -> Router {
@@ -68,7 +68,7 @@ async fn create(
     {
         return replay(existing, &request);
     }
-    let (order_id, saga_id) = (Uuid::now_v7(), Uuid::now_v7());
+    let (order_id, saga_id) = (new_order_id(key.as_deref()), Uuid::now_v7());
     if !store::insert(&mut tx, order_id, saga_id, &new, key.as_deref()).await? {
         // Another request with the same key committed first.
         tx.rollback().await?;
@@ -125,17 +125,10 @@ struct ListQuery {
     cursor: Option<Uuid>,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Page {
-    items: Vec<Order>,
-    next_cursor: Option<Uuid>,
-}
-
 async fn list(
     State(infra): State<Infra>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Page>, ApiError> {
+) -> Result<Json<Page<Order, Uuid>>, ApiError> {
     let limit = page_limit(query.limit)?;
     let status = match query.status.as_deref() {
         None | Some("") => None,
@@ -152,14 +145,8 @@ async fn list(
         before: query.cursor,
         limit: limit + 1,
     };
-    let mut items = store::list(&infra.pool, &filter).await?;
-    let next_cursor = if items.len() as i64 > limit {
-        items.truncate(limit as usize);
-        items.last().map(|o| o.order_id)
-    } else {
-        None
-    };
-    Ok(Json(Page { items, next_cursor }))
+    let items = store::list(&infra.pool, &filter).await?;
+    Ok(Json(Page::from_fetched(items, limit, |o| o.order_id)))
 }
 
 #[derive(Default, Deserialize)]

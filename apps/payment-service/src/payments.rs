@@ -145,19 +145,12 @@ async fn standing(
         };
         return Ok((standing, Some(p)));
     }
-    let cancelled: Option<Uuid> =
-        sqlx::query_scalar("SELECT order_id FROM cancelled_orders WHERE order_id = $1")
-            .bind(order_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    Ok((
-        if cancelled.is_some() {
-            Standing::CancelledFirst
-        } else {
-            Standing::Unknown
-        },
-        None,
-    ))
+    let standing = if service_kit::cancellations::cancelled_first(conn, order_id).await? {
+        Standing::CancelledFirst
+    } else {
+        Standing::Unknown
+    };
+    Ok((standing, None))
 }
 
 /// Handles `order.created.v1`: the event to emit, if any.
@@ -236,12 +229,7 @@ pub async fn cancelled(
             ))
         }
         (Some(Change::MarkCancelled), _) => {
-            sqlx::query(
-                "INSERT INTO cancelled_orders (order_id) VALUES ($1) ON CONFLICT DO NOTHING",
-            )
-            .bind(order.order_id)
-            .execute(&mut *conn)
-            .await?;
+            service_kit::cancellations::remember(conn, order.order_id).await?;
             Ok(None)
         }
         _ => Ok(None),

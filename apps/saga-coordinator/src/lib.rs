@@ -13,8 +13,8 @@ use axum::{Json, Router};
 use chrono::Utc;
 use messaging::db::Migration;
 use messaging::{Context, Handler, HandlerError, Shutdown};
-use serde::{Deserialize, Serialize};
-use service_kit::extract::page_limit;
+use serde::Deserialize;
+use service_kit::extract::{Page, page_limit};
 use service_kit::settings::env_or;
 use service_kit::{
     ApiError, ApiPath, ApiQuery, CommonSettings, FieldError, Infra, Service, ServiceBuilder,
@@ -198,17 +198,10 @@ struct ListQuery {
     cursor: Option<Uuid>,
 }
 
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Page {
-    items: Vec<SagaView>,
-    next_cursor: Option<Uuid>,
-}
-
 async fn list(
     State(infra): State<Infra>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Page>, ApiError> {
+) -> Result<Json<Page<SagaView, Uuid>>, ApiError> {
     let limit = page_limit(query.limit)?;
     let status = match query.status.as_deref() {
         None | Some("") => None,

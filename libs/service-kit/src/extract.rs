@@ -147,3 +147,22 @@ pub fn page_limit(limit: Option<u32>) -> Result<i64, ApiError> {
         )])),
     }
 }
+
+/// A page of a list: `{"items": [...], "nextCursor": ...}`.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T, C> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<C>,
+}
+
+impl<T, C> Page<T, C> {
+    /// From rows fetched with `limit + 1`: the extra row only tells that another page follows,
+    /// starting after the last kept row.
+    pub fn from_fetched(mut items: Vec<T>, limit: i64, cursor: impl Fn(&T) -> C) -> Page<T, C> {
+        let more = items.len() as i64 > limit;
+        items.truncate(limit.max(0) as usize);
+        let next_cursor = if more { items.last().map(cursor) } else { None };
+        Page { items, next_cursor }
+    }
+}
