@@ -241,7 +241,9 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         }
     }
     let span = last_end.saturating_duration_since(started).max(sending);
-    let throughput = orders.len() as f64 / span.as_secs_f64().max(1e-9);
+    // Only orders that ended count: an overloaded system must not look faster than it is.
+    let finished = orders.len() as u64 - unfinished;
+    let throughput = finished as f64 / span.as_secs_f64().max(1e-9);
     let decided: Vec<bool> = orders
         .iter()
         .filter_map(|id| book.payment.get(id).copied())
@@ -291,7 +293,7 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         "invariants": invariants,
     });
     let mut summary = format!(
-        "{} orders in {:.1} s: {:.0} orders/s from first POST to last end ({} POST failures, {} unfinished)\n\
+        "{} orders, {finished} ended within {:.1} s: {:.0} orders/s from first POST to last end ({} POST failures, {} unfinished)\n\
          POST /orders:  {}\norder to end:  {}\noutcomes:      {}\n\
          payment:       {approved} of {} approved = {:.4} (95% interval {:.4} to {:.4}){}\ninvariants:    {}\n",
         orders.len(),
