@@ -10,7 +10,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use messaging::db::Migration;
-use messaging::{Context, Handler, HandlerError, Shutdown};
+use messaging::{Batch, Handler, HandlerError, Shutdown};
 use serde::{Deserialize, Serialize};
 use service_kit::auth::AdminToken;
 use service_kit::extract::{Page, page_limit};
@@ -19,7 +19,7 @@ use service_kit::{
     ApiError, ApiJson, ApiPath, ApiQuery, CommonSettings, FieldError, Infra, Service,
     ServiceBuilder,
 };
-use shared_events::{Event, EventKind};
+use shared_events::{Envelope, Event, EventKind};
 use uuid::Uuid;
 
 use crate::stock::{Outcome, Reservation};
@@ -65,42 +65,33 @@ pub struct Reactions {
 }
 
 impl Handler for Reactions {
-    async fn handle(&self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
-        let outcome = match &ctx.event().payload {
-            Event::OrderCreated(order) => {
-                let order = order.clone();
-                match stock::created(ctx.conn(), &order, self.auto_provision).await? {
-                    Some(event) => Outcome::Emit(event),
-                    None => Outcome::Nothing,
+    async fn handle(&self, events: &[Envelope], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
+        let mut book = stock::Book::load(batch.conn(), events, self.auto_provision).await?;
+        for event in events {
+            let outcome = match &event.payload {
+                Event::OrderCreated(order) => book.created(order),
+                Event::OrderConfirmed(e) => book.confirmed(e.order_id),
+                Event::OrderCancelled(e) => book.cancelled(e.order_id),
+                other => {
+                    return Err(HandlerError::Rejected(format!(
+                        "inventory-service does not handle {}",
+                        other.kind().subject()
+                    )));
                 }
+            };
+            match outcome {
+                Outcome::Emit(emitted) => {
+                    batch.emit(event, emitted);
+                }
+                Outcome::Nothing => {}
+                Outcome::NotYet => batch.retry_later(
+                    event,
+                    format!("order {} is not reserved yet", event.payload.order_id()),
+                ),
             }
-            Event::OrderConfirmed(e) => {
-                let order_id = e.order_id;
-                stock::confirmed(ctx.conn(), order_id).await?
-            }
-            Event::OrderCancelled(e) => {
-                let order_id = e.order_id;
-                stock::cancelled(ctx.conn(), order_id).await?
-            }
-            other => {
-                return Err(HandlerError::Rejected(format!(
-                    "inventory-service does not handle {}",
-                    other.kind().subject()
-                )));
-            }
-        };
-        match outcome {
-            Outcome::Emit(event) => {
-                ctx.emit(event).await?;
-                Ok(())
-            }
-            Outcome::Nothing => Ok(()),
-            Outcome::NotYet => Err(anyhow::anyhow!(
-                "order {} is not reserved yet",
-                ctx.event().payload.order_id()
-            )
-            .into()),
         }
+        book.save(batch.conn()).await?;
+        Ok(())
     }
 }
 

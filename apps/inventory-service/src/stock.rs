@@ -11,13 +11,13 @@
 //! Oversell is impossible across instances: reserving locks the product rows (in product order,
 //! so that concurrent orders cannot deadlock) and the table refuses `reserved > on_hand`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared_events::{
-    Event, InventoryCommitted, InventoryFailed, InventoryFailureReason, InventoryReleased,
-    InventoryReserved, OrderCreated, StockLine, UnavailableItem,
+    Envelope, Event, InventoryCommitted, InventoryFailed, InventoryFailureReason,
+    InventoryReleased, InventoryReserved, OrderCreated, StockLine, UnavailableItem,
 };
 use sqlx::PgConnection;
 use sqlx::types::Json;
@@ -133,18 +133,8 @@ type Row = (
     DateTime<Utc>,
 );
 
-pub async fn reservation(
-    conn: &mut PgConnection,
-    order_id: Uuid,
-) -> Result<Option<Reservation>, sqlx::Error> {
-    let row: Option<Row> = sqlx::query_as(
-        "SELECT order_id, reservation_id, saga_id, status, reason, items, created_at, updated_at \
-         FROM reservations WHERE order_id = $1",
-    )
-    .bind(order_id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(|r| Reservation {
+fn reservation_of(r: Row) -> Reservation {
+    Reservation {
         order_id: r.0,
         reservation_id: r.1,
         saga_id: r.2,
@@ -153,184 +143,33 @@ pub async fn reservation(
         items: r.5.0,
         created_at: r.6,
         updated_at: r.7,
-    }))
+    }
 }
 
-async fn standing(
+const RESERVATION_COLUMNS: &str =
+    "order_id, reservation_id, saga_id, status, reason, items, created_at, updated_at";
+
+pub async fn reservation(
     conn: &mut PgConnection,
     order_id: Uuid,
-) -> Result<(Standing, Option<Reservation>), sqlx::Error> {
-    messaging::db::lock_key(conn, order_id).await?;
-    if let Some(r) = reservation(conn, order_id).await? {
-        let standing = match r.status.as_str() {
-            "RESERVED" => Standing::Reserved,
-            "COMMITTED" => Standing::Committed,
-            "RELEASED" => Standing::Released,
-            _ => Standing::Failed,
-        };
-        return Ok((standing, Some(r)));
-    }
-    let standing = if service_kit::cancellations::cancelled_first(conn, order_id).await? {
-        Standing::CancelledFirst
-    } else {
-        Standing::Unknown
-    };
-    Ok((standing, None))
-}
-
-/// Locks the products' rows in product order and returns what is available of each that exists.
-async fn lock_products(
-    conn: &mut PgConnection,
-    products: &[String],
-) -> Result<HashMap<String, i64>, sqlx::Error> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT product_id, on_hand - reserved FROM products WHERE product_id = ANY($1) \
-         ORDER BY product_id FOR UPDATE",
-    )
-    .bind(products)
-    .fetch_all(conn)
-    .await?;
-    Ok(rows.into_iter().collect())
-}
-
-async fn insert_reservation(
-    conn: &mut PgConnection,
-    order: &OrderCreated,
-    status: &str,
-    reason: Option<&str>,
-    items: &[StockLine],
-) -> Result<Uuid, sqlx::Error> {
-    let reservation_id = Uuid::now_v7();
-    sqlx::query(
-        "INSERT INTO reservations (reservation_id, order_id, saga_id, status, reason, items) \
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(reservation_id)
-    .bind(order.order_id)
-    .bind(order.saga_id)
-    .bind(status)
-    .bind(reason)
-    .bind(Json(items))
-    .execute(conn)
-    .await?;
-    Ok(reservation_id)
-}
-
-/// Handles `order.created.v1`: the event to emit, if any.
-pub async fn created(
-    conn: &mut PgConnection,
-    order: &OrderCreated,
-    auto_provision: i64,
-) -> Result<Option<Event>, sqlx::Error> {
-    let (standing, _) = standing(conn, order.order_id).await?;
-    let mut requested: BTreeMap<String, u32> = BTreeMap::new();
-    for line in &order.items {
-        *requested.entry(line.product_id.clone()).or_default() += line.quantity;
-    }
-    let items: Vec<StockLine> = requested
-        .iter()
-        .map(|(p, q)| StockLine {
-            product_id: p.clone(),
-            quantity: *q,
-        })
-        .collect();
-    match on_created(standing) {
-        Some(Action::Reserve) => {}
-        Some(Action::Skip) => {
-            insert_reservation(conn, order, "FAILED", Some("ORDER_CANCELLED"), &items).await?;
-            return Ok(None);
-        }
-        _ => return Ok(None),
-    }
-    let products: Vec<String> = requested.keys().cloned().collect();
-    if auto_provision > 0 {
-        sqlx::query(
-            "INSERT INTO products (product_id, on_hand) SELECT p, $2 FROM unnest($1::text[]) AS p \
-             ORDER BY p ON CONFLICT (product_id) DO NOTHING",
-        )
-        .bind(&products)
-        .bind(auto_provision)
-        .execute(&mut *conn)
+) -> Result<Option<Reservation>, sqlx::Error> {
+    let sql = format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE order_id = $1");
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(order_id)
+        .fetch_optional(conn)
         .await?;
-    }
-    let available = lock_products(conn, &products).await?;
-    match check(&requested, &available) {
-        Ok(()) => {
-            let quantities: Vec<i64> = requested.values().map(|q| i64::from(*q)).collect();
-            sqlx::query(
-                "UPDATE products SET reserved = reserved + x.q, updated_at = now() \
-                 FROM unnest($1::text[], $2::bigint[]) AS x(p, q) WHERE product_id = x.p",
-            )
-            .bind(&products)
-            .bind(&quantities)
-            .execute(&mut *conn)
-            .await?;
-            let reservation_id = insert_reservation(conn, order, "RESERVED", None, &items).await?;
-            Ok(Some(
-                InventoryReserved {
-                    order_id: order.order_id,
-                    saga_id: order.saga_id,
-                    reservation_id,
-                    items,
-                }
-                .into(),
-            ))
-        }
-        Err((reason, unavailable_items)) => {
-            let code = match reason {
-                InventoryFailureReason::InsufficientStock => "INSUFFICIENT_STOCK",
-                InventoryFailureReason::UnknownProduct => "UNKNOWN_PRODUCT",
-            };
-            insert_reservation(conn, order, "FAILED", Some(code), &items).await?;
-            Ok(Some(
-                InventoryFailed {
-                    order_id: order.order_id,
-                    saga_id: order.saga_id,
-                    reason,
-                    unavailable_items,
-                }
-                .into(),
-            ))
-        }
-    }
+    Ok(row.map(reservation_of))
 }
 
-/// Moves the reservation's quantities: `on_hand += on_hand_delta * q`, `reserved += reserved_delta * q`.
-async fn move_stock(
-    conn: &mut PgConnection,
-    items: &[StockLine],
-    on_hand_delta: i64,
-    reserved_delta: i64,
-) -> Result<(), sqlx::Error> {
-    let products: Vec<String> = items.iter().map(|l| l.product_id.clone()).collect();
-    let quantities: Vec<i64> = items.iter().map(|l| i64::from(l.quantity)).collect();
-    lock_products(conn, &products).await?;
-    sqlx::query(
-        "UPDATE products SET on_hand = on_hand + $3 * x.q, reserved = reserved + $4 * x.q, updated_at = now() \
-         FROM unnest($1::text[], $2::bigint[]) AS x(p, q) WHERE product_id = x.p",
-    )
-    .bind(&products)
-    .bind(&quantities)
-    .bind(on_hand_delta)
-    .bind(reserved_delta)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-async fn set_status(
-    conn: &mut PgConnection,
-    reservation_id: Uuid,
-    status: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE reservations SET status = $2, updated_at = now() WHERE reservation_id = $1",
-    )
-    .bind(reservation_id)
-    .bind(status)
-    .execute(conn)
-    .await?;
-    Ok(())
+fn standing_of(reservation: Option<&Reservation>, cancelled_first: bool) -> Standing {
+    match reservation.map(|r| r.status.as_str()) {
+        Some("RESERVED") => Standing::Reserved,
+        Some("COMMITTED") => Standing::Committed,
+        Some("RELEASED") => Standing::Released,
+        Some(_) => Standing::Failed,
+        None if cancelled_first => Standing::CancelledFirst,
+        None => Standing::Unknown,
+    }
 }
 
 /// What handling an event came to.
@@ -341,53 +180,342 @@ pub enum Outcome {
     NotYet,
 }
 
-/// Handles `order.confirmed.v1`: stock leaves the shelf.
-pub async fn confirmed(conn: &mut PgConnection, order_id: Uuid) -> Result<Outcome, sqlx::Error> {
-    let (standing, existing) = standing(conn, order_id).await?;
-    match (on_confirmed(standing), existing) {
-        (Some(Action::Commit), Some(r)) => {
-            move_stock(conn, &r.items, -1, -1).await?;
-            set_status(conn, r.reservation_id, "COMMITTED").await?;
-            Ok(Outcome::Emit(
-                InventoryCommitted {
-                    order_id,
-                    saga_id: r.saga_id,
-                    reservation_id: r.reservation_id,
-                }
-                .into(),
-            ))
-        }
-        (Some(Action::NotYet), _) => Ok(Outcome::NotYet),
-        _ => Ok(Outcome::Nothing),
-    }
+/// A product's row: what is on the shelf and how much of it orders hold.
+#[derive(Clone, Copy, Debug)]
+struct Shelf {
+    on_hand: i64,
+    reserved: i64,
 }
 
-/// Handles `order.cancelled.v1`: held stock is released, committed stock restocked.
-pub async fn cancelled(conn: &mut PgConnection, order_id: Uuid) -> Result<Outcome, sqlx::Error> {
-    let (standing, existing) = standing(conn, order_id).await?;
-    match (on_cancelled(standing), existing) {
-        (Some(Action::Release { restock }), Some(r)) => {
-            if restock {
-                move_stock(conn, &r.items, 1, 0).await?;
-            } else {
-                move_stock(conn, &r.items, 0, -1).await?;
+/// The reservations and stock a batch's orders touch: read once under locks, changed in memory
+/// by the rules, written back with one statement per table.
+pub struct Book {
+    reservations: HashMap<Uuid, Reservation>,
+    cancelled_first: HashSet<Uuid>,
+    stock: HashMap<String, Shelf>,
+    created: Vec<Uuid>,
+    moved: Vec<Uuid>,
+    marked: Vec<Uuid>,
+    touched: BTreeSet<String>,
+}
+
+/// Every line of the order, one per product.
+fn lines(order: &OrderCreated) -> BTreeMap<String, u32> {
+    let mut requested: BTreeMap<String, u32> = BTreeMap::new();
+    for line in &order.items {
+        *requested.entry(line.product_id.clone()).or_default() += line.quantity;
+    }
+    requested
+}
+
+impl Book {
+    /// Serialises everything this service does for the batch's orders (transaction-scoped
+    /// advisory locks keyed by order), reads where they stand, then locks every product they
+    /// touch, in product order: each transaction takes its locks in the same global order (orders,
+    /// then products), so concurrent batches wait for each other instead of deadlocking.
+    pub async fn load(
+        conn: &mut PgConnection,
+        events: &[Envelope],
+        auto_provision: i64,
+    ) -> Result<Book, sqlx::Error> {
+        let order_ids: Vec<Uuid> = events.iter().map(|e| e.payload.order_id()).collect();
+        messaging::db::lock_keys(conn, &order_ids).await?;
+        let sql =
+            format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE order_id = ANY($1)");
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(&order_ids)
+            .fetch_all(&mut *conn)
+            .await?;
+        let reservations: HashMap<Uuid, Reservation> =
+            rows.into_iter().map(|r| (r.0, reservation_of(r))).collect();
+        let cancelled_first = service_kit::cancellations::cancelled_first(conn, &order_ids).await?;
+
+        let mut named = BTreeSet::new();
+        let mut products = BTreeSet::new();
+        for event in events {
+            if let Event::OrderCreated(order) = &event.payload {
+                named.extend(order.items.iter().map(|l| l.product_id.clone()));
             }
-            set_status(conn, r.reservation_id, "RELEASED").await?;
-            Ok(Outcome::Emit(
-                InventoryReleased {
-                    order_id,
-                    saga_id: r.saga_id,
-                    reservation_id: r.reservation_id,
-                    items: r.items,
+        }
+        for r in reservations.values() {
+            products.extend(r.items.iter().map(|l| l.product_id.clone()));
+        }
+        products.extend(named.iter().cloned());
+        let named: Vec<String> = named.into_iter().collect();
+        let products: Vec<String> = products.into_iter().collect();
+        if auto_provision > 0 && !named.is_empty() {
+            sqlx::query(
+                "INSERT INTO products (product_id, on_hand) SELECT p, $2 FROM unnest($1::text[]) AS p \
+                 ON CONFLICT (product_id) DO NOTHING",
+            )
+            .bind(&named)
+            .bind(auto_provision)
+            .execute(&mut *conn)
+            .await?;
+        }
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT product_id, on_hand, reserved FROM products WHERE product_id = ANY($1) \
+             ORDER BY product_id FOR UPDATE",
+        )
+        .bind(&products)
+        .fetch_all(&mut *conn)
+        .await?;
+        let stock = rows
+            .into_iter()
+            .map(|(p, on_hand, reserved)| (p, Shelf { on_hand, reserved }))
+            .collect();
+        Ok(Book {
+            reservations,
+            cancelled_first,
+            stock,
+            created: Vec::new(),
+            moved: Vec::new(),
+            marked: Vec::new(),
+            touched: BTreeSet::new(),
+        })
+    }
+
+    fn standing(&self, order_id: Uuid) -> Standing {
+        standing_of(
+            self.reservations.get(&order_id),
+            self.cancelled_first.contains(&order_id),
+        )
+    }
+
+    fn record(
+        &mut self,
+        order: &OrderCreated,
+        status: &str,
+        reason: Option<&str>,
+        items: Vec<StockLine>,
+    ) -> Uuid {
+        let now = Utc::now();
+        let reservation_id = Uuid::now_v7();
+        self.reservations.insert(
+            order.order_id,
+            Reservation {
+                order_id: order.order_id,
+                reservation_id,
+                status: status.into(),
+                reason: reason.map(Into::into),
+                items,
+                created_at: now,
+                updated_at: now,
+                saga_id: order.saga_id,
+            },
+        );
+        self.created.push(order.order_id);
+        reservation_id
+    }
+
+    /// Moves each line's quantity: `on_hand += on_hand_delta * q`, `reserved += reserved_delta * q`.
+    fn shift(&mut self, items: &[StockLine], on_hand_delta: i64, reserved_delta: i64) {
+        for line in items {
+            let q = i64::from(line.quantity);
+            let shelf = self.stock.entry(line.product_id.clone()).or_insert(Shelf {
+                on_hand: 0,
+                reserved: 0,
+            });
+            shelf.on_hand += on_hand_delta * q;
+            shelf.reserved += reserved_delta * q;
+            self.touched.insert(line.product_id.clone());
+        }
+    }
+
+    /// `order.created.v1`: reserve every line or none.
+    pub fn created(&mut self, order: &OrderCreated) -> Outcome {
+        let requested = lines(order);
+        let items: Vec<StockLine> = requested
+            .iter()
+            .map(|(p, q)| StockLine {
+                product_id: p.clone(),
+                quantity: *q,
+            })
+            .collect();
+        match on_created(self.standing(order.order_id)) {
+            Some(Action::Reserve) => {}
+            Some(Action::Skip) => {
+                self.record(order, "FAILED", Some("ORDER_CANCELLED"), items);
+                return Outcome::Nothing;
+            }
+            _ => return Outcome::Nothing,
+        }
+        let available: HashMap<String, i64> = requested
+            .keys()
+            .filter_map(|p| {
+                self.stock
+                    .get(p)
+                    .map(|s| (p.clone(), s.on_hand - s.reserved))
+            })
+            .collect();
+        match check(&requested, &available) {
+            Ok(()) => {
+                self.shift(&items, 0, 1);
+                let reservation_id = self.record(order, "RESERVED", None, items.clone());
+                Outcome::Emit(
+                    InventoryReserved {
+                        order_id: order.order_id,
+                        saga_id: order.saga_id,
+                        reservation_id,
+                        items,
+                    }
+                    .into(),
+                )
+            }
+            Err((reason, unavailable_items)) => {
+                let code = match reason {
+                    InventoryFailureReason::InsufficientStock => "INSUFFICIENT_STOCK",
+                    InventoryFailureReason::UnknownProduct => "UNKNOWN_PRODUCT",
+                };
+                self.record(order, "FAILED", Some(code), items);
+                Outcome::Emit(
+                    InventoryFailed {
+                        order_id: order.order_id,
+                        saga_id: order.saga_id,
+                        reason,
+                        unavailable_items,
+                    }
+                    .into(),
+                )
+            }
+        }
+    }
+
+    fn set_status(&mut self, order_id: Uuid, status: &str) -> Option<Reservation> {
+        let r = self.reservations.get_mut(&order_id)?;
+        r.status = status.into();
+        if !self.created.contains(&order_id) {
+            self.moved.push(order_id);
+        }
+        Some(r.clone())
+    }
+
+    /// `order.confirmed.v1`: stock leaves the shelf.
+    pub fn confirmed(&mut self, order_id: Uuid) -> Outcome {
+        match on_confirmed(self.standing(order_id)) {
+            Some(Action::Commit) => {
+                let Some(r) = self.set_status(order_id, "COMMITTED") else {
+                    return Outcome::Nothing;
+                };
+                self.shift(&r.items, -1, -1);
+                Outcome::Emit(
+                    InventoryCommitted {
+                        order_id,
+                        saga_id: r.saga_id,
+                        reservation_id: r.reservation_id,
+                    }
+                    .into(),
+                )
+            }
+            Some(Action::NotYet) => Outcome::NotYet,
+            _ => Outcome::Nothing,
+        }
+    }
+
+    /// `order.cancelled.v1`: held stock is released, committed stock touched.
+    pub fn cancelled(&mut self, order_id: Uuid) -> Outcome {
+        match on_cancelled(self.standing(order_id)) {
+            Some(Action::Release { restock }) => {
+                let Some(r) = self.set_status(order_id, "RELEASED") else {
+                    return Outcome::Nothing;
+                };
+                if restock {
+                    self.shift(&r.items, 1, 0);
+                } else {
+                    self.shift(&r.items, 0, -1);
                 }
-                .into(),
-            ))
+                Outcome::Emit(
+                    InventoryReleased {
+                        order_id,
+                        saga_id: r.saga_id,
+                        reservation_id: r.reservation_id,
+                        items: r.items,
+                    }
+                    .into(),
+                )
+            }
+            Some(Action::MarkCancelled) => {
+                self.cancelled_first.insert(order_id);
+                self.marked.push(order_id);
+                Outcome::Nothing
+            }
+            _ => Outcome::Nothing,
         }
-        (Some(Action::MarkCancelled), _) => {
-            service_kit::cancellations::remember(conn, order_id).await?;
-            Ok(Outcome::Nothing)
+    }
+
+    /// Writes what changed: stock, new reservations, reservation statuses, cancellations seen
+    /// first. The table's checks still refuse any stock below zero.
+    pub async fn save(self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if !self.touched.is_empty() {
+            let products: Vec<&String> = self.touched.iter().collect();
+            let shelves: Vec<Shelf> = products
+                .iter()
+                .map(|p| {
+                    self.stock.get(*p).copied().unwrap_or(Shelf {
+                        on_hand: 0,
+                        reserved: 0,
+                    })
+                })
+                .collect();
+            let on_hand: Vec<i64> = shelves.iter().map(|s| s.on_hand).collect();
+            let reserved: Vec<i64> = shelves.iter().map(|s| s.reserved).collect();
+            sqlx::query(
+                "UPDATE products SET on_hand = x.o, reserved = x.r, updated_at = now() \
+                 FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS x(p, o, r) \
+                 WHERE product_id = x.p",
+            )
+            .bind(&products)
+            .bind(&on_hand)
+            .bind(&reserved)
+            .execute(&mut *conn)
+            .await?;
         }
-        _ => Ok(Outcome::Nothing),
+        let new: Vec<&Reservation> = self
+            .created
+            .iter()
+            .filter_map(|id| self.reservations.get(id))
+            .collect();
+        if !new.is_empty() {
+            let ids: Vec<Uuid> = new.iter().map(|r| r.reservation_id).collect();
+            let orders: Vec<Uuid> = new.iter().map(|r| r.order_id).collect();
+            let sagas: Vec<Uuid> = new.iter().map(|r| r.saga_id).collect();
+            let statuses: Vec<&str> = new.iter().map(|r| r.status.as_str()).collect();
+            let reasons: Vec<Option<&str>> = new.iter().map(|r| r.reason.as_deref()).collect();
+            let items: Vec<Json<&Vec<StockLine>>> = new.iter().map(|r| Json(&r.items)).collect();
+            sqlx::query(
+                "INSERT INTO reservations (reservation_id, order_id, saga_id, status, reason, items) \
+                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], \
+                                      $6::jsonb[])",
+            )
+            .bind(&ids)
+            .bind(&orders)
+            .bind(&sagas)
+            .bind(&statuses)
+            .bind(&reasons)
+            .bind(&items)
+            .execute(&mut *conn)
+            .await?;
+        }
+        let mut moved: Vec<&Reservation> = self
+            .moved
+            .iter()
+            .filter_map(|id| self.reservations.get(id))
+            .collect();
+        moved.sort_unstable_by_key(|r| r.reservation_id);
+        moved.dedup_by_key(|r| r.reservation_id);
+        if !moved.is_empty() {
+            let ids: Vec<Uuid> = moved.iter().map(|r| r.reservation_id).collect();
+            let statuses: Vec<&str> = moved.iter().map(|r| r.status.as_str()).collect();
+            sqlx::query(
+                "UPDATE reservations SET status = x.s, updated_at = now() \
+                 FROM unnest($1::uuid[], $2::text[]) AS x(id, s) WHERE reservation_id = x.id",
+            )
+            .bind(&ids)
+            .bind(&statuses)
+            .execute(&mut *conn)
+            .await?;
+        }
+        service_kit::cancellations::remember(conn, &self.marked).await
     }
 }
 

@@ -3,10 +3,12 @@
 //!
 //! - [`domain`]: the order request and its validation; the order lifecycle as a state machine.
 //! - [`store`]: the `orders` table.
+//! - [`intake`]: new orders written in groups, one transaction for all that are waiting.
 //! - [`routes`]: `POST /orders`, `GET /orders/{id}`, `GET /orders`, `POST /orders/{id}/cancel`.
 //! - [`reactions`]: `saga.completed.v1` and `saga.aborted.v1`.
 
 pub mod domain;
+pub mod intake;
 pub mod reactions;
 pub mod routes;
 pub mod store;
@@ -44,5 +46,9 @@ pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Ser
     let reactions = reactions::SagaOutcome;
     builder.consume(EventKind::SagaCompleted, reactions).await?;
     builder.consume(EventKind::SagaAborted, reactions).await?;
-    builder.serve(routes::router(infra)).await
+    let (intake, writer) = intake::Intake::new(infra.pool.clone(), infra.outbox.clone());
+    builder.spawn(writer);
+    builder
+        .serve(routes::router(routes::AppState { infra, intake }))
+        .await
 }

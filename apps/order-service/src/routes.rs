@@ -12,14 +12,22 @@ use shared_events::{OrderCreated, OrderLine};
 use uuid::Uuid;
 
 use crate::domain::{Command, NewOrder, OrderStatus, new_order_id};
-use crate::store::{self, ListFilter, Order};
+use crate::intake::Intake;
+use crate::store::{self, ListFilter, NewRow, Order};
 
-pub fn router(infra: Infra) -> Router {
+/// What every route needs: the database and outbox, and the intake that writes new orders.
+#[derive(Clone)]
+pub struct AppState {
+    pub infra: Infra,
+    pub intake: Intake,
+}
+
+pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/orders", post(create).get(list))
         .route("/orders/{order_id}", get(get_one))
         .route("/orders/{order_id}/cancel", post(cancel))
-        .with_state(infra)
+        .with_state(state)
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -55,29 +63,14 @@ fn replay(
 }
 
 async fn create(
-    State(infra): State<Infra>,
+    State(state): State<AppState>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<Order>), ApiError> {
     let key = idempotency_key(&headers)?;
     let new = NewOrder::parse(&body).map_err(ApiError::validation)?;
     let request = serde_json::to_value(&new).map_err(ApiError::internal)?;
-    let mut tx = infra.pool.begin().await?;
-    if let Some(key) = &key
-        && let Some(existing) = store::by_idempotency_key(&mut tx, key).await?
-    {
-        return replay(existing, &request);
-    }
     let (order_id, saga_id) = (new_order_id(key.as_deref()), Uuid::now_v7());
-    if !store::insert(&mut tx, order_id, saga_id, &new, key.as_deref()).await? {
-        // Another request with the same key committed first.
-        tx.rollback().await?;
-        let mut conn = infra.pool.acquire().await?;
-        let existing = store::by_idempotency_key(&mut conn, key.as_deref().unwrap_or_default())
-            .await?
-            .ok_or_else(|| ApiError::internal("idempotency key vanished"))?;
-        return replay(existing, &request);
-    }
     let created = OrderCreated {
         order_id,
         saga_id,
@@ -94,19 +87,28 @@ async fn create(
         total_amount: new.total_amount,
         currency: new.currency.clone(),
     };
-    infra
-        .outbox
-        .add(&mut tx, &infra.outbox.event(created, saga_id, None))
-        .await?;
-    let order = store::get(&mut tx, order_id)
-        .await?
-        .ok_or_else(|| ApiError::internal("order vanished"))?;
-    infra.outbox.commit(tx).await?;
-    Ok((StatusCode::CREATED, Json(order)))
+    let event = state.infra.outbox.event(created, saga_id, None);
+    let row = NewRow {
+        order_id,
+        saga_id,
+        order: new,
+        idempotency_key: key.clone(),
+    };
+    match state.intake.submit(row, event).await? {
+        Some(order) => Ok((StatusCode::CREATED, Json(order))),
+        None => {
+            // The key is taken: a retry of the same request, or another request under it.
+            let mut conn = state.infra.pool.acquire().await?;
+            let existing = store::by_idempotency_key(&mut conn, key.as_deref().unwrap_or_default())
+                .await?
+                .ok_or_else(|| ApiError::internal("idempotency key vanished"))?;
+            replay(existing, &request)
+        }
+    }
 }
 
 async fn get_one(
-    State(infra): State<Infra>,
+    State(AppState { infra, .. }): State<AppState>,
     ApiPath(order_id): ApiPath<Uuid>,
 ) -> Result<Json<Order>, ApiError> {
     let mut conn = infra.pool.acquire().await?;
@@ -126,7 +128,7 @@ struct ListQuery {
 }
 
 async fn list(
-    State(infra): State<Infra>,
+    State(AppState { infra, .. }): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<Order, Uuid>>, ApiError> {
     let limit = page_limit(query.limit)?;
@@ -155,7 +157,7 @@ struct CancelRequest {
 }
 
 async fn cancel(
-    State(infra): State<Infra>,
+    State(AppState { infra, .. }): State<AppState>,
     ApiPath(order_id): ApiPath<Uuid>,
     OptionalJson(body): OptionalJson<CancelRequest>,
 ) -> Result<Json<Order>, ApiError> {
@@ -175,12 +177,11 @@ async fn cancel(
     else {
         return Err(ApiError::not_found(format!("no order {order_id}")));
     };
-    if let Some(event) = event {
-        infra
-            .outbox
-            .add(&mut tx, &infra.outbox.event(event, order.saga_id, None))
-            .await?;
-    }
-    infra.outbox.commit(tx).await?;
+    let events: Vec<_> = event
+        .into_iter()
+        .map(|e| infra.outbox.event(e, order.saga_id, None))
+        .collect();
+    let written = infra.outbox.add_all(&mut tx, events).await?;
+    infra.outbox.commit(tx, written).await?;
     Ok(Json(order))
 }

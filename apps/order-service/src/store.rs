@@ -1,5 +1,7 @@
 //! The `orders` table.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -27,10 +29,15 @@ pub struct Order {
     pub cancellation_detail: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The charge and the reservation the order was confirmed with.
+    #[serde(skip)]
+    pub payment_id: Option<Uuid>,
+    #[serde(skip)]
+    pub reservation_id: Option<Uuid>,
 }
 
 const COLUMNS: &str = "order_id, saga_id, customer_id, items, total_amount, currency, status, \
-    cancellation_reason, cancellation_detail, created_at, updated_at";
+    cancellation_reason, cancellation_detail, created_at, updated_at, payment_id, reservation_id";
 
 type Row = (
     Uuid,
@@ -44,6 +51,8 @@ type Row = (
     Option<String>,
     DateTime<Utc>,
     DateTime<Utc>,
+    Option<Uuid>,
+    Option<Uuid>,
 );
 
 fn order(row: Row) -> Result<Order, sqlx::Error> {
@@ -60,6 +69,8 @@ fn order(row: Row) -> Result<Order, sqlx::Error> {
         cancellation_detail: row.8,
         created_at: row.9,
         updated_at: row.10,
+        payment_id: row.11,
+        reservation_id: row.12,
     })
 }
 
@@ -89,93 +100,169 @@ pub async fn by_idempotency_key(
     Ok(get(conn, order_id).await?.map(|o| (o, request)))
 }
 
-/// Inserts a new `PENDING` order; `false` if another order already holds the idempotency key.
-pub async fn insert(
-    conn: &mut PgConnection,
-    order_id: Uuid,
-    saga_id: Uuid,
-    new: &NewOrder,
-    idempotency_key: Option<&str>,
-) -> Result<bool, sqlx::Error> {
-    let request = serde_json::to_value(new).map_err(|e| sqlx::Error::Encode(e.into()))?;
-    let inserted = sqlx::query(
-        "INSERT INTO orders (order_id, saga_id, customer_id, items, total_amount, currency, status, \
-         idempotency_key, request) VALUES ($1, $2, $3, $4, $5, $6, 'PENDING', $7, $8) \
-         ON CONFLICT (idempotency_key) DO NOTHING",
-    )
-    .bind(order_id)
-    .bind(saga_id)
-    .bind(&new.customer_id)
-    .bind(Json(&new.items))
-    .bind(new.total_amount.amount())
-    .bind(&new.currency)
-    .bind(idempotency_key)
-    .bind(Json(request))
-    .execute(conn)
-    .await?
-    .rows_affected();
-    Ok(inserted == 1)
+/// A new order to store.
+pub struct NewRow {
+    pub order_id: Uuid,
+    pub saga_id: Uuid,
+    pub order: NewOrder,
+    pub idempotency_key: Option<String>,
 }
 
-/// Applies `command` to the order under a row lock. Returns the order after it, and the event
+/// Inserts new `PENDING` orders in one statement and returns those written; an order whose
+/// idempotency key another order already holds is not.
+pub async fn insert(conn: &mut PgConnection, rows: &[&NewRow]) -> Result<Vec<Order>, sqlx::Error> {
+    let encode = |e: serde_json::Error| sqlx::Error::Encode(e.into());
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.order_id).collect();
+    let sagas: Vec<Uuid> = rows.iter().map(|r| r.saga_id).collect();
+    let customers: Vec<&str> = rows.iter().map(|r| r.order.customer_id.as_str()).collect();
+    let items = rows
+        .iter()
+        .map(|r| serde_json::to_value(&r.order.items).map(Json))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(encode)?;
+    let totals: Vec<Decimal> = rows.iter().map(|r| r.order.total_amount.amount()).collect();
+    let currencies: Vec<&str> = rows.iter().map(|r| r.order.currency.as_str()).collect();
+    let keys: Vec<Option<&str>> = rows.iter().map(|r| r.idempotency_key.as_deref()).collect();
+    // The validated request, to tell a retry (same body) from a reuse of the key.
+    let requests = rows
+        .iter()
+        .map(|r| serde_json::to_value(&r.order).map(Json))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(encode)?;
+    let sql = format!(
+        "INSERT INTO orders (order_id, saga_id, customer_id, items, total_amount, currency, status, \
+         idempotency_key, request) \
+         SELECT o, s, c, i, t, cur, 'PENDING', k, r \
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[], $5::numeric[], $6::text[], \
+                     $7::text[], $8::jsonb[]) AS x(o, s, c, i, t, cur, k, r) \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING {COLUMNS}"
+    );
+    let written: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(&ids)
+        .bind(&sagas)
+        .bind(&customers)
+        .bind(&items)
+        .bind(&totals)
+        .bind(&currencies)
+        .bind(&keys)
+        .bind(&requests)
+        .fetch_all(conn)
+        .await?;
+    written.into_iter().map(order).collect()
+}
+
+/// The orders `order_ids` that exist, locked for this transaction in order id order.
+pub async fn lock(
+    conn: &mut PgConnection,
+    order_ids: &[Uuid],
+) -> Result<HashMap<Uuid, Order>, sqlx::Error> {
+    let mut ids = order_ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let sql = format!(
+        "SELECT {COLUMNS} FROM orders WHERE order_id = ANY($1) ORDER BY order_id FOR UPDATE"
+    );
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(&ids)
+        .fetch_all(conn)
+        .await?;
+    rows.into_iter()
+        .map(|r| order(r).map(|o| (o.order_id, o)))
+        .collect()
+}
+
+/// Applies `command` to `order` in memory, by the order lifecycle. Returns the event the change
+/// causes, or `None` when the command changes nothing (the caller then has nothing to save).
+pub fn decide(order: &mut Order, command: Command) -> Option<Event> {
+    let change = transition(order.status, command)?;
+    order.status = change.status();
+    Some(match change {
+        Change::Confirm {
+            payment_id,
+            reservation_id,
+        } => {
+            order.payment_id = Some(payment_id);
+            order.reservation_id = Some(reservation_id);
+            OrderConfirmed {
+                order_id: order.order_id,
+                saga_id: order.saga_id,
+                payment_id,
+                reservation_id,
+            }
+            .into()
+        }
+        Change::Cancel { reason, detail } => {
+            order.cancellation_reason = Some(reason.as_str().to_owned());
+            order.cancellation_detail.clone_from(&detail);
+            OrderCancelled {
+                order_id: order.order_id,
+                saga_id: order.saga_id,
+                reason,
+                detail,
+            }
+            .into()
+        }
+    })
+}
+
+/// Writes the status of `orders` back in one statement, and stamps their `updated_at`.
+pub async fn save(conn: &mut PgConnection, orders: &mut [&mut Order]) -> Result<(), sqlx::Error> {
+    if orders.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = orders.iter().map(|o| o.order_id).collect();
+    let statuses: Vec<&str> = orders.iter().map(|o| o.status.as_str()).collect();
+    let payment_ids: Vec<Option<Uuid>> = orders.iter().map(|o| o.payment_id).collect();
+    let reservation_ids: Vec<Option<Uuid>> = orders.iter().map(|o| o.reservation_id).collect();
+    let reasons: Vec<Option<&str>> = orders
+        .iter()
+        .map(|o| o.cancellation_reason.as_deref())
+        .collect();
+    let details: Vec<Option<&str>> = orders
+        .iter()
+        .map(|o| o.cancellation_detail.as_deref())
+        .collect();
+    let stamped: HashMap<Uuid, DateTime<Utc>> = sqlx::query_as(
+        "UPDATE orders SET status = x.status, payment_id = x.payment_id, \
+         reservation_id = x.reservation_id, cancellation_reason = x.reason, \
+         cancellation_detail = x.detail, updated_at = now() \
+         FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::uuid[], $5::text[], $6::text[]) \
+              AS x(order_id, status, payment_id, reservation_id, reason, detail) \
+         WHERE orders.order_id = x.order_id RETURNING orders.order_id, orders.updated_at",
+    )
+    .bind(&ids)
+    .bind(&statuses)
+    .bind(&payment_ids)
+    .bind(&reservation_ids)
+    .bind(&reasons)
+    .bind(&details)
+    .fetch_all(conn)
+    .await?
+    .into_iter()
+    .collect();
+    for o in orders.iter_mut() {
+        if let Some(at) = stamped.get(&o.order_id) {
+            o.updated_at = *at;
+        }
+    }
+    Ok(())
+}
+
+/// Applies `command` to one order under a row lock. Returns the order after it, and the event
 /// the change causes (`None` when the command changed nothing); `Ok(None)` for an unknown order.
 pub async fn apply(
     conn: &mut PgConnection,
     order_id: Uuid,
     command: Command,
 ) -> Result<Option<(Order, Option<Event>)>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM orders WHERE order_id = $1 FOR UPDATE");
-    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(order_id)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some(current) = row.map(order).transpose()? else {
+    let Some(mut order) = lock(conn, &[order_id]).await?.remove(&order_id) else {
         return Ok(None);
     };
-    let Some(change) = transition(current.status, command) else {
-        return Ok(Some((current, None)));
-    };
-    let event: Event = match &change {
-        Change::Confirm {
-            payment_id,
-            reservation_id,
-        } => OrderConfirmed {
-            order_id,
-            saga_id: current.saga_id,
-            payment_id: *payment_id,
-            reservation_id: *reservation_id,
-        }
-        .into(),
-        Change::Cancel { reason, detail } => OrderCancelled {
-            order_id,
-            saga_id: current.saga_id,
-            reason: *reason,
-            detail: detail.clone(),
-        }
-        .into(),
-    };
-    let (payment_id, reservation_id, reason, detail) = match &change {
-        Change::Confirm {
-            payment_id,
-            reservation_id,
-        } => (Some(*payment_id), Some(*reservation_id), None, None),
-        Change::Cancel { reason, detail } => (None, None, Some(reason.as_str()), detail.clone()),
-    };
-    sqlx::query(
-        "UPDATE orders SET status = $2, payment_id = COALESCE($3, payment_id), \
-         reservation_id = COALESCE($4, reservation_id), cancellation_reason = $5, \
-         cancellation_detail = $6, updated_at = now() WHERE order_id = $1",
-    )
-    .bind(order_id)
-    .bind(change.status().as_str())
-    .bind(payment_id)
-    .bind(reservation_id)
-    .bind(reason)
-    .bind(detail)
-    .execute(&mut *conn)
-    .await?;
-    let after = get(conn, order_id).await?;
-    Ok(after.map(|o| (o, Some(event))))
+    let event = decide(&mut order, command);
+    if event.is_some() {
+        save(conn, &mut [&mut order]).await?;
+    }
+    Ok(Some((order, event)))
 }
 
 pub struct ListFilter {

@@ -11,17 +11,17 @@ use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use messaging::db::Migration;
-use messaging::{Context, Handler, HandlerError, Shutdown};
+use messaging::{Batch, Handler, HandlerError, Shutdown};
 use serde::Deserialize;
 use service_kit::settings::{SettingsError, env_or, env_var};
 use service_kit::{
     ApiError, ApiPath, ApiQuery, CommonSettings, FieldError, Infra, Service, ServiceBuilder,
 };
-use shared_events::{Event, EventKind};
+use shared_events::{Envelope, Event, EventKind};
 use uuid::Uuid;
 
 use crate::gateway::SuccessRate;
-use crate::payments::Payment;
+use crate::payments::{Payment, Standing};
 
 pub const SERVICE: &str = "payment-service";
 pub const DEFAULT_PORT: u16 = 3006;
@@ -81,35 +81,35 @@ pub struct Reactions {
 }
 
 impl Handler for Reactions {
-    async fn handle(&self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
-        let emitted = match &ctx.event().payload {
-            Event::OrderCreated(order) => {
-                let order = order.clone();
-                if !self.simulation.latency.is_zero() {
-                    tokio::time::sleep(self.simulation.latency).await;
-                }
-                payments::created(
-                    ctx.conn(),
-                    &order,
-                    self.simulation.seed,
-                    self.simulation.success_rate,
-                )
-                .await?
-            }
-            Event::OrderCancelled(order) => {
-                let order = order.clone();
-                payments::cancelled(ctx.conn(), &order).await?
-            }
-            other => {
-                return Err(HandlerError::Rejected(format!(
-                    "payment-service does not handle {}",
-                    other.kind().subject()
-                )));
-            }
-        };
-        if let Some(event) = emitted {
-            ctx.emit(event).await?;
+    async fn handle(&self, events: &[Envelope], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
+        let ids: Vec<Uuid> = events.iter().map(|e| e.payload.order_id()).collect();
+        let mut book = payments::Book::load(batch.conn(), &ids).await?;
+        let asks_gateway = events.iter().any(|e| {
+            matches!(&e.payload, Event::OrderCreated(o) if book.standing(o.order_id) == Standing::Unknown)
+        });
+        if asks_gateway && !self.simulation.latency.is_zero() {
+            // The gateway answers the charges of a batch together, after its latency.
+            tokio::time::sleep(self.simulation.latency).await;
         }
+        let Simulation {
+            success_rate, seed, ..
+        } = self.simulation;
+        for event in events {
+            let emitted = match &event.payload {
+                Event::OrderCreated(order) => book.created(order, seed, success_rate),
+                Event::OrderCancelled(order) => book.cancelled(order),
+                other => {
+                    return Err(HandlerError::Rejected(format!(
+                        "payment-service does not handle {}",
+                        other.kind().subject()
+                    )));
+                }
+            };
+            if let Some(emitted) = emitted {
+                batch.emit(event, emitted);
+            }
+        }
+        book.save(batch.conn()).await?;
         Ok(())
     }
 }

@@ -7,6 +7,8 @@
 //! (none) --order.cancelled--> cancelled mark --order.created--> FAILED (ORDER_CANCELLED, never charged)
 //! ```
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -130,109 +132,175 @@ pub async fn by_id(
     row.map(payment).transpose()
 }
 
-/// Serialises everything this service does for one order (a transaction-scoped advisory lock
-/// keyed by the order), then reads where the order stands.
-async fn standing(
-    conn: &mut PgConnection,
-    order_id: Uuid,
-) -> Result<(Standing, Option<Payment>), sqlx::Error> {
-    messaging::db::lock_key(conn, order_id).await?;
-    if let Some(p) = by_order(conn, order_id, true).await? {
-        let standing = match p.status.as_str() {
-            "CONFIRMED" => Standing::Confirmed,
-            "REFUNDED" => Standing::Refunded,
-            _ => Standing::Failed,
-        };
-        return Ok((standing, Some(p)));
+fn standing_of(payment: Option<&Payment>, cancelled_first: bool) -> Standing {
+    match payment.map(|p| p.status.as_str()) {
+        Some("CONFIRMED") => Standing::Confirmed,
+        Some("REFUNDED") => Standing::Refunded,
+        Some(_) => Standing::Failed,
+        None if cancelled_first => Standing::CancelledFirst,
+        None => Standing::Unknown,
     }
-    let standing = if service_kit::cancellations::cancelled_first(conn, order_id).await? {
-        Standing::CancelledFirst
-    } else {
-        Standing::Unknown
-    };
-    Ok((standing, None))
 }
 
-/// Handles `order.created.v1`: the event to emit, if any.
-pub async fn created(
-    conn: &mut PgConnection,
-    order: &OrderCreated,
-    seed: u64,
-    rate: SuccessRate,
-) -> Result<Option<Event>, sqlx::Error> {
-    let (standing, _) = standing(conn, order.order_id).await?;
-    let Some(change) = on_created(standing, || decide(seed, order.order_id, rate)) else {
-        return Ok(None);
-    };
-    let payment_id = Uuid::now_v7();
-    let (status, reason) = match change {
-        Change::Charge(Decision::Approve) => ("CONFIRMED", None),
-        Change::Charge(Decision::Decline(reason)) => ("FAILED", Some(reason)),
-        _ => ("FAILED", Some(ORDER_CANCELLED)),
-    };
-    sqlx::query(
-        "INSERT INTO payments (payment_id, order_id, saga_id, amount, currency, status, reason) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(payment_id)
-    .bind(order.order_id)
-    .bind(order.saga_id)
-    .bind(order.total_amount.amount())
-    .bind(&order.currency)
-    .bind(status)
-    .bind(reason)
-    .execute(&mut *conn)
-    .await?;
-    Ok(Some(match reason {
-        None => PaymentConfirmed {
-            order_id: order.order_id,
-            saga_id: order.saga_id,
-            payment_id,
-            amount: order.total_amount,
-            currency: order.currency.clone(),
-        }
-        .into(),
-        Some(reason) => PaymentFailed {
-            order_id: order.order_id,
-            saga_id: order.saga_id,
-            amount: order.total_amount,
-            currency: order.currency.clone(),
-            reason: reason.into(),
-        }
-        .into(),
-    }))
+/// The payments of a batch's orders: read once, changed in memory by the rules, written back
+/// with one statement per kind of change.
+pub struct Book {
+    payments: HashMap<Uuid, Payment>,
+    cancelled_first: HashSet<Uuid>,
+    charged: Vec<Uuid>,
+    refunded: Vec<Uuid>,
+    marked: Vec<Uuid>,
 }
 
-/// Handles `order.cancelled.v1`: the event to emit, if any.
-pub async fn cancelled(
-    conn: &mut PgConnection,
-    order: &OrderCancelled,
-) -> Result<Option<Event>, sqlx::Error> {
-    let (standing, existing) = standing(conn, order.order_id).await?;
-    match (on_cancelled(standing), existing) {
-        (Some(Change::Refund), Some(p)) => {
+impl Book {
+    /// Serialises everything this service does for `order_ids` (transaction-scoped advisory
+    /// locks keyed by the orders), then reads where they stand.
+    pub async fn load(conn: &mut PgConnection, order_ids: &[Uuid]) -> Result<Book, sqlx::Error> {
+        messaging::db::lock_keys(conn, order_ids).await?;
+        let sql = format!("SELECT {COLUMNS} FROM payments WHERE order_id = ANY($1)");
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(order_ids)
+            .fetch_all(&mut *conn)
+            .await?;
+        let payments = rows
+            .into_iter()
+            .map(|r| payment(r).map(|p| (p.order_id, p)))
+            .collect::<Result<_, _>>()?;
+        let cancelled_first = service_kit::cancellations::cancelled_first(conn, order_ids).await?;
+        Ok(Book {
+            payments,
+            cancelled_first,
+            charged: Vec::new(),
+            refunded: Vec::new(),
+            marked: Vec::new(),
+        })
+    }
+
+    pub fn standing(&self, order_id: Uuid) -> Standing {
+        standing_of(
+            self.payments.get(&order_id),
+            self.cancelled_first.contains(&order_id),
+        )
+    }
+
+    /// `order.created.v1`: the event to emit, if any.
+    pub fn created(&mut self, order: &OrderCreated, seed: u64, rate: SuccessRate) -> Option<Event> {
+        let change = on_created(self.standing(order.order_id), || {
+            decide(seed, order.order_id, rate)
+        })?;
+        let (status, reason) = match change {
+            Change::Charge(Decision::Approve) => ("CONFIRMED", None),
+            Change::Charge(Decision::Decline(reason)) => ("FAILED", Some(reason)),
+            _ => ("FAILED", Some(ORDER_CANCELLED)),
+        };
+        let now = Utc::now();
+        let payment = Payment {
+            payment_id: Uuid::now_v7(),
+            order_id: order.order_id,
+            amount: order.total_amount,
+            currency: order.currency.clone(),
+            status: status.into(),
+            reason: reason.map(Into::into),
+            created_at: now,
+            updated_at: now,
+            saga_id: order.saga_id,
+        };
+        let event = match reason {
+            None => PaymentConfirmed {
+                order_id: order.order_id,
+                saga_id: order.saga_id,
+                payment_id: payment.payment_id,
+                amount: order.total_amount,
+                currency: order.currency.clone(),
+            }
+            .into(),
+            Some(reason) => PaymentFailed {
+                order_id: order.order_id,
+                saga_id: order.saga_id,
+                amount: order.total_amount,
+                currency: order.currency.clone(),
+                reason: reason.into(),
+            }
+            .into(),
+        };
+        self.charged.push(order.order_id);
+        self.payments.insert(order.order_id, payment);
+        Some(event)
+    }
+
+    /// `order.cancelled.v1`: the event to emit, if any.
+    pub fn cancelled(&mut self, order: &OrderCancelled) -> Option<Event> {
+        match on_cancelled(self.standing(order.order_id))? {
+            Change::MarkCancelled => {
+                self.cancelled_first.insert(order.order_id);
+                self.marked.push(order.order_id);
+                None
+            }
+            _ => {
+                let p = self.payments.get_mut(&order.order_id)?;
+                p.status = "REFUNDED".into();
+                self.refunded.push(order.order_id);
+                Some(
+                    PaymentRefunded {
+                        order_id: p.order_id,
+                        saga_id: p.saga_id,
+                        payment_id: p.payment_id,
+                        amount: p.amount,
+                        currency: p.currency.clone(),
+                    }
+                    .into(),
+                )
+            }
+        }
+    }
+
+    /// Writes what changed: new charges, refunds, and cancellations seen first.
+    pub async fn save(self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let charged: Vec<&Payment> = self
+            .charged
+            .iter()
+            .filter_map(|id| self.payments.get(id))
+            .collect();
+        if !charged.is_empty() {
+            let ids: Vec<Uuid> = charged.iter().map(|p| p.payment_id).collect();
+            let orders: Vec<Uuid> = charged.iter().map(|p| p.order_id).collect();
+            let sagas: Vec<Uuid> = charged.iter().map(|p| p.saga_id).collect();
+            let amounts: Vec<Decimal> = charged.iter().map(|p| p.amount.amount()).collect();
+            let currencies: Vec<&str> = charged.iter().map(|p| p.currency.as_str()).collect();
+            let statuses: Vec<&str> = charged.iter().map(|p| p.status.as_str()).collect();
+            let reasons: Vec<Option<&str>> = charged.iter().map(|p| p.reason.as_deref()).collect();
             sqlx::query(
-                "UPDATE payments SET status = 'REFUNDED', updated_at = now() WHERE payment_id = $1",
+                "INSERT INTO payments (payment_id, order_id, saga_id, amount, currency, status, reason) \
+                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::numeric[], $5::text[], \
+                                      $6::text[], $7::text[])",
             )
-            .bind(p.payment_id)
+            .bind(&ids)
+            .bind(&orders)
+            .bind(&sagas)
+            .bind(&amounts)
+            .bind(&currencies)
+            .bind(&statuses)
+            .bind(&reasons)
             .execute(&mut *conn)
             .await?;
-            Ok(Some(
-                PaymentRefunded {
-                    order_id: p.order_id,
-                    saga_id: p.saga_id,
-                    payment_id: p.payment_id,
-                    amount: p.amount,
-                    currency: p.currency,
-                }
-                .into(),
-            ))
         }
-        (Some(Change::MarkCancelled), _) => {
-            service_kit::cancellations::remember(conn, order.order_id).await?;
-            Ok(None)
+        // A charge made and refunded in one batch was inserted as refunded already.
+        let refunded: Vec<Uuid> = self
+            .refunded
+            .iter()
+            .filter(|id| !self.charged.contains(id))
+            .filter_map(|id| self.payments.get(id).map(|p| p.payment_id))
+            .collect();
+        if !refunded.is_empty() {
+            sqlx::query(
+                "UPDATE payments SET status = 'REFUNDED', updated_at = now() \
+                 WHERE payment_id = ANY($1)",
+            )
+            .bind(&refunded)
+            .execute(&mut *conn)
+            .await?;
         }
-        _ => Ok(None),
+        service_kit::cancellations::remember(conn, &self.marked).await
     }
 }
 

@@ -5,24 +5,24 @@
 pub mod saga;
 pub mod store;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::Utc;
 use messaging::db::Migration;
-use messaging::{Context, Handler, HandlerError, Shutdown};
+use messaging::{Batch, Handler, HandlerError, Shutdown};
 use serde::Deserialize;
 use service_kit::extract::{Page, page_limit};
 use service_kit::settings::env_or;
 use service_kit::{
     ApiError, ApiPath, ApiQuery, CommonSettings, FieldError, Infra, Service, ServiceBuilder,
 };
-use shared_events::EventKind;
+use shared_events::{Envelope, EventKind};
 use uuid::Uuid;
 
-use crate::saga::{Input, SagaStatus};
+use crate::saga::{Input, Saga, SagaStatus};
 use crate::store::SagaView;
 
 pub const SERVICE: &str = "saga-coordinator";
@@ -88,26 +88,32 @@ pub struct Coordinator {
 }
 
 impl Handler for Coordinator {
-    async fn handle(&self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
-        let event = ctx.event();
-        let (saga_id, order_id) = (event.payload.saga_id(), event.payload.order_id());
-        let (event_id, event_type, occurred_at, payload) = (
-            event.event_id,
-            event.event_type.clone(),
-            event.occurred_at,
-            event.payload.clone(),
-        );
-        let saga = store::lock(ctx.conn(), saga_id, order_id, self.timeouts.saga).await?;
-        store::record(ctx.conn(), saga_id, event_id, &event_type, occurred_at).await?;
-        let (next, decision) = saga.apply(Input::Event(&payload));
-        if next != saga {
-            store::save(ctx.conn(), &next).await?;
+    async fn handle(&self, events: &[Envelope], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
+        let keys: Vec<(Uuid, Uuid)> = events
+            .iter()
+            .map(|e| (e.payload.saga_id(), e.payload.order_id()))
+            .collect();
+        let mut sagas = store::lock(batch.conn(), &keys, self.timeouts.saga).await?;
+        let mut changed = BTreeSet::new();
+        let mut seen = Vec::with_capacity(events.len() * 2);
+        for event in events {
+            let saga_id = event.payload.saga_id();
+            let saga = sagas
+                .get_mut(&saga_id)
+                .ok_or_else(|| anyhow::anyhow!("saga {saga_id} vanished while locked"))?;
+            seen.push(store::Seen::of(event));
+            let (next, decision) = saga.apply(Input::Event(&event.payload));
+            if next != *saga {
+                *saga = next;
+                changed.insert(saga_id);
+            }
+            if let Some(decision) = decision {
+                seen.push(store::Seen::of(batch.emit(event, decision)));
+            }
         }
-        if let Some(decision) = decision {
-            let name = decision.kind().name();
-            let id = ctx.emit(decision).await?;
-            store::record(ctx.conn(), saga_id, id, name, Utc::now()).await?;
-        }
+        let changed: Vec<&Saga> = changed.iter().filter_map(|id| sagas.get(id)).collect();
+        store::save(batch.conn(), &changed).await?;
+        store::record(batch.conn(), &seen).await?;
         Ok(())
     }
 }
@@ -139,8 +145,18 @@ async fn sweep(infra: Infra, timeouts: Timeouts, shutdown: Shutdown) {
 async fn sweep_once(infra: &Infra, timeouts: &Timeouts, limit: i64) -> Result<usize, sqlx::Error> {
     let mut tx = infra.pool.begin().await?;
     let due = store::due(&mut tx, timeouts.compensation, limit).await?;
-    for (saga_id, order_id, started) in &due {
-        let saga = store::lock(&mut tx, *saga_id, *order_id, timeouts.saga).await?;
+    if due.is_empty() {
+        tx.commit().await?;
+        return Ok(0);
+    }
+    let keys: Vec<(Uuid, Uuid)> = due.iter().map(|(s, o, _)| (*s, *o)).collect();
+    let sagas = store::lock(&mut tx, &keys, timeouts.saga).await?;
+    let mut changed = Vec::with_capacity(due.len());
+    let mut emitted = Vec::new();
+    for (saga_id, _, started) in &due {
+        let Some(saga) = sagas.get(saga_id) else {
+            continue;
+        };
         let input = if *started {
             Input::DeadlinePassed
         } else {
@@ -150,15 +166,16 @@ async fn sweep_once(infra: &Infra, timeouts: &Timeouts, limit: i64) -> Result<us
         if next.status == SagaStatus::Failed && saga.status != SagaStatus::Failed {
             tracing::error!(%saga_id, "compensation overdue: saga FAILED, needs an operator");
         }
-        store::save(&mut tx, &next).await?;
+        changed.push(next);
         if let Some(decision) = decision {
-            let name = decision.kind().name();
-            let event = infra.outbox.event(decision, *saga_id, None);
-            infra.outbox.add(&mut tx, &event).await?;
-            store::record(&mut tx, *saga_id, event.event_id, name, event.occurred_at).await?;
+            emitted.push(infra.outbox.event(decision, *saga_id, None));
         }
     }
-    infra.outbox.commit(tx).await?;
+    store::save(&mut tx, &changed.iter().collect::<Vec<_>>()).await?;
+    let seen: Vec<store::Seen> = emitted.iter().map(store::Seen::of).collect();
+    store::record(&mut tx, &seen).await?;
+    let written = infra.outbox.add_all(&mut tx, emitted).await?;
+    infra.outbox.commit(tx, written).await?;
     Ok(due.len())
 }
 

@@ -1,10 +1,11 @@
 //! The `sagas` and `saga_history` tables.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use shared_events::AbortReason;
+use shared_events::{AbortReason, Envelope};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -51,68 +52,108 @@ fn saga(row: &Row) -> Result<Saga, sqlx::Error> {
     })
 }
 
-/// The saga, locked for this transaction; created (`STARTED`, deadline `timeout` from now) by
-/// whichever of its events arrives first.
+/// The sagas `(saga_id, order_id)`, locked for this transaction in saga id order; each is created
+/// (`STARTED`, deadline `timeout` from now) by whichever of its events arrives first.
 pub async fn lock(
     conn: &mut PgConnection,
-    saga_id: Uuid,
-    order_id: Uuid,
+    keys: &[(Uuid, Uuid)],
     timeout: Duration,
-) -> Result<Saga, sqlx::Error> {
+) -> Result<HashMap<Uuid, Saga>, sqlx::Error> {
+    let mut keys = keys.to_vec();
+    keys.sort_unstable();
+    keys.dedup_by_key(|(saga_id, _)| *saga_id);
+    let (saga_ids, order_ids): (Vec<Uuid>, Vec<Uuid>) = keys.into_iter().unzip();
     sqlx::query(
         "INSERT INTO sagas (saga_id, order_id, status, payment_status, inventory_status, deadline) \
-         VALUES ($1, $2, 'STARTED', 'PENDING', 'PENDING', now() + make_interval(secs => $3)) \
-         ON CONFLICT (saga_id) DO NOTHING",
+         SELECT s, o, 'STARTED', 'PENDING', 'PENDING', now() + make_interval(secs => $3) \
+         FROM unnest($1::uuid[], $2::uuid[]) AS t(s, o) ON CONFLICT (saga_id) DO NOTHING",
     )
-    .bind(saga_id)
-    .bind(order_id)
+    .bind(&saga_ids)
+    .bind(&order_ids)
     .bind(timeout.as_secs_f64())
     .execute(&mut *conn)
     .await?;
-    let sql = format!("SELECT {COLUMNS} FROM sagas WHERE saga_id = $1 FOR UPDATE");
-    let row: Row = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(saga_id)
-        .fetch_one(conn)
+    let sql =
+        format!("SELECT {COLUMNS} FROM sagas WHERE saga_id = ANY($1) ORDER BY saga_id FOR UPDATE");
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(&saga_ids)
+        .fetch_all(conn)
         .await?;
-    saga(&row)
+    rows.iter()
+        .map(|r| saga(r).map(|s| (s.saga_id, s)))
+        .collect()
 }
 
-pub async fn save(conn: &mut PgConnection, saga: &Saga) -> Result<(), sqlx::Error> {
+/// Writes `sagas` back, in one statement.
+pub async fn save(conn: &mut PgConnection, sagas: &[&Saga]) -> Result<(), sqlx::Error> {
+    if sagas.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&Saga) -> Option<String>| sagas.iter().map(|s| f(s)).collect::<Vec<_>>();
+    let ids: Vec<Uuid> = sagas.iter().map(|s| s.saga_id).collect();
+    let payment_ids: Vec<Option<Uuid>> = sagas.iter().map(|s| s.payment_id).collect();
+    let reservation_ids: Vec<Option<Uuid>> = sagas.iter().map(|s| s.reservation_id).collect();
     sqlx::query(
-        "UPDATE sagas SET status = $2, reason = $3, payment_status = $4, payment_id = $5, \
-         inventory_status = $6, reservation_id = $7, order_cancelled = $8, updated_at = now(), \
-         compensating_since = CASE WHEN $2 <> 'COMPENSATING' THEN NULL \
-                                   ELSE COALESCE(compensating_since, now()) END \
-         WHERE saga_id = $1",
+        "UPDATE sagas SET status = x.status, reason = x.reason, payment_status = x.payment, \
+         payment_id = x.payment_id, inventory_status = x.inventory, reservation_id = x.reservation_id, \
+         order_cancelled = x.order_cancelled, updated_at = now(), \
+         compensating_since = CASE WHEN x.status <> 'COMPENSATING' THEN NULL \
+                                   ELSE COALESCE(sagas.compensating_since, now()) END \
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::text[], \
+                     $7::uuid[], $8::text[]) \
+              AS x(saga_id, status, reason, payment, payment_id, inventory, reservation_id, order_cancelled) \
+         WHERE sagas.saga_id = x.saga_id",
     )
-    .bind(saga.saga_id)
-    .bind(saga.status.as_str())
-    .bind(saga.reason.map(AbortReason::as_str))
-    .bind(saga.payment.as_str())
-    .bind(saga.payment_id)
-    .bind(saga.inventory.as_str())
-    .bind(saga.reservation_id)
-    .bind(saga.order_cancelled.map(AbortReason::as_str))
+    .bind(&ids)
+    .bind(column(|s| Some(s.status.as_str().into())))
+    .bind(column(|s| s.reason.map(|r| r.as_str().into())))
+    .bind(column(|s| Some(s.payment.as_str().into())))
+    .bind(&payment_ids)
+    .bind(column(|s| Some(s.inventory.as_str().into())))
+    .bind(&reservation_ids)
+    .bind(column(|s| s.order_cancelled.map(|r| r.as_str().into())))
     .execute(conn)
     .await?;
     Ok(())
 }
 
-pub async fn record(
-    conn: &mut PgConnection,
-    saga_id: Uuid,
-    event_id: Uuid,
-    event_type: &str,
-    occurred_at: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
+/// One event a saga saw or emitted, for its history.
+pub struct Seen {
+    pub saga_id: Uuid,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl Seen {
+    pub fn of(event: &Envelope) -> Seen {
+        Seen {
+            saga_id: event.payload.saga_id(),
+            event_id: event.event_id,
+            event_type: event.event_type.clone(),
+            occurred_at: event.occurred_at,
+        }
+    }
+}
+
+/// Adds `seen` to the sagas' histories, in this order, in one statement.
+pub async fn record(conn: &mut PgConnection, seen: &[Seen]) -> Result<(), sqlx::Error> {
+    if seen.is_empty() {
+        return Ok(());
+    }
+    let saga_ids: Vec<Uuid> = seen.iter().map(|s| s.saga_id).collect();
+    let event_ids: Vec<Uuid> = seen.iter().map(|s| s.event_id).collect();
+    let types: Vec<&str> = seen.iter().map(|s| s.event_type.as_str()).collect();
+    let times: Vec<DateTime<Utc>> = seen.iter().map(|s| s.occurred_at).collect();
     sqlx::query(
-        "INSERT INTO saga_history (saga_id, event_id, event_type, occurred_at) VALUES ($1, $2, $3, $4) \
+        "INSERT INTO saga_history (saga_id, event_id, event_type, occurred_at) \
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[]) \
          ON CONFLICT DO NOTHING",
     )
-    .bind(saga_id)
-    .bind(event_id)
-    .bind(event_type)
-    .bind(occurred_at)
+    .bind(&saga_ids)
+    .bind(&event_ids)
+    .bind(&types)
+    .bind(&times)
     .execute(conn)
     .await?;
     Ok(())

@@ -1,23 +1,27 @@
 //! Durable JetStream consumers whose handlers run inside a database transaction with the inbox.
 //!
 //! Every instance of a service binds to the same durable pull consumer, so each event reaches one
-//! instance (queue-group semantics). A delivery is handled like this:
+//! instance (queue-group semantics). Deliveries are handled in batches: the consumer takes the
+//! next delivery, and with it whatever else has already arrived (up to `max_batch`), so an idle
+//! consumer handles each event at once and a busy one handles many per transaction.
 //!
-//! 1. decode the envelope; an undecodable message, an unknown major version or a subject that does
-//!    not match its envelope goes to the `DLQ` stream with the reason, and is acked;
-//! 2. begin a transaction and insert `(consumer, eventId)` into the inbox; if the row exists the
-//!    event was handled before: roll back and ack, changing nothing;
-//! 3. run the handler in the same transaction (its state changes and the events it emits through
-//!    the outbox), commit, and only then ack;
-//! 4. on a failure, roll back and NAK with a growing delay so that any instance retries later;
-//!    while the database is unreachable this goes on indefinitely, but a handler that keeps
-//!    failing with the database up is dead-lettered after `max_attempts` deliveries.
+//! 1. decode each envelope; an undecodable message, an unknown major version or a subject that
+//!    does not match its envelope goes to the `DLQ` stream with the reason, and is acked;
+//! 2. begin a transaction and insert every `(consumer, eventId)` of the batch into the inbox in
+//!    one statement; an event whose row exists was handled before: it is acked, changing nothing;
+//! 3. run the handler on the new events in the same transaction (its state changes, and the
+//!    events it emits, written to the outbox in one statement), commit, and only then ack;
+//! 4. on a failure, roll back. While the database is unreachable every delivery is NAKed with a
+//!    growing delay, indefinitely. Any other failure of a batch of several is retried one
+//!    delivery at a time, so that one bad event cannot hold the others back; a single delivery
+//!    that fails is NAKed with a growing delay, and dead-lettered after `max_attempts`.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, message::PublishMessage};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use shared_events::{Envelope, Event, EventKind, Stream};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::Semaphore;
@@ -25,13 +29,13 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::backoff;
-use crate::db::is_unavailable;
+use crate::db::{is_transient, is_unavailable};
 use crate::metrics as m;
 use crate::nats::{ProvisionError, consumer_config, ensure_consumer};
 use crate::outbox::Outbox;
 use crate::shutdown::Shutdown;
 
-/// What one durable consumer of one service listens to, and how it retries.
+/// What one durable consumer of one service listens to, and how it batches and retries.
 #[derive(Clone, Debug)]
 pub struct ConsumerSpec {
     /// The service name; with the subject it names the durable.
@@ -41,8 +45,10 @@ pub struct ConsumerSpec {
     /// How long the server waits for an ack before it redelivers.
     pub ack_wait: Duration,
     pub max_ack_pending: i64,
-    /// Deliveries handled at once by one instance.
+    /// Batches handled at once by one instance.
     pub concurrency: usize,
+    /// The most deliveries handled in one transaction.
+    pub max_batch: usize,
     /// Deliveries after which an event that keeps failing (with the database up) is dead-lettered.
     pub max_attempts: i64,
     pub retry_base: Duration,
@@ -57,8 +63,9 @@ impl ConsumerSpec {
             service: service.into(),
             kind,
             ack_wait: Duration::from_secs(30),
-            max_ack_pending: 1000,
-            concurrency: 16,
+            max_ack_pending: 2000,
+            concurrency: 2,
+            max_batch: 200,
             max_attempts: 8,
             retry_base: Duration::from_millis(200),
             retry_max: Duration::from_secs(10),
@@ -76,10 +83,10 @@ impl ConsumerSpec {
     }
 }
 
-/// Why a handler did not handle an event.
+/// Why a handler did not handle a batch.
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
-    /// The event can never be handled (it contradicts the service's rules): dead-letter it now.
+    /// An event can never be handled (it contradicts the service's rules): dead-letter it now.
     #[error("rejected: {0}")]
     Rejected(String),
     #[error("database: {0}")]
@@ -92,45 +99,52 @@ impl HandlerError {
     fn is_unavailable(&self) -> bool {
         matches!(self, HandlerError::Database(e) if is_unavailable(e))
     }
+
+    /// Worth retrying however often it happens: the database away, or a deadlock.
+    fn is_transient(&self) -> bool {
+        matches!(self, HandlerError::Database(e) if is_transient(e))
+    }
 }
 
-/// What a handler gets: the event, and the transaction its effects and emitted events go into.
-pub struct Context<'a> {
+/// The transaction a batch is handled in, and what the handler asks of it: events to emit
+/// (written to the outbox in one statement before the commit) and events to retry later.
+pub struct Batch<'a> {
     tx: &'a mut Transaction<'static, Postgres>,
     outbox: &'a Outbox,
-    event: &'a Envelope,
-    emitted: usize,
+    emitted: Vec<Envelope>,
+    deferred: HashMap<Uuid, String>,
 }
 
-impl Context<'_> {
-    pub fn event(&self) -> &Envelope {
-        self.event
-    }
-
-    /// The transaction the handling commits in.
+impl Batch<'_> {
+    /// The transaction the batch commits in.
     pub fn conn(&mut self) -> &mut PgConnection {
         self.tx
     }
 
-    /// Emits an event caused by the one being handled, in the same saga; it is published once
-    /// the handling commits.
-    pub async fn emit(&mut self, payload: impl Into<Event>) -> Result<Uuid, sqlx::Error> {
-        let event = self.outbox.event(
-            payload,
-            self.event.correlation_id,
-            Some(self.event.event_id),
-        );
-        self.outbox.add(self.tx, &event).await?;
-        self.emitted += 1;
-        Ok(event.event_id)
+    /// Emits an event caused by `cause`, in its saga; it is published once the batch commits.
+    pub fn emit(&mut self, cause: &Envelope, payload: impl Into<Event>) -> &Envelope {
+        let event = self
+            .outbox
+            .event(payload, cause.correlation_id, Some(cause.event_id));
+        self.emitted.push(event);
+        &self.emitted[self.emitted.len() - 1]
+    }
+
+    /// Leaves `event` unhandled (its inbox row is taken back) and has it delivered again later:
+    /// it arrived before something it depends on. It counts as an attempt.
+    pub fn retry_later(&mut self, event: &Envelope, why: impl Into<String>) {
+        self.deferred.insert(event.event_id, why.into());
     }
 }
 
 /// A service's reaction to one kind of event.
 pub trait Handler: Send + Sync + 'static {
+    /// Handles `events`, each new to this consumer, in delivery order, inside `batch`'s
+    /// transaction. An error rolls back the whole batch.
     fn handle(
         &self,
-        ctx: &mut Context<'_>,
+        events: &[Envelope],
+        batch: &mut Batch<'_>,
     ) -> impl std::future::Future<Output = Result<(), HandlerError>> + Send;
 }
 
@@ -174,6 +188,21 @@ impl Outcome {
     }
 }
 
+/// A delivery whose envelope decoded.
+struct Delivery {
+    message: jetstream::Message,
+    event: Envelope,
+    delivered: i64,
+}
+
+/// What a committed batch did with each of its events.
+struct Committed {
+    /// Events handled now (the rest of the batch were duplicates).
+    handled: HashSet<Uuid>,
+    /// Events the handler left for later, with why.
+    deferred: HashMap<Uuid, String>,
+}
+
 impl<H: Handler> Consumer<H> {
     /// Creates or checks the durable consumer on the server, then returns it ready to run.
     pub async fn provision(
@@ -215,36 +244,35 @@ impl<H: Handler> Consumer<H> {
     /// Pulls and handles deliveries until `shutdown`, then waits for those in flight. Survives
     /// missed heartbeats, reconnects, server restarts and a deleted consumer (it is recreated).
     pub async fn run(self, shutdown: Shutdown) {
+        use jetstream::consumer::pull::MessagesErrorKind as K;
         let spec = &self.inner.spec;
+        let max_batch = spec.max_batch.max(1);
         let permits = Arc::new(Semaphore::new(spec.concurrency.max(1)));
         let mut tasks = JoinSet::new();
         let mut failures = 0u32;
         'session: while !shutdown.is_cancelled() {
             let pulled = match self.ensure().await {
-                Ok(consumer) => {
-                    consumer
-                        .stream()
-                        .max_messages_per_batch(spec.concurrency.max(1) * 2)
-                        .heartbeat(spec.heartbeat)
-                        .expires(spec.heartbeat * 4)
-                        .messages()
-                        .await
-                }
-                Err(e) => {
-                    failures += 1;
-                    self.pause(failures, &format!("{e}"), &shutdown).await;
-                    continue;
-                }
+                Ok(consumer) => consumer
+                    .stream()
+                    .max_messages_per_batch(max_batch * 2)
+                    .heartbeat(spec.heartbeat)
+                    .expires(spec.heartbeat * 4)
+                    .messages()
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
             };
             let mut messages = match pulled {
                 Ok(messages) => messages,
                 Err(e) => {
                     failures += 1;
-                    self.pause(failures, &format!("{e}"), &shutdown).await;
+                    self.pause(failures, &e, &shutdown).await;
                     continue;
                 }
             };
             let mut errors_in_a_row = 0u32;
+            // An error met while gathering a batch, dealt with before pulling again.
+            let mut held_back = None;
             loop {
                 let permit = tokio::select! {
                     p = permits.clone().acquire_owned() => match p {
@@ -253,28 +281,41 @@ impl<H: Handler> Consumer<H> {
                     },
                     () = shutdown.cancelled() => break 'session,
                 };
-                let next = tokio::select! {
-                    n = messages.next() => n,
-                    () = shutdown.cancelled() => break 'session,
+                let next = match held_back.take() {
+                    Some(error) => Some(Err(error)),
+                    None => tokio::select! {
+                        n = messages.next() => n,
+                        () = shutdown.cancelled() => break 'session,
+                    },
                 };
                 match next {
                     Some(Ok(message)) => {
                         errors_in_a_row = 0;
                         failures = 0;
+                        let mut batch = vec![message];
+                        while batch.len() < max_batch {
+                            match messages.next().now_or_never() {
+                                Some(Some(Ok(message))) => batch.push(message),
+                                Some(Some(Err(error))) => {
+                                    held_back = Some(error);
+                                    break;
+                                }
+                                Some(None) | None => break,
+                            }
+                        }
                         let this = self.clone();
                         tasks.spawn(async move {
-                            this.process(message).await;
+                            this.process(batch).await;
                             drop(permit);
                         });
                     }
                     Some(Err(e)) => {
-                        use jetstream::consumer::pull::MessagesErrorKind as K;
                         errors_in_a_row += 1;
                         let fatal = matches!(e.kind(), K::ConsumerDeleted | K::PushBasedConsumer);
                         tracing::debug!(consumer = %self.inner.durable, error = %e, "pull stream error");
                         if fatal || errors_in_a_row >= 3 {
                             failures += 1;
-                            self.pause(failures, &format!("{e}"), &shutdown).await;
+                            self.pause(failures, &e.to_string(), &shutdown).await;
                             continue 'session;
                         }
                     }
@@ -304,81 +345,173 @@ impl<H: Handler> Consumer<H> {
         }
     }
 
-    async fn process(&self, message: jetstream::Message) {
-        let started = Instant::now();
-        let subject = message.subject.to_string();
-        let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
-        let outcome = match Envelope::decode(&message.payload) {
-            Err(e) => {
-                self.dead_letter(&message, e.code(), &e.to_string(), delivered)
-                    .await
-            }
-            Ok(event) if event.subject() != subject => {
-                let why = format!("an {} envelope on subject {subject}", event.subject());
-                self.dead_letter(&message, "SUBJECT_MISMATCH", &why, delivered)
-                    .await
-            }
-            Ok(event) => match self.handle(&event).await {
-                Ok(true) => self.ack(&message, Outcome::Handled).await,
-                Ok(false) => self.ack(&message, Outcome::Duplicate).await,
-                Err(HandlerError::Rejected(why)) => {
-                    self.dead_letter(&message, "REJECTED", &why, delivered)
-                        .await
-                }
-                Err(e) if !e.is_unavailable() && delivered >= self.inner.spec.max_attempts => {
-                    let why = format!("{delivered} attempts, last: {e}");
-                    self.dead_letter(&message, "RETRIES_EXHAUSTED", &why, delivered)
-                        .await
-                }
-                Err(e) => {
-                    tracing::warn!(consumer = %self.inner.durable, event_id = %event.event_id,
-                        attempt = delivered, error = %e, "handling failed; will retry");
-                    self.retry_later(&message, delivered).await
-                }
-            },
-        };
-        metrics::histogram!(m::HANDLER_SECONDS, "consumer" => self.inner.durable.clone())
-            .record(started.elapsed().as_secs_f64());
+    fn count(&self, subject: &str, outcome: Outcome) {
         metrics::counter!(m::EVENTS_CONSUMED,
             "consumer" => self.inner.durable.clone(),
-            "subject" => subject,
+            "subject" => subject.to_owned(),
             "outcome" => outcome.label())
         .increment(1);
     }
 
-    /// Runs the handler in a transaction with the inbox. `Ok(false)`: handled before, no effect.
-    async fn handle(&self, event: &Envelope) -> Result<bool, HandlerError> {
-        let mut tx = self.inner.pool.begin().await?;
-        let fresh = sqlx::query(
-            "INSERT INTO messaging_inbox (consumer, event_id, subject) VALUES ($1, $2, $3) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(&self.inner.durable)
-        .bind(event.event_id)
-        .bind(event.subject())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !fresh {
-            tx.rollback().await?;
-            return Ok(false);
+    /// Dead-letters what does not decode, then handles the rest as one batch.
+    async fn process(&self, messages: Vec<jetstream::Message>) {
+        let started = Instant::now();
+        let mut deliveries = Vec::with_capacity(messages.len());
+        for message in messages {
+            let subject = message.subject.to_string();
+            let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+            let outcome = match Envelope::decode(&message.payload) {
+                Err(e) => {
+                    self.dead_letter(&message, e.code(), &e.to_string(), delivered)
+                        .await
+                }
+                Ok(event) if event.subject() != subject => {
+                    let why = format!("an {} envelope on subject {subject}", event.subject());
+                    self.dead_letter(&message, "SUBJECT_MISMATCH", &why, delivered)
+                        .await
+                }
+                Ok(event) => {
+                    deliveries.push(Delivery {
+                        message,
+                        event,
+                        delivered,
+                    });
+                    continue;
+                }
+            };
+            self.count(&subject, outcome);
         }
-        let mut ctx = Context {
-            tx: &mut tx,
-            outbox: &self.inner.outbox,
-            event,
-            emitted: 0,
-        };
-        self.inner.handler.handle(&mut ctx).await?;
-        let emitted = ctx.emitted;
-        tx.commit().await?;
-        if emitted > 0 {
-            self.inner.outbox.wake();
+        if !deliveries.is_empty() {
+            metrics::histogram!(m::BATCH_SIZE, "consumer" => self.inner.durable.clone())
+                .record(deliveries.len() as f64);
+            self.handle_batch(deliveries).await;
         }
-        Ok(true)
+        metrics::histogram!(m::HANDLER_SECONDS, "consumer" => self.inner.durable.clone())
+            .record(started.elapsed().as_secs_f64());
     }
 
+    /// Handles `deliveries` in one transaction; if that fails for any reason but the database
+    /// being away, handles each on its own instead.
+    async fn handle_batch(&self, deliveries: Vec<Delivery>) {
+        match self.transact(&deliveries).await {
+            Ok(committed) => {
+                for d in &deliveries {
+                    let outcome = match committed.deferred.get(&d.event.event_id) {
+                        Some(why) => self.failed(d, why).await,
+                        None if committed.handled.contains(&d.event.event_id) => {
+                            self.ack(&d.message, Outcome::Handled).await
+                        }
+                        None => self.ack(&d.message, Outcome::Duplicate).await,
+                    };
+                    self.count(&d.message.subject, outcome);
+                }
+            }
+            Err(e) if deliveries.len() > 1 && !e.is_unavailable() => {
+                tracing::debug!(consumer = %self.inner.durable, error = %e, size = deliveries.len(),
+                    "batch failed; handling its deliveries one by one");
+                for d in deliveries {
+                    Box::pin(self.handle_batch(vec![d])).await;
+                }
+            }
+            Err(e) => {
+                for d in &deliveries {
+                    let outcome = match &e {
+                        HandlerError::Rejected(why) => {
+                            self.dead_letter(&d.message, "REJECTED", why, d.delivered)
+                                .await
+                        }
+                        e if e.is_transient() => {
+                            tracing::debug!(consumer = %self.inner.durable, error = %e,
+                                attempt = d.delivered, "database unavailable; will retry");
+                            self.retry_later(&d.message, d.delivered).await
+                        }
+                        e => self.failed(d, &e.to_string()).await,
+                    };
+                    self.count(&d.message.subject, outcome);
+                }
+            }
+        }
+    }
+
+    /// A delivery that could not be handled now: retried later, or dead-lettered once it has
+    /// used its attempts (while the database is reachable).
+    async fn failed(&self, d: &Delivery, why: &str) -> Outcome {
+        if d.delivered >= self.inner.spec.max_attempts {
+            let why = format!("{} attempts, last: {why}", d.delivered);
+            return self
+                .dead_letter(&d.message, "RETRIES_EXHAUSTED", &why, d.delivered)
+                .await;
+        }
+        tracing::warn!(consumer = %self.inner.durable, event_id = %d.event.event_id,
+            attempt = d.delivered, error = %why, "handling failed; will retry");
+        self.retry_later(&d.message, d.delivered).await
+    }
+
+    /// Runs the handler on the batch's new events in one transaction with the inbox.
+    async fn transact(&self, deliveries: &[Delivery]) -> Result<Committed, HandlerError> {
+        // Inbox rows are inserted in event id order, so that two instances holding overlapping
+        // batches (a redelivery) wait for each other instead of deadlocking.
+        let mut ids: Vec<(Uuid, &str)> = deliveries
+            .iter()
+            .map(|d| (d.event.event_id, d.event.subject()))
+            .collect();
+        ids.sort_unstable_by_key(|(id, _)| *id);
+        ids.dedup_by_key(|(id, _)| *id);
+        let (event_ids, subjects): (Vec<Uuid>, Vec<&str>) = ids.into_iter().unzip();
+
+        let mut tx = self.inner.pool.begin().await?;
+        let fresh: HashSet<Uuid> = sqlx::query_scalar(
+            "INSERT INTO messaging_inbox (consumer, event_id, subject) \
+             SELECT $1, e, s FROM unnest($2::uuid[], $3::text[]) AS t(e, s) \
+             ON CONFLICT DO NOTHING RETURNING event_id",
+        )
+        .bind(&self.inner.durable)
+        .bind(&event_ids)
+        .bind(&subjects)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+        if fresh.is_empty() {
+            tx.rollback().await?;
+            return Ok(Committed {
+                handled: fresh,
+                deferred: HashMap::new(),
+            });
+        }
+        // Each new event once, in delivery order.
+        let mut seen = HashSet::with_capacity(fresh.len());
+        let events: Vec<Envelope> = deliveries
+            .iter()
+            .filter(|d| fresh.contains(&d.event.event_id) && seen.insert(d.event.event_id))
+            .map(|d| d.event.clone())
+            .collect();
+        let mut batch = Batch {
+            tx: &mut tx,
+            outbox: &self.inner.outbox,
+            emitted: Vec::new(),
+            deferred: HashMap::new(),
+        };
+        self.inner.handler.handle(&events, &mut batch).await?;
+        let Batch {
+            emitted, deferred, ..
+        } = batch;
+        if !deferred.is_empty() {
+            let ids: Vec<Uuid> = deferred.keys().copied().collect();
+            sqlx::query("DELETE FROM messaging_inbox WHERE consumer = $1 AND event_id = ANY($2)")
+                .bind(&self.inner.durable)
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let written = self.inner.outbox.add_all(&mut tx, emitted).await?;
+        self.inner.outbox.commit(tx, written).await?;
+        let handled = fresh
+            .into_iter()
+            .filter(|id| !deferred.contains_key(id))
+            .collect();
+        Ok(Committed { handled, deferred })
+    }
     async fn ack(&self, message: &jetstream::Message, outcome: Outcome) -> Outcome {
         // A lost ack means a redelivery, which the inbox turns into a no-op.
         if let Err(e) = message.ack().await {

@@ -90,12 +90,33 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
             if db.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")))
 }
 
-/// Serialises every transaction that works on `key` (for example everything a service does for
-/// one order, before any row of it exists to lock), until the transaction ends.
-pub async fn lock_key(conn: &mut sqlx::PgConnection, key: uuid::Uuid) -> Result<(), sqlx::Error> {
-    let (hi, lo) = key.as_u64_pair();
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind((hi ^ lo) as i64)
+/// Whether an error will likely go away if the same work is tried again: the database could not
+/// be reached, or the transaction lost a deadlock or a serialisation conflict.
+pub fn is_transient(error: &sqlx::Error) -> bool {
+    is_unavailable(error)
+        || matches!(error, sqlx::Error::Database(db)
+            if db.code().is_some_and(|c| c == "40P01" || c == "40001"))
+}
+
+/// Serialises every transaction that works on one of `keys` (for example everything a service
+/// does for one order, before any row of it exists to lock), until the transaction ends. The locks
+/// are taken in one statement in ascending order, so transactions locking overlapping sets wait
+/// for each other instead of deadlocking.
+pub async fn lock_keys(
+    conn: &mut sqlx::PgConnection,
+    keys: &[uuid::Uuid],
+) -> Result<(), sqlx::Error> {
+    let mut keys: Vec<i64> = keys
+        .iter()
+        .map(|k| {
+            let (hi, lo) = k.as_u64_pair();
+            (hi ^ lo) as i64
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    sqlx::query("SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k")
+        .bind(&keys)
         .execute(conn)
         .await?;
     Ok(())

@@ -5,7 +5,8 @@
 //! - [`nats`]: connecting to NATS, and provisioning the streams and durable consumers, read back
 //!   and checked against what was asked.
 //! - [`outbox`]: events written in the caller's transaction, and the relay that publishes them.
-//! - [`consumer`]: durable pull consumers whose handlers run in a transaction with the inbox.
+//! - [`consumer`]: durable pull consumers that handle batches of deliveries in a transaction with
+//!   the inbox.
 //! - [`metrics`] and [`shutdown`]: what every long-running task reports, and how it stops.
 
 pub mod backoff;
@@ -16,6 +17,6 @@ pub mod nats;
 pub mod outbox;
 pub mod shutdown;
 
-pub use consumer::{Consumer, ConsumerSpec, Context, Handler, HandlerError};
-pub use outbox::{Outbox, Relay, RelayConfig, RelayStats};
+pub use consumer::{Batch, Consumer, ConsumerSpec, Handler, HandlerError};
+pub use outbox::{Outbox, Relay, RelayConfig, RelayStats, Written};
 pub use shutdown::Shutdown;

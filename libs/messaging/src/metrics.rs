@@ -12,8 +12,11 @@ pub const EVENTS_REPUBLISHED: &str = "messaging_events_republished_total";
 /// Deliveries a consumer finished with. Labels: `consumer`, `subject`, `outcome`
 /// (`handled`, `duplicate`, `retried`, `dead_lettered`).
 pub const EVENTS_CONSUMED: &str = "messaging_events_consumed_total";
-/// Time a consumer spent on one delivery, transaction included. Labels: `consumer`.
+/// Time a consumer spent on one batch of deliveries, transaction and acks included. Labels:
+/// `consumer`.
 pub const HANDLER_SECONDS: &str = "messaging_handler_duration_seconds";
+/// Deliveries handled together in one transaction. Labels: `consumer`.
+pub const BATCH_SIZE: &str = "messaging_batch_size";
 /// Outbox rows not yet published. Labels: `service`.
 pub const OUTBOX_BACKLOG: &str = "messaging_outbox_backlog";
 /// Age of the oldest unpublished outbox row (0 when none). Labels: `service`.
@@ -37,8 +40,9 @@ fn describe() {
     describe_histogram!(
         HANDLER_SECONDS,
         Unit::Seconds,
-        "Time spent handling one delivery"
+        "Time spent handling one batch of deliveries"
     );
+    describe_histogram!(BATCH_SIZE, "Deliveries handled together in one transaction");
     describe_gauge!(OUTBOX_BACKLOG, "Outbox rows not yet published");
     describe_gauge!(
         OUTBOX_OLDEST_AGE,
@@ -47,6 +51,8 @@ fn describe() {
     );
     describe_counter!(DEAD_LETTERED, "Messages sent to the dead-letter stream");
 }
+
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0];
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
@@ -58,6 +64,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+            .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_SIZE.into()), BATCH_BUCKETS))
             .unwrap_or_else(|_| PrometheusBuilder::new())
             .build_recorder();
         let handle = recorder.handle();

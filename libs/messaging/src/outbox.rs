@@ -1,40 +1,116 @@
 //! The transactional outbox and the relay that publishes it.
 //!
-//! A service writes its events with [`Outbox::add`] in the same transaction as the state change
-//! that causes them, so both commit or neither does. The [`Relay`] publishes unsent rows to
-//! JetStream with `Nats-Msg-Id` = event id, waits for every publish ack, and only then stamps the
-//! rows sent. Crashing anywhere in between leaves the rows unsent, and they are published again:
-//! JetStream drops the repeat within its duplicate window, and the consumers' inbox drops it after.
+//! A service writes its events with [`Outbox::add_all`] in the same transaction as the state change
+//! that causes them, so both commit or neither does, and commits with [`Outbox::commit`], which
+//! hands the committed events to the [`Relay`]. The relay publishes them to JetStream with
+//! `Nats-Msg-Id` = event id, waits for every publish ack, and only then stamps the rows sent.
+//! Crashing anywhere in between leaves the rows unsent, and they are published again: JetStream
+//! drops the repeat within its duplicate window, and the consumers' inbox drops it after.
+//!
+//! Two paths lead to JetStream:
+//!
+//! - the **hand-off**: events committed by this process go straight to its relay, which needs no
+//!   query to find them. Their `sent_at` stamps are written together, a few milliseconds later.
+//! - the **poller**: once a second, the relay of every instance looks for unsent rows older than
+//!   the hand-off lease (rows of a process that died before publishing them, or whose hand-off
+//!   failed), locks them with `FOR UPDATE SKIP LOCKED`, publishes and stamps them in one
+//!   transaction.
+//!
+//! A row is never published by both paths at once: the hand-off publishes a row only within a
+//! third of the lease after writing it (and a publish gives up after the ack timeout), and the
+//! poller takes it only once the lease has passed.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-
+use std::collections::VecDeque;
 use std::future::IntoFuture;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use futures_util::future::join_all;
 use shared_events::{Envelope, Event};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::backoff;
 use crate::metrics as m;
 use crate::shutdown::Shutdown;
 
-/// A service's handle on its outbox: builds its events and wakes its relay after a commit.
+/// Events handed from committed transactions to the relay. Bounded: past the bound, events are
+/// left to the poller.
+struct Handoff {
+    queue: Mutex<VecDeque<Handed>>,
+    ready: Notify,
+}
+
+/// The most events waiting for the relay in memory.
+const HANDOFF_BOUND: usize = 20_000;
+
+struct Handed {
+    /// When the event's row was written (no later than the database stamped it).
+    written: Instant,
+    row: Row,
+}
+
+/// An outbox row as it is published: the body exactly as stored.
+#[derive(Clone)]
+struct Row {
+    event_id: Uuid,
+    subject: String,
+    body: bytes::Bytes,
+}
+
+/// Events written to the outbox in a transaction not yet committed; [`Outbox::commit`] takes it.
+#[must_use = "pass it to Outbox::commit, or the events wait for the poller"]
+pub struct Written {
+    at: Instant,
+    rows: Vec<Row>,
+}
+
+impl Written {
+    /// Nothing written yet.
+    pub fn none() -> Written {
+        Written {
+            at: Instant::now(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds what a later write of the same transaction wrote.
+    pub fn extend(&mut self, other: Written) {
+        if self.rows.is_empty() || other.at < self.at {
+            self.at = other.at;
+        }
+        self.rows.extend(other.rows);
+    }
+
+    /// How many events were written.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+}
+
+/// A service's handle on its outbox: builds its events, writes them, and hands them to its relay.
 #[derive(Clone)]
 pub struct Outbox {
     producer: Arc<str>,
-    wake: Arc<Notify>,
+    handoff: Arc<Handoff>,
 }
 
 impl Outbox {
     pub fn new(producer: &str) -> Outbox {
         Outbox {
             producer: producer.into(),
-            wake: Arc::new(Notify::new()),
+            handoff: Arc::new(Handoff {
+                queue: Mutex::new(VecDeque::new()),
+                ready: Notify::new(),
+            }),
         }
     }
 
@@ -53,35 +129,109 @@ impl Outbox {
     }
 
     /// Queues `event` for publishing as part of the caller's transaction.
-    pub async fn add(&self, conn: &mut PgConnection, event: &Envelope) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO messaging_outbox (event_id, subject, body) VALUES ($1, $2, $3)")
-            .bind(event.event_id)
-            .bind(event.subject())
-            .bind(event.to_bytes())
+    pub async fn add(
+        &self,
+        conn: &mut PgConnection,
+        event: Envelope,
+    ) -> Result<Written, sqlx::Error> {
+        self.add_all(conn, vec![event]).await
+    }
+
+    /// Queues `events`, in this order, as part of the caller's transaction, in one statement.
+    pub async fn add_all(
+        &self,
+        conn: &mut PgConnection,
+        events: Vec<Envelope>,
+    ) -> Result<Written, sqlx::Error> {
+        let at = Instant::now();
+        let rows: Vec<Row> = events
+            .iter()
+            .map(|e| Row {
+                event_id: e.event_id,
+                subject: e.subject().to_owned(),
+                body: e.to_bytes().into(),
+            })
+            .collect();
+        if !rows.is_empty() {
+            let ids: Vec<Uuid> = rows.iter().map(|r| r.event_id).collect();
+            let subjects: Vec<&str> = rows.iter().map(|r| r.subject.as_str()).collect();
+            let bodies: Vec<&[u8]> = rows.iter().map(|r| r.body.as_ref()).collect();
+            // clock_timestamp(), not the transaction's start: the lease counts from the write.
+            sqlx::query(
+                "INSERT INTO messaging_outbox (event_id, subject, body, created_at) \
+                 SELECT e, s, b, clock_timestamp() \
+                 FROM unnest($1::uuid[], $2::text[], $3::bytea[]) AS t(e, s, b)",
+            )
+            .bind(&ids)
+            .bind(&subjects)
+            .bind(&bodies)
             .execute(conn)
             .await?;
-        Ok(())
+        }
+        Ok(Written { at, rows })
     }
 
-    /// Commits `tx` and wakes the relay, so that its events leave now rather than on the next poll.
-    pub async fn commit(&self, tx: Transaction<'_, Postgres>) -> Result<(), sqlx::Error> {
+    /// Commits `tx`, in which `written` was written, and hands those events to the relay.
+    pub async fn commit(
+        &self,
+        tx: Transaction<'_, Postgres>,
+        written: Written,
+    ) -> Result<(), sqlx::Error> {
         tx.commit().await?;
-        self.wake();
+        self.hand_off(written);
         Ok(())
     }
 
-    /// Tells the relay there is something to publish.
-    pub fn wake(&self) {
-        self.wake.notify_one();
+    fn hand_off(&self, written: Written) {
+        if written.rows.is_empty() {
+            return;
+        }
+        {
+            let mut queue = self.handoff.queue.lock().unwrap_or_else(|p| p.into_inner());
+            let room = HANDOFF_BOUND.saturating_sub(queue.len());
+            queue.extend(written.rows.into_iter().take(room).map(|row| Handed {
+                written: written.at,
+                row,
+            }));
+        }
+        self.handoff.ready.notify_one();
+    }
+
+    /// Takes up to `max` handed-off events still young enough to publish, dropping (to the
+    /// poller) those written more than `young` ago.
+    fn take_handed(&self, max: usize, young: Duration) -> Vec<Handed> {
+        let mut queue = self.handoff.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = Vec::with_capacity(max.min(queue.len()));
+        while out.len() < max {
+            match queue.pop_front() {
+                Some(h) if h.written.elapsed() < young => out.push(h),
+                Some(_) => {}
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// Puts events whose publish failed back at the front, to be tried again.
+    fn put_back(&self, handed: Vec<Handed>) {
+        let mut queue = self.handoff.queue.lock().unwrap_or_else(|p| p.into_inner());
+        for h in handed.into_iter().rev() {
+            queue.push_front(h);
+        }
     }
 }
 
 #[derive(Clone, Debug)]
 pub struct RelayConfig {
     /// Rows published per round trip; their acks are awaited together.
-    pub batch_size: i64,
-    /// How often to look for rows nobody woke us for (another instance's, or left by a crash).
+    pub batch_size: usize,
+    /// How often to look for rows the hand-off did not publish.
     pub poll_interval: Duration,
+    /// How long a row belongs to the hand-off of the process that wrote it; after that the
+    /// poller of any instance publishes it.
+    pub handoff_lease: Duration,
+    /// How long `sent_at` stamps are gathered before they are written together.
+    pub mark_delay: Duration,
     /// Published rows older than this are deleted, and inbox rows older than this plus the
     /// streams' maximum age (by then no redelivery of their event is possible).
     pub retention: Duration,
@@ -94,6 +244,8 @@ impl Default for RelayConfig {
         RelayConfig {
             batch_size: 256,
             poll_interval: Duration::from_secs(1),
+            handoff_lease: Duration::from_secs(15),
+            mark_delay: Duration::from_millis(50),
             retention: Duration::from_secs(24 * 3600),
             retry_base: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
@@ -112,9 +264,9 @@ pub struct RelayStats {
     pub failed_rounds: AtomicU64,
 }
 
-/// Publishes a database's outbox. Several relays may run on one database (one per instance):
-/// each round locks the rows it publishes with `FOR UPDATE SKIP LOCKED`, so no row is ever
-/// published by two relays at the same time.
+/// Publishes a database's outbox. Several relays may run on one database (one per instance): the
+/// poller locks the rows it publishes with `FOR UPDATE SKIP LOCKED`, and leaves alone rows still
+/// within their hand-off lease, so no row is ever published by two relays at the same time.
 #[derive(Clone)]
 pub struct Relay {
     pool: PgPool,
@@ -132,6 +284,12 @@ pub enum RelayError {
     Publish { subject: String, error: String },
 }
 
+/// What one publish round achieved: the events JetStream acknowledged, and the first failure.
+struct Published {
+    acked: Vec<Uuid>,
+    failure: Option<RelayError>,
+}
+
 impl Relay {
     pub fn new(pool: PgPool, js: jetstream::Context, outbox: Outbox, config: RelayConfig) -> Relay {
         Relay {
@@ -147,96 +305,166 @@ impl Relay {
         &self.stats
     }
 
-    /// Publishes until `shutdown`; a round in flight when it fires is finished first.
+    /// Publishes until `shutdown`; what was handed off by then is published, and the stamps
+    /// gathered are written, before it returns.
     pub async fn run(self, shutdown: Shutdown) {
-        let mut failures = 0u32;
-        let mut last_prune = tokio::time::Instant::now();
+        let young = self.config.handoff_lease / 3;
+        let mut marks: Vec<Uuid> = Vec::new();
+        let mut marks_due = Instant::now();
+        let mut handoff_failures = 0u32;
+        let mut poll_failures = 0u32;
+        let mut next_poll = Instant::now();
+        let mut last_prune = Instant::now();
+        let mut last_report: Option<Instant> = None;
         loop {
-            if shutdown.is_cancelled() {
+            let stopping = shutdown.is_cancelled();
+            let handed = self.outbox.take_handed(self.config.batch_size, young);
+            if !handed.is_empty() {
+                let rows: Vec<&Row> = handed.iter().map(|h| &h.row).collect();
+                let published = self.publish(&rows).await;
+                if marks.is_empty() {
+                    marks_due = Instant::now() + self.config.mark_delay;
+                }
+                let acked: std::collections::HashSet<Uuid> =
+                    published.acked.iter().copied().collect();
+                marks.extend(published.acked);
+                if let Some(e) = published.failure {
+                    handoff_failures += 1;
+                    let unacked: Vec<Handed> = handed
+                        .into_iter()
+                        .filter(|h| !acked.contains(&h.row.event_id))
+                        .collect();
+                    self.outbox.put_back(unacked);
+                    if stopping {
+                        // The rest waits for the poller of the next start, or of another instance.
+                        break;
+                    }
+                    self.back_off(handoff_failures, &e, &shutdown).await;
+                } else {
+                    handoff_failures = 0;
+                }
+                if marks.len() >= self.config.batch_size {
+                    self.flush_marks(&mut marks).await;
+                }
+                continue;
+            }
+            if !marks.is_empty() && (stopping || Instant::now() >= marks_due) {
+                self.flush_marks(&mut marks).await;
+            }
+            if stopping {
                 break;
             }
-            match self.publish_batch().await {
-                Ok(n) if n as i64 >= self.config.batch_size => {
-                    failures = 0;
-                    continue;
-                }
-                Ok(_) => {
-                    if failures > 0 {
-                        tracing::info!(service = %self.outbox.producer, "outbox relay recovered");
+            if Instant::now() >= next_poll {
+                match self.poll().await {
+                    Ok(()) => {
+                        if poll_failures > 0 {
+                            tracing::info!(service = %self.outbox.producer, "outbox relay recovered");
+                        }
+                        poll_failures = 0;
+                        next_poll = Instant::now() + self.config.poll_interval;
                     }
-                    failures = 0;
+                    Err(e) => {
+                        poll_failures += 1;
+                        self.stats.failed_rounds.fetch_add(1, Ordering::Relaxed);
+                        let delay = backoff::delay(
+                            poll_failures,
+                            self.config.retry_base,
+                            self.config.retry_max,
+                        );
+                        if poll_failures == 1 || poll_failures.is_multiple_of(20) {
+                            tracing::warn!(service = %self.outbox.producer, error = %e, attempt = poll_failures,
+                                "outbox relay failed; rows kept, retrying in {delay:?}");
+                        }
+                        next_poll = Instant::now() + delay;
+                    }
+                }
+                if last_report.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+                    last_report = Some(Instant::now());
                     if let Err(e) = self.report_backlog().await {
                         tracing::debug!(error = %e, "reading outbox backlog");
                     }
-                    if last_prune.elapsed() >= Duration::from_secs(60) {
-                        last_prune = tokio::time::Instant::now();
-                        if let Err(e) = self.prune().await {
-                            tracing::warn!(error = %e, "pruning published outbox rows");
-                        }
-                    }
-                    tokio::select! {
-                        () = self.outbox.wake.notified() => {}
-                        () = tokio::time::sleep(self.config.poll_interval) => {}
-                        () = shutdown.cancelled() => break,
+                }
+                if last_prune.elapsed() >= Duration::from_secs(60) {
+                    last_prune = Instant::now();
+                    if let Err(e) = self.prune().await {
+                        tracing::warn!(error = %e, "pruning published outbox rows");
                     }
                 }
-                Err(e) => {
-                    failures += 1;
-                    self.stats.failed_rounds.fetch_add(1, Ordering::Relaxed);
-                    let delay =
-                        backoff::delay(failures, self.config.retry_base, self.config.retry_max);
-                    if failures == 1 || failures.is_multiple_of(20) {
-                        tracing::warn!(service = %self.outbox.producer, error = %e, attempt = failures,
-                            "outbox relay failed; rows kept, retrying in {delay:?}");
-                    }
-                    let _ = self.report_backlog().await;
-                    tokio::select! {
-                        () = tokio::time::sleep(delay) => {}
-                        () = shutdown.cancelled() => break,
-                    }
-                }
+                continue;
+            }
+            let wake_at = if marks.is_empty() {
+                next_poll
+            } else {
+                next_poll.min(marks_due)
+            };
+            tokio::select! {
+                () = self.outbox.handoff.ready.notified() => {}
+                () = tokio::time::sleep_until(wake_at) => {}
+                () = shutdown.cancelled() => {}
             }
         }
         tracing::debug!(service = %self.outbox.producer, "outbox relay stopped");
     }
 
-    /// One round: lock up to a batch of unsent rows, publish them all, await the acks, stamp the
-    /// acknowledged ones sent, commit. Returns how many rows it found.
-    pub async fn publish_batch(&self) -> Result<usize, RelayError> {
-        let mut tx = self.pool.begin().await?;
-        let rows: Vec<(i64, Uuid, String, Vec<u8>)> = sqlx::query_as(
-            "SELECT id, event_id, subject, body FROM messaging_outbox \
-             WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+    async fn back_off(&self, failures: u32, error: &RelayError, shutdown: &Shutdown) {
+        self.stats.failed_rounds.fetch_add(1, Ordering::Relaxed);
+        let delay = backoff::delay(failures, self.config.retry_base, self.config.retry_max);
+        if failures == 1 || failures.is_multiple_of(20) {
+            tracing::warn!(service = %self.outbox.producer, error = %error, attempt = failures,
+                "publishing handed-off events failed; retrying in {delay:?}");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.cancelled() => {}
+        }
+    }
+
+    /// Stamps `marks` sent, in one statement. A lost stamp only means a later republish, which
+    /// JetStream and the inbox drop.
+    async fn flush_marks(&self, marks: &mut Vec<Uuid>) {
+        let result = sqlx::query(
+            "UPDATE messaging_outbox SET sent_at = now() WHERE event_id = ANY($1) AND sent_at IS NULL",
         )
-        .bind(self.config.batch_size)
-        .fetch_all(&mut *tx)
-        .await?;
-        if rows.is_empty() {
-            tx.commit().await?;
-            return Ok(0);
+        .bind(&*marks)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => {
+                self.stats
+                    .published
+                    .fetch_add(marks.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(service = %self.outbox.producer, error = %e, count = marks.len(),
+                    "stamping published rows failed; the poller publishes them again");
+            }
         }
+        marks.clear();
+    }
 
+    /// Sends every publish first and awaits all the acks together: a batch costs one round
+    /// trip, and (each ack's timeout starting when it is awaited) a dead server one timeout.
+    async fn publish(&self, rows: &[&Row]) -> Published {
         if self.js.client().connection_state() != async_nats::connection::State::Connected {
-            tx.rollback().await?;
-            return Err(RelayError::Publish {
-                subject: rows[0].2.clone(),
-                error: "not connected to NATS".into(),
-            });
+            return Published {
+                acked: Vec::new(),
+                failure: rows.first().map(|r| RelayError::Publish {
+                    subject: r.subject.clone(),
+                    error: "not connected to NATS".into(),
+                }),
+            };
         }
-
-        // Send every publish first and await all the acks together: a batch costs one round
-        // trip, and (each ack's timeout starting when it is awaited) a dead server one timeout.
         let mut pending = Vec::with_capacity(rows.len());
         let mut failure = None;
-        for (id, event_id, subject, body) in &rows {
+        for row in rows {
             let publish = PublishMessage::build()
-                .message_id(event_id.to_string())
-                .payload(body.clone().into());
-            match self.js.send_publish(subject.clone(), publish).await {
-                Ok(ack) => pending.push((*id, subject.as_str(), ack.into_future())),
+                .message_id(row.event_id.to_string())
+                .payload(row.body.clone());
+            match self.js.send_publish(row.subject.clone(), publish).await {
+                Ok(ack) => pending.push((row.event_id, row.subject.as_str(), ack.into_future())),
                 Err(e) => {
                     failure = Some(RelayError::Publish {
-                        subject: subject.clone(),
+                        subject: row.subject.clone(),
                         error: e.to_string(),
                     });
                     break;
@@ -247,7 +475,7 @@ impl Relay {
             .into_iter()
             .map(|(id, subject, ack)| ((id, subject), ack))
             .unzip();
-        let mut sent = Vec::with_capacity(keys.len());
+        let mut acked = Vec::with_capacity(keys.len());
         for ((id, subject), ack) in keys.into_iter().zip(join_all(acks).await) {
             match ack {
                 Ok(ack) => {
@@ -257,27 +485,63 @@ impl Relay {
                     }
                     metrics::counter!(m::EVENTS_PUBLISHED, "subject" => subject.to_owned())
                         .increment(1);
-                    sent.push(id);
+                    acked.push(id);
                 }
                 Err(e) => {
                     failure.get_or_insert(RelayError::Publish {
-                        subject: subject.to_owned(),
+                        subject: subject.into(),
                         error: e.to_string(),
                     });
                 }
             }
         }
-        if !sent.is_empty() {
-            sqlx::query("UPDATE messaging_outbox SET sent_at = now() WHERE id = ANY($1)")
-                .bind(&sent)
+        Published { acked, failure }
+    }
+
+    /// Publishes unsent rows past their hand-off lease, round after round while full rounds come.
+    async fn poll(&self) -> Result<(), RelayError> {
+        while self.publish_batch().await? >= self.config.batch_size {}
+        Ok(())
+    }
+
+    /// One poller round: lock up to a batch of unsent rows past their lease, publish them all,
+    /// await the acks, stamp the acknowledged ones sent, commit. Returns how many rows it found.
+    pub async fn publish_batch(&self) -> Result<usize, RelayError> {
+        let mut tx = self.pool.begin().await?;
+        let found: Vec<(Uuid, String, Vec<u8>)> = sqlx::query_as(
+            "SELECT event_id, subject, body FROM messaging_outbox \
+             WHERE sent_at IS NULL AND created_at <= now() - make_interval(secs => $2) \
+             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(self.config.batch_size as i64)
+        .bind(self.config.handoff_lease.as_secs_f64())
+        .fetch_all(&mut *tx)
+        .await?;
+        if found.is_empty() {
+            tx.commit().await?;
+            return Ok(0);
+        }
+        let rows: Vec<Row> = found
+            .into_iter()
+            .map(|(event_id, subject, body)| Row {
+                event_id,
+                subject,
+                body: body.into(),
+            })
+            .collect();
+        let refs: Vec<&Row> = rows.iter().collect();
+        let published = self.publish(&refs).await;
+        if !published.acked.is_empty() {
+            sqlx::query("UPDATE messaging_outbox SET sent_at = now() WHERE event_id = ANY($1)")
+                .bind(&published.acked)
                 .execute(&mut *tx)
                 .await?;
         }
         tx.commit().await?;
         self.stats
             .published
-            .fetch_add(sent.len() as u64, Ordering::Relaxed);
-        match failure {
+            .fetch_add(published.acked.len() as u64, Ordering::Relaxed);
+        match published.failure {
             Some(e) => Err(e),
             None => Ok(rows.len()),
         }

@@ -10,7 +10,8 @@ use futures_util::StreamExt;
 use messaging::db::Migration;
 use messaging::nats::{NatsSettings, ensure_streams};
 use messaging::{
-    Consumer, ConsumerSpec, Context, Handler, HandlerError, Outbox, Relay, RelayConfig, Shutdown,
+    Batch, Consumer, ConsumerSpec, Handler, HandlerError, Outbox, Relay, RelayConfig, Shutdown,
+    Written,
 };
 use shared_events::{Envelope, EventKind, OrderCreated, OrderLine, PaymentConfirmed};
 use sqlx::PgPool;
@@ -79,13 +80,14 @@ async fn add_events(rig: &Rig, n: usize, per_tx: usize) -> Vec<Uuid> {
     let mut ids = Vec::with_capacity(n);
     for chunk in (0..n).collect::<Vec<_>>().chunks(per_tx) {
         let mut tx = rig.pool.begin().await.expect("begin");
+        let mut written = Written::none();
         for _ in chunk {
             let order_id = Uuid::now_v7();
             let event = rig.outbox.event(order_created(order_id), order_id, None);
-            rig.outbox.add(&mut tx, &event).await.expect("add");
             ids.push(event.event_id);
+            written.extend(rig.outbox.add(&mut tx, event).await.expect("add"));
         }
-        rig.outbox.commit(tx).await.expect("commit");
+        rig.outbox.commit(tx, written).await.expect("commit");
     }
     ids
 }
@@ -97,18 +99,18 @@ struct RecordEffect {
 }
 
 impl Handler for RecordEffect {
-    async fn handle(&self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
-        let event_id = ctx.event().event_id;
-        let order_id = ctx.event().payload.order_id();
-        sqlx::query(
-            "INSERT INTO effects (event_id, order_id, instance, n) VALUES ($1, $2, $3, 1) \
-             ON CONFLICT (event_id) DO UPDATE SET n = effects.n + 1",
-        )
-        .bind(event_id)
-        .bind(order_id)
-        .bind(self.instance)
-        .execute(ctx.conn())
-        .await?;
+    async fn handle(&self, events: &[Envelope], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
+        for event in events {
+            sqlx::query(
+                "INSERT INTO effects (event_id, order_id, instance, n) VALUES ($1, $2, $3, 1) \
+                 ON CONFLICT (event_id) DO UPDATE SET n = effects.n + 1",
+            )
+            .bind(event.event_id)
+            .bind(event.payload.order_id())
+            .bind(self.instance)
+            .execute(batch.conn())
+            .await?;
+        }
         Ok(())
     }
 }
@@ -126,6 +128,8 @@ fn relay_config() -> RelayConfig {
     RelayConfig {
         batch_size: 20,
         poll_interval: Duration::from_millis(100),
+        // Rows whose hand-off was lost (a killed relay, NATS away) go to the poller after this.
+        handoff_lease: Duration::from_millis(900),
         retry_base: Duration::from_millis(20),
         retry_max: Duration::from_millis(500),
         ..RelayConfig::default()
@@ -486,6 +490,271 @@ async fn two_instances_on_one_durable_handle_each_event_once_and_both_work() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_on_one_database_publish_each_row_once() {
+    let rig = rig().await;
+    let stop = Shutdown::new();
+    // Two instances of one service: each its own outbox handle and relay, one database.
+    let second = Outbox::new("order-service");
+    let relays: Vec<Relay> = [rig.outbox.clone(), second.clone()]
+        .into_iter()
+        .map(|outbox| Relay::new(rig.pool.clone(), rig.js.clone(), outbox, relay_config()))
+        .collect();
+    let tasks: Vec<_> = relays
+        .iter()
+        .map(|r| tokio::spawn(r.clone().run(stop.clone())))
+        .collect();
+    // Rows written by a third process that died before publishing: only the pollers see them.
+    let orphaned = Outbox::new("order-service");
+    let mut tx = rig.pool.begin().await.expect("begin");
+    let lost: Vec<Envelope> = (0..100)
+        .map(|_| {
+            let order = Uuid::now_v7();
+            orphaned.event(order_created(order), order, None)
+        })
+        .collect();
+    let written = orphaned.add_all(&mut tx, lost).await.expect("add");
+    drop(written);
+    tx.commit().await.expect("commit");
+    for outbox in [&rig.outbox, &second] {
+        for _ in 0..10 {
+            let mut tx = rig.pool.begin().await.expect("begin");
+            let events: Vec<Envelope> = (0..20)
+                .map(|_| {
+                    let order = Uuid::now_v7();
+                    outbox.event(order_created(order), order, None)
+                })
+                .collect();
+            let written = outbox.add_all(&mut tx, events).await.expect("add");
+            outbox.commit(tx, written).await.expect("commit");
+        }
+    }
+    eventually("500 rows stamped sent", WAIT, || {
+        let pool = rig.pool.clone();
+        async move {
+            match scalar(
+                &pool,
+                "SELECT count(*) FROM messaging_outbox WHERE sent_at IS NOT NULL",
+            )
+            .await
+            {
+                500 => Ok(()),
+                n => Err(format!("{n} sent")),
+            }
+        }
+    })
+    .await;
+    assert_eq!(stream_messages(&rig.js, "ORDERS").await, 500);
+    let republished: u64 = relays
+        .iter()
+        .map(|r| r.stats().republished.load(Ordering::Relaxed))
+        .sum();
+    assert_eq!(republished, 0, "a row was published twice");
+    let published: Vec<u64> = relays
+        .iter()
+        .map(|r| r.stats().published.load(Ordering::Relaxed))
+        .collect();
+    assert_eq!(published.iter().sum::<u64>(), 500, "{published:?}");
+    stop.cancel();
+    for task in tasks {
+        task.await.expect("stops");
+    }
+}
+
+/// Records each event with the size of the batch it came in.
+struct RecordBatch;
+
+impl Handler for RecordBatch {
+    async fn handle(&self, events: &[Envelope], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
+        let size = i32::try_from(events.len()).expect("batch size");
+        for event in events {
+            sqlx::query(
+                "INSERT INTO effects (event_id, order_id, instance, n) VALUES ($1, $2, 'batch', $3) \
+                 ON CONFLICT (event_id) DO UPDATE SET instance = 'twice'",
+            )
+            .bind(event.event_id)
+            .bind(event.payload.order_id())
+            .bind(size)
+            .execute(batch.conn())
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_is_handled_many_events_per_transaction_each_once() {
+    let rig = rig().await;
+    let stop = Shutdown::new();
+    // The backlog is published before any consumer runs.
+    let relay = tokio::spawn(
+        Relay::new(
+            rig.pool.clone(),
+            rig.js.clone(),
+            rig.outbox.clone(),
+            relay_config(),
+        )
+        .run(stop.clone()),
+    );
+    let ids = add_events(&rig, 500, 50).await;
+    eventually("500 events in ORDERS", WAIT, || {
+        let js = rig.js.clone();
+        async move {
+            match stream_messages(&js, "ORDERS").await {
+                500 => Ok(()),
+                n => Err(format!("{n} stored")),
+            }
+        }
+    })
+    .await;
+    let mut spec = spec();
+    spec.max_batch = 64;
+    let consumer = start_consumer(&rig, rig.js.clone(), spec, RecordBatch, &stop).await;
+    eventually("500 effects", WAIT, || {
+        let pool = rig.pool.clone();
+        async move {
+            match scalar(&pool, "SELECT count(*) FROM effects").await {
+                500 => Ok(()),
+                n => Err(format!("{n} effects")),
+            }
+        }
+    })
+    .await;
+    let mut handled: Vec<Uuid> = sqlx::query_scalar("SELECT event_id FROM effects")
+        .fetch_all(&rig.pool)
+        .await
+        .expect("effects");
+    handled.sort();
+    let mut expected = ids.clone();
+    expected.sort();
+    assert_eq!(
+        handled, expected,
+        "the effects are not exactly the events sent"
+    );
+    assert_eq!(
+        scalar(
+            &rig.pool,
+            "SELECT count(*) FROM effects WHERE instance <> 'batch'"
+        )
+        .await,
+        0,
+        "an event took effect twice"
+    );
+    let largest = scalar(&rig.pool, "SELECT max(n)::bigint FROM effects").await;
+    assert!(
+        (2..=64).contains(&largest),
+        "a waiting backlog must be handled in batches of at most max_batch, largest was {largest}"
+    );
+    stop.cancel();
+    consumer.await.expect("stops");
+    relay.await.expect("stops");
+}
+
+/// Leaves chosen events for later a set number of times, and records the rest.
+struct Defers {
+    plan: Mutex<HashMap<Uuid, u32>>,
+}
+
+impl Handler for Defers {
+    async fn handle(&self, events: &[Envelope], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
+        let mut ready = Vec::new();
+        for event in events {
+            let later = {
+                let mut plan = self.plan.lock().expect("lock");
+                match plan.get_mut(&event.event_id) {
+                    Some(left) if *left > 0 => {
+                        *left -= 1;
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            if later {
+                batch.retry_later(event, "not yet");
+            } else {
+                ready.push(event.clone());
+            }
+        }
+        RecordEffect { instance: "defers" }
+            .handle(&ready, batch)
+            .await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_left_for_later_is_delivered_again_and_handled_once() {
+    let rig = rig().await;
+    let stop = Shutdown::new();
+    let events: Vec<Envelope> = (0..20)
+        .map(|_| {
+            let order = Uuid::now_v7();
+            rig.outbox.event(order_created(order), order, None)
+        })
+        .collect();
+    let deferred = events[3].event_id;
+    let defers = Defers {
+        plan: Mutex::new(HashMap::from([(deferred, 2)])),
+    };
+    let consumer = start_consumer(&rig, rig.js.clone(), spec(), defers, &stop).await;
+    let relay = tokio::spawn(
+        Relay::new(
+            rig.pool.clone(),
+            rig.js.clone(),
+            rig.outbox.clone(),
+            relay_config(),
+        )
+        .run(stop.clone()),
+    );
+    let mut tx = rig.pool.begin().await.expect("begin");
+    let written = rig.outbox.add_all(&mut tx, events).await.expect("add");
+    rig.outbox.commit(tx, written).await.expect("commit");
+
+    eventually("19 events handled, one left for later", WAIT, || {
+        let pool = rig.pool.clone();
+        async move {
+            let others =
+                sqlx::query_scalar::<_, i64>("SELECT count(*) FROM effects WHERE event_id <> $1")
+                    .bind(deferred)
+                    .fetch_one(&pool)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            if others == 19 {
+                Ok(())
+            } else {
+                Err(format!("{others} others handled"))
+            }
+        }
+    })
+    .await;
+    eventually(
+        "the deferred event handled on its third delivery",
+        WAIT,
+        || {
+            let pool = rig.pool.clone();
+            async move {
+                match scalar(&pool, "SELECT count(*) FROM effects").await {
+                    20 => Ok(()),
+                    n => Err(format!("{n} effects")),
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(
+        scalar(&rig.pool, "SELECT count(*) FROM effects WHERE n <> 1").await,
+        0
+    );
+    assert_eq!(
+        scalar(&rig.pool, "SELECT count(*) FROM messaging_inbox").await,
+        20,
+        "one inbox row per event, none left by the deferrals"
+    );
+    assert_eq!(stream_messages(&rig.js, "DLQ").await, 0);
+    stop.cancel();
+    consumer.await.expect("stops");
+    relay.await.expect("stops");
+}
+
 async fn dlq_headers(js: &jetstream::Context, sequence: u64) -> HashMap<String, String> {
     let message = js
         .get_stream("DLQ")
@@ -690,18 +959,21 @@ struct Flaky {
 }
 
 impl Handler for Flaky {
-    async fn handle(&self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
-        let id = ctx.event().event_id;
+    async fn handle(&self, events: &[Envelope], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
         let fail = {
             let mut failures = self.failures.lock().expect("lock");
-            let count = failures.entry(id).or_default();
-            *count += 1;
-            *count <= self.plan.get(&id).copied().unwrap_or(0)
+            events.iter().any(|e| {
+                let count = failures.entry(e.event_id).or_default();
+                *count += 1;
+                *count <= self.plan.get(&e.event_id).copied().unwrap_or(0)
+            })
         };
         if fail {
             return Err(anyhow::anyhow!("simulated failure").into());
         }
-        RecordEffect { instance: "flaky" }.handle(ctx).await
+        RecordEffect { instance: "flaky" }
+            .handle(events, batch)
+            .await
     }
 }
 
@@ -739,9 +1011,12 @@ async fn failures_are_retried_with_backoff_and_dead_lettered_when_retries_run_ou
         .run(stop.clone()),
     );
     let mut tx = rig.pool.begin().await.expect("begin");
-    rig.outbox.add(&mut tx, &recovers).await.expect("add");
-    rig.outbox.add(&mut tx, &never).await.expect("add");
-    rig.outbox.commit(tx).await.expect("commit");
+    let written = rig
+        .outbox
+        .add_all(&mut tx, vec![recovers.clone(), never.clone()])
+        .await
+        .expect("add");
+    rig.outbox.commit(tx, written).await.expect("commit");
 
     eventually(
         "one event handled on its third try, one dead-lettered",
@@ -785,16 +1060,19 @@ async fn failures_are_retried_with_backoff_and_dead_lettered_when_retries_run_ou
 struct Charge;
 
 impl Handler for Charge {
-    async fn handle(&self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
-        let order_id = ctx.event().payload.order_id();
-        ctx.emit(PaymentConfirmed {
-            order_id,
-            saga_id: ctx.event().correlation_id,
-            payment_id: Uuid::now_v7(),
-            amount: "9.99".parse().expect("money"),
-            currency: "EUR".into(),
-        })
-        .await?;
+    async fn handle(&self, events: &[Envelope], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
+        for event in events {
+            batch.emit(
+                event,
+                PaymentConfirmed {
+                    order_id: event.payload.order_id(),
+                    saga_id: event.correlation_id,
+                    payment_id: Uuid::now_v7(),
+                    amount: "9.99".parse().expect("money"),
+                    currency: "EUR".into(),
+                },
+            );
+        }
         Ok(())
     }
 }
@@ -816,8 +1094,8 @@ async fn events_a_handler_emits_are_published_after_commit_in_the_same_saga() {
     let saga = Uuid::now_v7();
     let cause = rig.outbox.event(order_created(Uuid::now_v7()), saga, None);
     let mut tx = rig.pool.begin().await.expect("begin");
-    rig.outbox.add(&mut tx, &cause).await.expect("add");
-    rig.outbox.commit(tx).await.expect("commit");
+    let written = rig.outbox.add(&mut tx, cause.clone()).await.expect("add");
+    rig.outbox.commit(tx, written).await.expect("commit");
 
     eventually(
         "the emitted payment.confirmed stored in PAYMENTS",
@@ -861,10 +1139,12 @@ struct Slow {
 }
 
 impl Handler for Slow {
-    async fn handle(&self, ctx: &mut Context<'_>) -> Result<(), HandlerError> {
+    async fn handle(&self, events: &[Envelope], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
         let _ = self.started.send(());
         tokio::time::sleep(Duration::from_millis(500)).await;
-        RecordEffect { instance: "slow" }.handle(ctx).await
+        RecordEffect { instance: "slow" }
+            .handle(events, batch)
+            .await
     }
 }
 

@@ -2,22 +2,35 @@
 //! `order.cancelled` for an order it does not know yet remembers it in its `cancelled_orders`
 //! table, and never charges or reserves for the `order.created` that comes later.
 
+use std::collections::HashSet;
+
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-pub async fn cancelled_first(conn: &mut PgConnection, order_id: Uuid) -> Result<bool, sqlx::Error> {
-    let found: Option<Uuid> =
-        sqlx::query_scalar("SELECT order_id FROM cancelled_orders WHERE order_id = $1")
-            .bind(order_id)
-            .fetch_optional(conn)
+/// Which of `order_ids` were cancelled before they were created here.
+pub async fn cancelled_first(
+    conn: &mut PgConnection,
+    order_ids: &[Uuid],
+) -> Result<HashSet<Uuid>, sqlx::Error> {
+    let found: Vec<Uuid> =
+        sqlx::query_scalar("SELECT order_id FROM cancelled_orders WHERE order_id = ANY($1)")
+            .bind(order_ids)
+            .fetch_all(conn)
             .await?;
-    Ok(found.is_some())
+    Ok(found.into_iter().collect())
 }
 
-pub async fn remember(conn: &mut PgConnection, order_id: Uuid) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO cancelled_orders (order_id) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(order_id)
-        .execute(conn)
-        .await?;
+/// Remembers that `order_ids` were cancelled before they were created here.
+pub async fn remember(conn: &mut PgConnection, order_ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    if order_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO cancelled_orders (order_id) SELECT * FROM unnest($1::uuid[]) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(order_ids)
+    .execute(conn)
+    .await?;
     Ok(())
 }

@@ -1,0 +1,143 @@
+//! Group commit for new orders. Each `POST /orders` hands its validated order to the intake,
+//! which writes whatever orders are waiting in one transaction: one statement for the orders, one
+//! for their `order.created` events. An idle intake writes each order as it comes; a busy one
+//! writes many per commit, so the database's work per order falls as the load rises.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use messaging::Outbox;
+use service_kit::ApiError;
+use shared_events::Envelope;
+use sqlx::PgPool;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use crate::store::{self, NewRow, Order};
+
+/// The most orders written in one transaction.
+const MAX_BATCH: usize = 256;
+/// Transactions in flight at once.
+const WRITERS: usize = 2;
+/// Orders waiting for a writer; a full queue holds requests back.
+const QUEUE: usize = 4096;
+
+/// The order written, or `None` when another order already holds its idempotency key.
+type Reply = Result<Option<Order>, ApiError>;
+
+struct Submission {
+    row: NewRow,
+    event: Envelope,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// Where `POST /orders` sends its orders to be written.
+#[derive(Clone)]
+pub struct Intake {
+    queue: mpsc::Sender<Submission>,
+}
+
+impl Intake {
+    /// The intake, and the writer task to run beside the server. The writer stops once every
+    /// clone of the intake is dropped and what was submitted is written.
+    pub fn new(pool: PgPool, outbox: Outbox) -> (Intake, impl Future<Output = ()> + Send) {
+        let (queue, waiting) = mpsc::channel(QUEUE);
+        (Intake { queue }, write_all(waiting, pool, outbox))
+    }
+
+    /// Writes `row` and its `order.created` event, committed together with other orders.
+    pub async fn submit(&self, row: NewRow, event: Envelope) -> Reply {
+        let (reply, answer) = oneshot::channel();
+        let submission = Submission { row, event, reply };
+        if self.queue.send(submission).await.is_err() {
+            return Err(stopping());
+        }
+        answer.await.unwrap_or_else(|_| Err(stopping()))
+    }
+}
+
+fn stopping() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "UNAVAILABLE",
+        "the service is stopping; try again",
+    )
+}
+
+async fn write_all(mut waiting: mpsc::Receiver<Submission>, pool: PgPool, outbox: Outbox) {
+    let permits = Arc::new(Semaphore::new(WRITERS));
+    let mut writers = JoinSet::new();
+    loop {
+        // A writer is free before the batch is gathered, so it holds all that waited meanwhile.
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            break;
+        };
+        let Some(first) = waiting.recv().await else {
+            break;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match waiting.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let (pool, outbox) = (pool.clone(), outbox.clone());
+        writers.spawn(async move {
+            write(batch, &pool, &outbox).await;
+            drop(permit);
+        });
+        while writers.try_join_next().is_some() {}
+    }
+    while writers.join_next().await.is_some() {}
+}
+
+/// Writes a batch and answers each request; if the batch fails for another reason than the
+/// database being away, each order is written on its own, so that one cannot fail the others.
+async fn write(batch: Vec<Submission>, pool: &PgPool, outbox: &Outbox) {
+    match insert(&batch, pool, outbox).await {
+        Ok(mut written) => {
+            for s in batch {
+                let _ = s.reply.send(Ok(written.remove(&s.row.order_id)));
+            }
+        }
+        Err(e) if batch.len() > 1 && !messaging::db::is_unavailable(&e) => {
+            for s in batch {
+                let one = insert(std::slice::from_ref(&s), pool, outbox).await;
+                let answer = one
+                    .map(|mut written| written.remove(&s.row.order_id))
+                    .map_err(ApiError::from);
+                let _ = s.reply.send(answer);
+            }
+        }
+        Err(e) => {
+            let error = ApiError::from(e);
+            for s in batch {
+                let _ = s.reply.send(Err(error.clone()));
+            }
+        }
+    }
+}
+
+async fn insert(
+    batch: &[Submission],
+    pool: &PgPool,
+    outbox: &Outbox,
+) -> Result<HashMap<Uuid, Order>, sqlx::Error> {
+    let rows: Vec<&NewRow> = batch.iter().map(|s| &s.row).collect();
+    let mut tx = pool.begin().await?;
+    let written: HashMap<Uuid, Order> = store::insert(&mut tx, &rows)
+        .await?
+        .into_iter()
+        .map(|o| (o.order_id, o))
+        .collect();
+    let events: Vec<Envelope> = batch
+        .iter()
+        .filter(|s| written.contains_key(&s.row.order_id))
+        .map(|s| s.event.clone())
+        .collect();
+    let events = outbox.add_all(&mut tx, events).await?;
+    outbox.commit(tx, events).await?;
+    Ok(written)
+}
