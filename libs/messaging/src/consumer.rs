@@ -7,11 +7,12 @@
 //!
 //! 1. decode each envelope; an undecodable message, an unknown major version or a subject that
 //!    does not match its envelope goes to the `DLQ` stream with the reason, and is acked;
-//! 2. begin a transaction and insert every `(consumer, eventId)` of the batch into the inbox in
-//!    one statement; an event whose row exists was handled before: it is acked, changing nothing;
-//! 3. run the handler on the new events in the same transaction (its state changes, and the
-//!    events it emits, written to the outbox in one statement), commit, and only then ack;
-//! 4. on a failure, roll back. While the database is unreachable every delivery is NAKed with a
+//! 2. begin a transaction and run the handler on the batch's events (its state changes); then, in
+//!    one statement, record every handled `(consumer, eventId)` in the inbox and write the events
+//!    it emits to the outbox; commit, and only then ack. An event the inbox already holds was
+//!    handled before: that statement fails on the inbox's key, the batch is rolled back and run
+//!    again without it, and it is acked, changing nothing;
+//! 3. on a failure, roll back. While the database is unreachable every delivery is NAKed with a
 //!    growing delay, indefinitely. Any other failure of a batch of several is retried one
 //!    delivery at a time, so that one bad event cannot hold the others back; a single delivery
 //!    that fails is NAKed with a growing delay, and dead-lettered after `max_attempts`.
@@ -32,7 +33,7 @@ use crate::backoff;
 use crate::db::{is_transient, is_unavailable};
 use crate::metrics as m;
 use crate::nats::{ProvisionError, consumer_config, ensure_consumer};
-use crate::outbox::Outbox;
+use crate::outbox::{Outbox, is_inbox_conflict};
 use crate::shutdown::Shutdown;
 
 /// What one durable consumer of one service listens to, and how it batches and retries.
@@ -447,45 +448,56 @@ impl<H: Handler> Consumer<H> {
         self.retry_later(&d.message, d.delivered).await
     }
 
-    /// Runs the handler on the batch's new events in one transaction with the inbox.
+    /// Runs the handler on the batch's new events in one transaction with the inbox. The inbox
+    /// rows are written last, with the outbox rows, in one statement: an event handled before
+    /// (a redelivery, or a copy) makes that statement fail on the inbox's key, and the batch is
+    /// then run again without the events the inbox holds. A copy being handled by another
+    /// instance at the same moment waits on that key until the other commits or rolls back.
     async fn transact(&self, deliveries: &[Delivery]) -> Result<Committed, HandlerError> {
-        // Inbox rows are inserted in event id order, so that two instances holding overlapping
-        // batches (a redelivery) wait for each other instead of deadlocking.
-        let mut ids: Vec<(Uuid, &str)> = deliveries
-            .iter()
-            .map(|d| (d.event.event_id, d.event.subject()))
-            .collect();
-        ids.sort_unstable_by_key(|(id, _)| *id);
-        ids.dedup_by_key(|(id, _)| *id);
-        let (event_ids, subjects): (Vec<Uuid>, Vec<&str>) = ids.into_iter().unzip();
+        let mut before: HashSet<Uuid> = HashSet::new();
+        loop {
+            match self.attempt(deliveries, &before).await {
+                Err(HandlerError::Database(e)) if is_inbox_conflict(&e) => {
+                    let ids: Vec<Uuid> = deliveries.iter().map(|d| d.event.event_id).collect();
+                    let known: Vec<Uuid> = sqlx::query_scalar(
+                        "SELECT event_id FROM messaging_inbox WHERE consumer = $1 AND event_id = ANY($2)",
+                    )
+                    .bind(&self.inner.durable)
+                    .bind(&ids)
+                    .fetch_all(&self.inner.pool)
+                    .await?;
+                    let count = before.len();
+                    before.extend(known);
+                    if before.len() == count {
+                        // The conflicting row is gone again (its transaction rolled back).
+                        return Err(HandlerError::Database(e));
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
 
-        let mut tx = self.inner.pool.begin().await?;
-        let fresh: HashSet<Uuid> = sqlx::query_scalar(
-            "INSERT INTO messaging_inbox (consumer, event_id, subject) \
-             SELECT $1, e, s FROM unnest($2::uuid[], $3::text[]) AS t(e, s) \
-             ON CONFLICT DO NOTHING RETURNING event_id",
-        )
-        .bind(&self.inner.durable)
-        .bind(&event_ids)
-        .bind(&subjects)
-        .fetch_all(&mut *tx)
-        .await?
-        .into_iter()
-        .collect();
-        if fresh.is_empty() {
-            tx.rollback().await?;
+    /// One try at a batch, leaving out the events known to be handled `before`.
+    async fn attempt(
+        &self,
+        deliveries: &[Delivery],
+        before: &HashSet<Uuid>,
+    ) -> Result<Committed, HandlerError> {
+        // Each new event once, in delivery order.
+        let mut seen = HashSet::with_capacity(deliveries.len());
+        let events: Vec<Envelope> = deliveries
+            .iter()
+            .filter(|d| !before.contains(&d.event.event_id) && seen.insert(d.event.event_id))
+            .map(|d| d.event.clone())
+            .collect();
+        if events.is_empty() {
             return Ok(Committed {
-                handled: fresh,
+                handled: HashSet::new(),
                 deferred: HashMap::new(),
             });
         }
-        // Each new event once, in delivery order.
-        let mut seen = HashSet::with_capacity(fresh.len());
-        let events: Vec<Envelope> = deliveries
-            .iter()
-            .filter(|d| fresh.contains(&d.event.event_id) && seen.insert(d.event.event_id))
-            .map(|d| d.event.clone())
-            .collect();
+        let mut tx = self.inner.pool.begin().await?;
         let mut batch = Batch {
             tx: &mut tx,
             outbox: &self.inner.outbox,
@@ -496,22 +508,26 @@ impl<H: Handler> Consumer<H> {
         let Batch {
             emitted, deferred, ..
         } = batch;
-        if !deferred.is_empty() {
-            let ids: Vec<Uuid> = deferred.keys().copied().collect();
-            sqlx::query("DELETE FROM messaging_inbox WHERE consumer = $1 AND event_id = ANY($2)")
-                .bind(&self.inner.durable)
-                .bind(&ids)
-                .execute(&mut *tx)
-                .await?;
-        }
-        let written = self.inner.outbox.add_all(&mut tx, emitted).await?;
-        self.inner.outbox.commit(tx, written).await?;
-        let handled = fresh
-            .into_iter()
-            .filter(|id| !deferred.contains_key(id))
+        // In event id order, so that two instances holding overlapping batches wait for each
+        // other instead of deadlocking.
+        let mut handled: Vec<(Uuid, &str)> = events
+            .iter()
+            .filter(|e| !deferred.contains_key(&e.event_id))
+            .map(|e| (e.event_id, e.subject()))
             .collect();
-        Ok(Committed { handled, deferred })
+        handled.sort_unstable_by_key(|(id, _)| *id);
+        let written = self
+            .inner
+            .outbox
+            .add_all_handled(&mut tx, Some((&self.inner.durable, &handled)), emitted)
+            .await?;
+        self.inner.outbox.commit(tx, written).await?;
+        Ok(Committed {
+            handled: handled.into_iter().map(|(id, _)| id).collect(),
+            deferred,
+        })
     }
+
     async fn ack(&self, message: &jetstream::Message, outcome: Outcome) -> Outcome {
         // A lost ack means a redelivery, which the inbox turns into a no-op.
         if let Err(e) = message.ack().await {

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use sqlx::migrate::{MigrateError, MigrationType, Migrator};
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, SqlSafeStr};
 
 /// One embedded migration.
@@ -68,11 +68,26 @@ pub async fn migrate(pool: &PgPool, service: &[Migration]) -> Result<(), Migrate
 
 /// A pool that gives up on a connection after a few seconds, so that a database outage surfaces
 /// as an error the caller retries, not as a hang.
+///
+/// Its connections use generic plans for prepared statements. Every statement of the services
+/// looks rows up by key (`= ANY($1)`, `unnest` joins) or by the filters actually given, so one
+/// plan serves every execution; by default PostgreSQL would plan many of them again on every
+/// execution, because a custom plan for a short array looks cheaper than the generic one.
+///
+/// They also tell the planner not to choose sequential scans where an index serves. A generic
+/// plan is made once per connection, often while a table is still empty or its statistics are
+/// stale; a plan that scans a table that was empty then gets slower with every row added, until
+/// the connection is closed. Every statement here has an index for its lookup, so the index is
+/// always the right choice; a table without a usable index is still scanned.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
+    let options: PgConnectOptions = url.parse::<PgConnectOptions>()?.options([
+        ("plan_cache_mode", "force_generic_plan"),
+        ("enable_seqscan", "off"),
+    ]);
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(5))
-        .connect(url)
+        .connect_with(options)
         .await
 }
 

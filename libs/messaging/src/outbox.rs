@@ -143,6 +143,18 @@ impl Outbox {
         conn: &mut PgConnection,
         events: Vec<Envelope>,
     ) -> Result<Written, sqlx::Error> {
+        self.add_all_handled(conn, None, events).await
+    }
+
+    /// Like [`Outbox::add_all`], and in the same statement records `handled` (event ids with
+    /// their subjects) in `consumer`'s inbox. An event the inbox holds already makes the statement
+    /// fail on the inbox's key (see [`is_inbox_conflict`]).
+    pub(crate) async fn add_all_handled(
+        &self,
+        conn: &mut PgConnection,
+        handled: Option<(&str, &[(Uuid, &str)])>,
+        events: Vec<Envelope>,
+    ) -> Result<Written, sqlx::Error> {
         let at = Instant::now();
         let rows: Vec<Row> = events
             .iter()
@@ -152,21 +164,43 @@ impl Outbox {
                 body: e.to_bytes().into(),
             })
             .collect();
-        if !rows.is_empty() {
-            let ids: Vec<Uuid> = rows.iter().map(|r| r.event_id).collect();
-            let subjects: Vec<&str> = rows.iter().map(|r| r.subject.as_str()).collect();
-            let bodies: Vec<&[u8]> = rows.iter().map(|r| r.body.as_ref()).collect();
-            // clock_timestamp(), not the transaction's start: the lease counts from the write.
-            sqlx::query(
-                "INSERT INTO messaging_outbox (event_id, subject, body, created_at) \
-                 SELECT e, s, b, clock_timestamp() \
-                 FROM unnest($1::uuid[], $2::text[], $3::bytea[]) AS t(e, s, b)",
-            )
-            .bind(&ids)
-            .bind(&subjects)
-            .bind(&bodies)
-            .execute(conn)
-            .await?;
+        let handled = handled.filter(|(_, ids)| !ids.is_empty());
+        if rows.is_empty() && handled.is_none() {
+            return Ok(Written { at, rows });
+        }
+        let ids: Vec<Uuid> = rows.iter().map(|r| r.event_id).collect();
+        let subjects: Vec<&str> = rows.iter().map(|r| r.subject.as_str()).collect();
+        let bodies: Vec<&[u8]> = rows.iter().map(|r| r.body.as_ref()).collect();
+        // clock_timestamp(), not the transaction's start: the hand-off lease counts from the write.
+        const OUTBOX: &str = "INSERT INTO messaging_outbox (event_id, subject, body, created_at) \
+             SELECT e, s, b, clock_timestamp() \
+             FROM unnest($1::uuid[], $2::text[], $3::bytea[]) AS t(e, s, b)";
+        match handled {
+            None => {
+                sqlx::query(OUTBOX)
+                    .bind(&ids)
+                    .bind(&subjects)
+                    .bind(&bodies)
+                    .execute(conn)
+                    .await?;
+            }
+            Some((consumer, handled)) => {
+                let (event_ids, inbox_subjects): (Vec<Uuid>, Vec<&str>) =
+                    handled.iter().copied().unzip();
+                let sql = format!(
+                    "WITH inbox AS (INSERT INTO messaging_inbox (consumer, event_id, subject) \
+                     SELECT $4, e, s FROM unnest($5::uuid[], $6::text[]) AS t(e, s)) {OUTBOX}"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(&ids)
+                    .bind(&subjects)
+                    .bind(&bodies)
+                    .bind(consumer)
+                    .bind(&event_ids)
+                    .bind(&inbox_subjects)
+                    .execute(conn)
+                    .await?;
+            }
         }
         Ok(Written { at, rows })
     }
@@ -219,6 +253,12 @@ impl Outbox {
             queue.push_front(h);
         }
     }
+}
+
+/// Whether `error` is an inbox insert refused because the event was handled before.
+pub(crate) fn is_inbox_conflict(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db)
+        if db.code().as_deref() == Some("23505") && db.constraint() == Some("messaging_inbox_pkey"))
 }
 
 #[derive(Clone, Debug)]
@@ -328,7 +368,14 @@ impl Relay {
                 let acked: std::collections::HashSet<Uuid> =
                     published.acked.iter().copied().collect();
                 marks.extend(published.acked);
-                if let Some(e) = published.failure {
+                let failure = published.failure;
+                if failure.is_some()
+                    || marks.len() >= self.config.batch_size
+                    || Instant::now() >= marks_due
+                {
+                    self.flush_marks(&mut marks).await;
+                }
+                if let Some(e) = failure {
                     handoff_failures += 1;
                     let unacked: Vec<Handed> = handed
                         .into_iter()
@@ -342,9 +389,6 @@ impl Relay {
                     self.back_off(handoff_failures, &e, &shutdown).await;
                 } else {
                     handoff_failures = 0;
-                }
-                if marks.len() >= self.config.batch_size {
-                    self.flush_marks(&mut marks).await;
                 }
                 continue;
             }
