@@ -20,6 +20,7 @@ use service_kit::{
     ServiceBuilder,
 };
 use shared_events::{Envelope, Event, EventKind};
+use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::stock::{Outcome, Reservation};
@@ -238,14 +239,16 @@ async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<Product, String>>, ApiError> {
     let limit = page_limit(query.limit)?;
-    let rows: Vec<ProductRow> = sqlx::query_as(
-        "SELECT product_id, on_hand, reserved, updated_at FROM products \
-         WHERE ($1::text IS NULL OR product_id > $1) ORDER BY product_id LIMIT $2",
-    )
-    .bind(query.cursor.as_deref())
-    .bind(limit + 1)
-    .fetch_all(&api.infra.pool)
-    .await?;
+    let mut select = QueryBuilder::<Postgres>::new(
+        "SELECT product_id, on_hand, reserved, updated_at FROM products",
+    );
+    if let Some(after) = &query.cursor {
+        select.push(" WHERE product_id > ").push_bind(after);
+    }
+    select
+        .push(" ORDER BY product_id LIMIT ")
+        .push_bind(limit + 1);
+    let rows: Vec<ProductRow> = select.build_query_as().fetch_all(&api.infra.pool).await?;
     let items: Vec<Product> = rows.into_iter().map(product).collect();
     Ok(Json(Page::from_fetched(items, limit, |p| {
         p.product_id.clone()

@@ -220,15 +220,66 @@ impl Book {
     ) -> Result<Book, sqlx::Error> {
         let order_ids: Vec<Uuid> = events.iter().map(|e| e.payload.order_id()).collect();
         messaging::db::lock_keys(conn, &order_ids).await?;
-        let sql =
-            format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE order_id = ANY($1)");
-        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(&order_ids)
-            .fetch_all(&mut *conn)
-            .await?;
-        let reservations: HashMap<Uuid, Reservation> =
-            rows.into_iter().map(|r| (r.0, reservation_of(r))).collect();
-        let cancelled_first = service_kit::cancellations::cancelled_first(conn, &order_ids).await?;
+        // Each order's reservation, if any, and whether it was cancelled before it was seen.
+        type Joined = (
+            Uuid,
+            bool,
+            Option<Uuid>,
+            Option<Uuid>,
+            Option<String>,
+            Option<String>,
+            Option<Json<Vec<StockLine>>>,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+        );
+        let rows: Vec<Joined> = sqlx::query_as(
+            "SELECT o.id, c.order_id IS NOT NULL, r.reservation_id, r.saga_id, r.status, r.reason, \
+             r.items, r.created_at, r.updated_at FROM unnest($1::uuid[]) AS o(id) \
+             LEFT JOIN reservations r ON r.order_id = o.id \
+             LEFT JOIN cancelled_orders c ON c.order_id = o.id",
+        )
+        .bind(&order_ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut reservations = HashMap::new();
+        let mut cancelled_first = HashSet::new();
+        for (
+            order_id,
+            cancelled,
+            reservation_id,
+            saga_id,
+            status,
+            reason,
+            items,
+            created,
+            updated,
+        ) in rows
+        {
+            if cancelled {
+                cancelled_first.insert(order_id);
+            }
+            if let (
+                Some(reservation_id),
+                Some(saga_id),
+                Some(status),
+                Some(items),
+                Some(created),
+                Some(updated),
+            ) = (reservation_id, saga_id, status, items, created, updated)
+            {
+                let row = (
+                    order_id,
+                    reservation_id,
+                    saga_id,
+                    status,
+                    reason,
+                    items,
+                    created,
+                    updated,
+                );
+                reservations.insert(order_id, reservation_of(row));
+            }
+        }
 
         let mut named = BTreeSet::new();
         let mut products = BTreeSet::new();
@@ -443,59 +494,39 @@ impl Book {
         }
     }
 
-    /// Writes what changed: stock, new reservations, reservation statuses, cancellations seen
-    /// first. The table's checks still refuse any stock below zero.
+    /// Writes what changed, in one statement: stock, new reservations, reservation statuses,
+    /// cancellations seen first. The table's checks still refuse any stock below zero.
     pub async fn save(self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        if !self.touched.is_empty() {
-            let products: Vec<&String> = self.touched.iter().collect();
-            let shelves: Vec<Shelf> = products
-                .iter()
-                .map(|p| {
-                    self.stock.get(*p).copied().unwrap_or(Shelf {
-                        on_hand: 0,
-                        reserved: 0,
-                    })
-                })
-                .collect();
-            let on_hand: Vec<i64> = shelves.iter().map(|s| s.on_hand).collect();
-            let reserved: Vec<i64> = shelves.iter().map(|s| s.reserved).collect();
-            sqlx::query(
-                "UPDATE products SET on_hand = x.o, reserved = x.r, updated_at = now() \
-                 FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS x(p, o, r) \
-                 WHERE product_id = x.p",
-            )
-            .bind(&products)
-            .bind(&on_hand)
-            .bind(&reserved)
-            .execute(&mut *conn)
-            .await?;
+        if self.touched.is_empty()
+            && self.created.is_empty()
+            && self.moved.is_empty()
+            && self.marked.is_empty()
+        {
+            return Ok(());
         }
+        let products: Vec<&String> = self.touched.iter().collect();
+        let shelves: Vec<Shelf> = products
+            .iter()
+            .map(|p| {
+                self.stock.get(*p).copied().unwrap_or(Shelf {
+                    on_hand: 0,
+                    reserved: 0,
+                })
+            })
+            .collect();
+        let on_hand: Vec<i64> = shelves.iter().map(|s| s.on_hand).collect();
+        let reserved: Vec<i64> = shelves.iter().map(|s| s.reserved).collect();
         let new: Vec<&Reservation> = self
             .created
             .iter()
             .filter_map(|id| self.reservations.get(id))
             .collect();
-        if !new.is_empty() {
-            let ids: Vec<Uuid> = new.iter().map(|r| r.reservation_id).collect();
-            let orders: Vec<Uuid> = new.iter().map(|r| r.order_id).collect();
-            let sagas: Vec<Uuid> = new.iter().map(|r| r.saga_id).collect();
-            let statuses: Vec<&str> = new.iter().map(|r| r.status.as_str()).collect();
-            let reasons: Vec<Option<&str>> = new.iter().map(|r| r.reason.as_deref()).collect();
-            let items: Vec<Json<&Vec<StockLine>>> = new.iter().map(|r| Json(&r.items)).collect();
-            sqlx::query(
-                "INSERT INTO reservations (reservation_id, order_id, saga_id, status, reason, items) \
-                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], \
-                                      $6::jsonb[])",
-            )
-            .bind(&ids)
-            .bind(&orders)
-            .bind(&sagas)
-            .bind(&statuses)
-            .bind(&reasons)
-            .bind(&items)
-            .execute(&mut *conn)
-            .await?;
-        }
+        let new_ids: Vec<Uuid> = new.iter().map(|r| r.reservation_id).collect();
+        let new_orders: Vec<Uuid> = new.iter().map(|r| r.order_id).collect();
+        let new_sagas: Vec<Uuid> = new.iter().map(|r| r.saga_id).collect();
+        let new_statuses: Vec<&str> = new.iter().map(|r| r.status.as_str()).collect();
+        let new_reasons: Vec<Option<&str>> = new.iter().map(|r| r.reason.as_deref()).collect();
+        let new_items: Vec<Json<&Vec<StockLine>>> = new.iter().map(|r| Json(&r.items)).collect();
         let mut moved: Vec<&Reservation> = self
             .moved
             .iter()
@@ -503,19 +534,38 @@ impl Book {
             .collect();
         moved.sort_unstable_by_key(|r| r.reservation_id);
         moved.dedup_by_key(|r| r.reservation_id);
-        if !moved.is_empty() {
-            let ids: Vec<Uuid> = moved.iter().map(|r| r.reservation_id).collect();
-            let statuses: Vec<&str> = moved.iter().map(|r| r.status.as_str()).collect();
-            sqlx::query(
-                "UPDATE reservations SET status = x.s, updated_at = now() \
-                 FROM unnest($1::uuid[], $2::text[]) AS x(id, s) WHERE reservation_id = x.id",
-            )
-            .bind(&ids)
-            .bind(&statuses)
-            .execute(&mut *conn)
-            .await?;
-        }
-        service_kit::cancellations::remember(conn, &self.marked).await
+        let moved_ids: Vec<Uuid> = moved.iter().map(|r| r.reservation_id).collect();
+        let moved_statuses: Vec<&str> = moved.iter().map(|r| r.status.as_str()).collect();
+        sqlx::query(
+            "WITH stock AS ( \
+                 UPDATE products SET on_hand = x.o, reserved = x.r, updated_at = now() \
+                 FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS x(p, o, r) \
+                 WHERE product_id = x.p), \
+             reserved AS ( \
+                 INSERT INTO reservations (reservation_id, order_id, saga_id, status, reason, items) \
+                 SELECT * FROM unnest($4::uuid[], $5::uuid[], $6::uuid[], $7::text[], $8::text[], \
+                                      $9::jsonb[])), \
+             moved AS ( \
+                 UPDATE reservations SET status = x.s, updated_at = now() \
+                 FROM unnest($10::uuid[], $11::text[]) AS x(id, s) WHERE reservation_id = x.id) \
+             INSERT INTO cancelled_orders (order_id) SELECT * FROM unnest($12::uuid[]) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&products)
+        .bind(&on_hand)
+        .bind(&reserved)
+        .bind(&new_ids)
+        .bind(&new_orders)
+        .bind(&new_sagas)
+        .bind(&new_statuses)
+        .bind(&new_reasons)
+        .bind(&new_items)
+        .bind(&moved_ids)
+        .bind(&moved_statuses)
+        .bind(&self.marked)
+        .execute(conn)
+        .await?;
+        Ok(())
     }
 }
 

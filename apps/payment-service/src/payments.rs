@@ -157,16 +157,64 @@ impl Book {
     /// locks keyed by the orders), then reads where they stand.
     pub async fn load(conn: &mut PgConnection, order_ids: &[Uuid]) -> Result<Book, sqlx::Error> {
         messaging::db::lock_keys(conn, order_ids).await?;
-        let sql = format!("SELECT {COLUMNS} FROM payments WHERE order_id = ANY($1)");
-        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(order_ids)
-            .fetch_all(&mut *conn)
-            .await?;
-        let payments = rows
-            .into_iter()
-            .map(|r| payment(r).map(|p| (p.order_id, p)))
-            .collect::<Result<_, _>>()?;
-        let cancelled_first = service_kit::cancellations::cancelled_first(conn, order_ids).await?;
+        // Each order with its payment, if any, and whether it was cancelled before it was seen.
+        type Joined = (
+            Uuid,
+            bool,
+            Option<Uuid>,
+            Option<Uuid>,
+            Option<Decimal>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+        );
+        let rows: Vec<Joined> = sqlx::query_as(
+            "SELECT o.id, c.order_id IS NOT NULL, p.payment_id, p.saga_id, p.amount, p.currency, \
+             p.status, p.reason, p.created_at, p.updated_at FROM unnest($1::uuid[]) AS o(id) \
+             LEFT JOIN payments p ON p.order_id = o.id \
+             LEFT JOIN cancelled_orders c ON c.order_id = o.id",
+        )
+        .bind(order_ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut payments = HashMap::new();
+        let mut cancelled_first = HashSet::new();
+        for (
+            order_id,
+            cancelled,
+            payment_id,
+            saga_id,
+            amount,
+            currency,
+            status,
+            reason,
+            created,
+            updated,
+        ) in rows
+        {
+            if cancelled {
+                cancelled_first.insert(order_id);
+            }
+            if let (
+                Some(payment_id),
+                Some(saga_id),
+                Some(amount),
+                Some(currency),
+                Some(status),
+                Some(created),
+                Some(updated),
+            ) = (
+                payment_id, saga_id, amount, currency, status, created, updated,
+            ) {
+                let p = payment((
+                    payment_id, order_id, saga_id, amount, currency, status, reason, created,
+                    updated,
+                ))?;
+                payments.insert(order_id, p);
+            }
+        }
         Ok(Book {
             payments,
             cancelled_first,
@@ -254,53 +302,53 @@ impl Book {
         }
     }
 
-    /// Writes what changed: new charges, refunds, and cancellations seen first.
+    /// Writes what changed, in one statement: new charges, refunds, and cancellations seen first.
     pub async fn save(self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if self.charged.is_empty() && self.refunded.is_empty() && self.marked.is_empty() {
+            return Ok(());
+        }
         let charged: Vec<&Payment> = self
             .charged
             .iter()
             .filter_map(|id| self.payments.get(id))
             .collect();
-        if !charged.is_empty() {
-            let ids: Vec<Uuid> = charged.iter().map(|p| p.payment_id).collect();
-            let orders: Vec<Uuid> = charged.iter().map(|p| p.order_id).collect();
-            let sagas: Vec<Uuid> = charged.iter().map(|p| p.saga_id).collect();
-            let amounts: Vec<Decimal> = charged.iter().map(|p| p.amount.amount()).collect();
-            let currencies: Vec<&str> = charged.iter().map(|p| p.currency.as_str()).collect();
-            let statuses: Vec<&str> = charged.iter().map(|p| p.status.as_str()).collect();
-            let reasons: Vec<Option<&str>> = charged.iter().map(|p| p.reason.as_deref()).collect();
-            sqlx::query(
-                "INSERT INTO payments (payment_id, order_id, saga_id, amount, currency, status, reason) \
-                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::numeric[], $5::text[], \
-                                      $6::text[], $7::text[])",
-            )
-            .bind(&ids)
-            .bind(&orders)
-            .bind(&sagas)
-            .bind(&amounts)
-            .bind(&currencies)
-            .bind(&statuses)
-            .bind(&reasons)
-            .execute(&mut *conn)
-            .await?;
-        }
-        // A charge made and refunded in one batch was inserted as refunded already.
+        let ids: Vec<Uuid> = charged.iter().map(|p| p.payment_id).collect();
+        let orders: Vec<Uuid> = charged.iter().map(|p| p.order_id).collect();
+        let sagas: Vec<Uuid> = charged.iter().map(|p| p.saga_id).collect();
+        let amounts: Vec<Decimal> = charged.iter().map(|p| p.amount.amount()).collect();
+        let currencies: Vec<&str> = charged.iter().map(|p| p.currency.as_str()).collect();
+        let statuses: Vec<&str> = charged.iter().map(|p| p.status.as_str()).collect();
+        let reasons: Vec<Option<&str>> = charged.iter().map(|p| p.reason.as_deref()).collect();
+        // A charge made and refunded in one batch is inserted as refunded already.
         let refunded: Vec<Uuid> = self
             .refunded
             .iter()
             .filter(|id| !self.charged.contains(id))
             .filter_map(|id| self.payments.get(id).map(|p| p.payment_id))
             .collect();
-        if !refunded.is_empty() {
-            sqlx::query(
-                "UPDATE payments SET status = 'REFUNDED', updated_at = now() \
-                 WHERE payment_id = ANY($1)",
-            )
-            .bind(&refunded)
-            .execute(&mut *conn)
-            .await?;
-        }
-        service_kit::cancellations::remember(conn, &self.marked).await
+        sqlx::query(
+            "WITH charged AS ( \
+                 INSERT INTO payments (payment_id, order_id, saga_id, amount, currency, status, reason) \
+                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::numeric[], $5::text[], \
+                                      $6::text[], $7::text[])), \
+             refunded AS ( \
+                 UPDATE payments SET status = 'REFUNDED', updated_at = now() \
+                 WHERE payment_id = ANY($8)) \
+             INSERT INTO cancelled_orders (order_id) SELECT * FROM unnest($9::uuid[]) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(&ids)
+        .bind(&orders)
+        .bind(&sagas)
+        .bind(&amounts)
+        .bind(&currencies)
+        .bind(&statuses)
+        .bind(&reasons)
+        .bind(&refunded)
+        .bind(&self.marked)
+        .execute(conn)
+        .await?;
+        Ok(())
     }
 }
 

@@ -112,8 +112,7 @@ impl Handler for Coordinator {
             }
         }
         let changed: Vec<&Saga> = changed.iter().filter_map(|id| sagas.get(id)).collect();
-        store::save(batch.conn(), &changed).await?;
-        store::record(batch.conn(), &seen).await?;
+        store::save(batch.conn(), &changed, &seen).await?;
         Ok(())
     }
 }
@@ -171,9 +170,8 @@ async fn sweep_once(infra: &Infra, timeouts: &Timeouts, limit: i64) -> Result<us
             emitted.push(infra.outbox.event(decision, *saga_id, None));
         }
     }
-    store::save(&mut tx, &changed.iter().collect::<Vec<_>>()).await?;
     let seen: Vec<store::Seen> = emitted.iter().map(store::Seen::of).collect();
-    store::record(&mut tx, &seen).await?;
+    store::save(&mut tx, &changed.iter().collect::<Vec<_>>(), &seen).await?;
     let written = infra.outbox.add_all(&mut tx, emitted).await?;
     infra.outbox.commit(tx, written).await?;
     Ok(due.len())

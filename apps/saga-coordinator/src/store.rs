@@ -6,7 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use shared_events::{AbortReason, Envelope};
-use sqlx::{PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::saga::{InventoryStatus, PaymentStatus, Saga, SagaStatus};
@@ -53,7 +53,8 @@ fn saga(row: &Row) -> Result<Saga, sqlx::Error> {
 }
 
 /// The sagas `(saga_id, order_id)`, locked for this transaction in saga id order; each is created
-/// (`STARTED`, deadline `timeout` from now) by whichever of its events arrives first.
+/// (`STARTED`, deadline `timeout` from now) by whichever of its events arrives first. One
+/// statement: a conflicting insert locks the existing row and returns it unchanged.
 pub async fn lock(
     conn: &mut PgConnection,
     keys: &[(Uuid, Uuid)],
@@ -63,58 +64,21 @@ pub async fn lock(
     keys.sort_unstable();
     keys.dedup_by_key(|(saga_id, _)| *saga_id);
     let (saga_ids, order_ids): (Vec<Uuid>, Vec<Uuid>) = keys.into_iter().unzip();
-    sqlx::query(
+    let sql = format!(
         "INSERT INTO sagas (saga_id, order_id, status, payment_status, inventory_status, deadline) \
          SELECT s, o, 'STARTED', 'PENDING', 'PENDING', now() + make_interval(secs => $3) \
-         FROM unnest($1::uuid[], $2::uuid[]) AS t(s, o) ON CONFLICT (saga_id) DO NOTHING",
-    )
-    .bind(&saga_ids)
-    .bind(&order_ids)
-    .bind(timeout.as_secs_f64())
-    .execute(&mut *conn)
-    .await?;
-    let sql =
-        format!("SELECT {COLUMNS} FROM sagas WHERE saga_id = ANY($1) ORDER BY saga_id FOR UPDATE");
+         FROM unnest($1::uuid[], $2::uuid[]) AS t(s, o) \
+         ON CONFLICT (saga_id) DO UPDATE SET saga_id = EXCLUDED.saga_id RETURNING {COLUMNS}"
+    );
     let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(&saga_ids)
+        .bind(&order_ids)
+        .bind(timeout.as_secs_f64())
         .fetch_all(conn)
         .await?;
     rows.iter()
         .map(|r| saga(r).map(|s| (s.saga_id, s)))
         .collect()
-}
-
-/// Writes `sagas` back, in one statement.
-pub async fn save(conn: &mut PgConnection, sagas: &[&Saga]) -> Result<(), sqlx::Error> {
-    if sagas.is_empty() {
-        return Ok(());
-    }
-    let column = |f: fn(&Saga) -> Option<String>| sagas.iter().map(|s| f(s)).collect::<Vec<_>>();
-    let ids: Vec<Uuid> = sagas.iter().map(|s| s.saga_id).collect();
-    let payment_ids: Vec<Option<Uuid>> = sagas.iter().map(|s| s.payment_id).collect();
-    let reservation_ids: Vec<Option<Uuid>> = sagas.iter().map(|s| s.reservation_id).collect();
-    sqlx::query(
-        "UPDATE sagas SET status = x.status, reason = x.reason, payment_status = x.payment, \
-         payment_id = x.payment_id, inventory_status = x.inventory, reservation_id = x.reservation_id, \
-         order_cancelled = x.order_cancelled, updated_at = now(), \
-         compensating_since = CASE WHEN x.status <> 'COMPENSATING' THEN NULL \
-                                   ELSE COALESCE(sagas.compensating_since, now()) END \
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::text[], \
-                     $7::uuid[], $8::text[]) \
-              AS x(saga_id, status, reason, payment, payment_id, inventory, reservation_id, order_cancelled) \
-         WHERE sagas.saga_id = x.saga_id",
-    )
-    .bind(&ids)
-    .bind(column(|s| Some(s.status.as_str().into())))
-    .bind(column(|s| s.reason.map(|r| r.as_str().into())))
-    .bind(column(|s| Some(s.payment.as_str().into())))
-    .bind(&payment_ids)
-    .bind(column(|s| Some(s.inventory.as_str().into())))
-    .bind(&reservation_ids)
-    .bind(column(|s| s.order_cancelled.map(|r| r.as_str().into())))
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// One event a saga saw or emitted, for its history.
@@ -136,24 +100,50 @@ impl Seen {
     }
 }
 
-/// Adds `seen` to the sagas' histories, in this order, in one statement.
-pub async fn record(conn: &mut PgConnection, seen: &[Seen]) -> Result<(), sqlx::Error> {
-    if seen.is_empty() {
+/// Writes `sagas` back and adds `seen`, in this order, to their histories: one statement.
+pub async fn save(
+    conn: &mut PgConnection,
+    sagas: &[&Saga],
+    seen: &[Seen],
+) -> Result<(), sqlx::Error> {
+    if sagas.is_empty() && seen.is_empty() {
         return Ok(());
     }
-    let saga_ids: Vec<Uuid> = seen.iter().map(|s| s.saga_id).collect();
-    let event_ids: Vec<Uuid> = seen.iter().map(|s| s.event_id).collect();
-    let types: Vec<&str> = seen.iter().map(|s| s.event_type.as_str()).collect();
-    let times: Vec<DateTime<Utc>> = seen.iter().map(|s| s.occurred_at).collect();
+    let column = |f: fn(&Saga) -> Option<String>| sagas.iter().map(|s| f(s)).collect::<Vec<_>>();
+    let ids: Vec<Uuid> = sagas.iter().map(|s| s.saga_id).collect();
+    let payment_ids: Vec<Option<Uuid>> = sagas.iter().map(|s| s.payment_id).collect();
+    let reservation_ids: Vec<Option<Uuid>> = sagas.iter().map(|s| s.reservation_id).collect();
+    let seen_sagas: Vec<Uuid> = seen.iter().map(|s| s.saga_id).collect();
+    let seen_events: Vec<Uuid> = seen.iter().map(|s| s.event_id).collect();
+    let seen_types: Vec<&str> = seen.iter().map(|s| s.event_type.as_str()).collect();
+    let seen_times: Vec<DateTime<Utc>> = seen.iter().map(|s| s.occurred_at).collect();
     sqlx::query(
-        "INSERT INTO saga_history (saga_id, event_id, event_type, occurred_at) \
-         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[]) \
-         ON CONFLICT DO NOTHING",
+        "WITH history AS ( \
+             INSERT INTO saga_history (saga_id, event_id, event_type, occurred_at) \
+             SELECT * FROM unnest($9::uuid[], $10::uuid[], $11::text[], $12::timestamptz[]) \
+             ON CONFLICT DO NOTHING) \
+         UPDATE sagas SET status = x.status, reason = x.reason, payment_status = x.payment, \
+         payment_id = x.payment_id, inventory_status = x.inventory, reservation_id = x.reservation_id, \
+         order_cancelled = x.order_cancelled, updated_at = now(), \
+         compensating_since = CASE WHEN x.status <> 'COMPENSATING' THEN NULL \
+                                   ELSE COALESCE(sagas.compensating_since, now()) END \
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::text[], \
+                     $7::uuid[], $8::text[]) \
+              AS x(saga_id, status, reason, payment, payment_id, inventory, reservation_id, order_cancelled) \
+         WHERE sagas.saga_id = x.saga_id",
     )
-    .bind(&saga_ids)
-    .bind(&event_ids)
-    .bind(&types)
-    .bind(&times)
+    .bind(&ids)
+    .bind(column(|s| Some(s.status.as_str().into())))
+    .bind(column(|s| s.reason.map(|r| r.as_str().into())))
+    .bind(column(|s| Some(s.payment.as_str().into())))
+    .bind(&payment_ids)
+    .bind(column(|s| Some(s.inventory.as_str().into())))
+    .bind(&reservation_ids)
+    .bind(column(|s| s.order_cancelled.map(|r| r.as_str().into())))
+    .bind(&seen_sagas)
+    .bind(&seen_events)
+    .bind(&seen_types)
+    .bind(&seen_times)
     .execute(conn)
     .await?;
     Ok(())
@@ -167,9 +157,15 @@ pub async fn due(
     limit: i64,
 ) -> Result<Vec<(Uuid, Uuid, bool)>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT saga_id, order_id, status = 'STARTED' FROM sagas \
-         WHERE (status = 'STARTED' AND deadline <= now()) \
-            OR (status = 'COMPENSATING' AND compensating_since <= now() - make_interval(secs => $1)) \
+        // Each half reads its own partial index; the outer query locks what they found.
+        "SELECT saga_id, order_id, status = 'STARTED' FROM sagas WHERE saga_id IN ( \
+             (SELECT saga_id FROM sagas WHERE status = 'STARTED' AND deadline <= now() \
+              ORDER BY deadline LIMIT $2) \
+             UNION ALL \
+             (SELECT saga_id FROM sagas WHERE status = 'COMPENSATING' \
+              AND compensating_since <= now() - make_interval(secs => $1) \
+              ORDER BY compensating_since LIMIT $2)) \
+         AND (status = 'STARTED' OR status = 'COMPENSATING') \
          LIMIT $2 FOR UPDATE SKIP LOCKED",
     )
     .bind(overdue.as_secs_f64())
@@ -282,17 +278,19 @@ pub async fn list(
     before: Option<Uuid>,
     limit: i64,
 ) -> Result<Vec<SagaView>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM sagas WHERE ($1::text IS NULL OR status = $1) \
-         AND ($2::uuid IS NULL OR order_id = $2) AND ($3::uuid IS NULL OR saga_id < $3) \
-         ORDER BY saga_id DESC LIMIT $4"
-    );
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(status.map(SagaStatus::as_str))
-        .bind(order_id)
-        .bind(before)
-        .bind(limit)
-        .fetch_all(pool)
-        .await?;
+    // Only the filters given, so that each query plans well whatever the plan cache does.
+    let mut query =
+        QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM sagas WHERE true"));
+    if let Some(status) = status {
+        query.push(" AND status = ").push_bind(status.as_str());
+    }
+    if let Some(order_id) = order_id {
+        query.push(" AND order_id = ").push_bind(order_id);
+    }
+    if let Some(before) = before {
+        query.push(" AND saga_id < ").push_bind(before);
+    }
+    query.push(" ORDER BY saga_id DESC LIMIT ").push_bind(limit);
+    let rows: Vec<Row> = query.build_query_as().fetch_all(pool).await?;
     Ok(rows.into_iter().map(view).collect())
 }
