@@ -3,7 +3,9 @@
 # databases) takes N orders with fixed Idempotency-Keys and a fixed PAYMENT_SEED, and the observed
 # approval share is compared with the configured rate. Writes docs/experiments/success-rate.md (a
 # table), success-rate.svg (observed against configured, with 95% intervals) and one JSON report
-# per rate. The same seed gives identical outcome counts on every run.
+# per rate. The same seed gives identical outcome counts on every run: when --out already holds
+# a run with the same seed and number of orders, each rate's counts are compared with it, the
+# table says whether they are identical, and the script fails if any differ.
 #
 #   scripts/experiment-success-rate.sh [--orders N] [--seed S] [--rates "0.5 0.6 ..."] [--out DIR]
 set -euo pipefail
@@ -23,6 +25,9 @@ while [ $# -gt 0 ]; do
 done
 ensure_rust
 mkdir -p "$out"
+previous=$(mktemp -d)
+trap 'rm -rf "$previous"' EXIT
+cp "$out"/rate-*.json "$previous"/ 2>/dev/null || true
 log "building (release)"
 cargo build --release --locked -q -p order-service -p payment-service -p inventory-service -p saga-coordinator -p loadgen
 
@@ -46,27 +51,46 @@ for rate in $rates; do
   done
   rm -rf "$RUN_DIR"
   [ "$status" -eq 0 ] || die "the load run at rate $rate failed"
+  python3 - "$out/rate-$rate.json" "$seed" <<'PY'
+import json, sys
+path, seed = sys.argv[1], int(sys.argv[2])
+rep = json.load(open(path))
+rep["experiment"] = {"paymentSeed": seed}
+json.dump(rep, open(path, "w"), indent=2, sort_keys=True)
+PY
 done
 
-python3 - "$out" "$orders" "$seed" $rates <<'PY'
-import json, sys
-out, orders, seed, rates = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
-rows = []
+python3 - "$out" "$orders" "$seed" "$previous" $rates <<'PY'
+import json, os, sys
+out, orders, seed, previous, rates = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+def counts(rep):
+    return (rep["orders"], rep["outcomes"], rep["payment"]["decided"], rep["payment"]["approved"])
+rows, differ = [], []
 for r in rates:
     rep = json.load(open(f"{out}/rate-{r}.json"))
     p = rep["payment"]
+    same = "no earlier run"
+    prev_path = f"{previous}/rate-{r}.json"
+    if os.path.exists(prev_path):
+        prev = json.load(open(prev_path))
+        if prev.get("experiment", {}).get("paymentSeed") == int(seed) and prev["orders"] == rep["orders"]:
+            same = "identical" if counts(prev) == counts(rep) else "**differ**"
+            if same != "identical":
+                differ.append(r)
     rows.append((float(r), p["decided"], p["approved"], p["share"], p["interval95"][0], p["interval95"][1],
                  rep["outcomes"].get("CONFIRMED", 0), sum(v for k, v in rep["outcomes"].items() if k.startswith("CANCELLED")),
-                 rep["invariants"]))
+                 rep["invariants"], same))
 with open(f"{out}/success-rate.md", "w") as f:
     f.write(f"# Payment success rate: configured against observed\n\n")
     f.write(f"`scripts/experiment-success-rate.sh --orders {orders} --seed {seed}`: for each rate a fresh stack takes "
             f"{orders} orders (Idempotency-Keys `experiment-{seed}-<n>`, PAYMENT_SEED={seed}).\n\n")
-    f.write("| configured | decided | approved | observed | 95% interval | inside | confirmed | cancelled | invariants |\n")
-    f.write("| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
-    for (rate, n, ok, share, lo, hi, conf, canc, inv) in rows:
+    f.write("The 95% interval is Wilson's score interval of the observed share. The last column compares the "
+            "outcome counts with the run that was in this directory before (same seed, same number of orders).\n\n")
+    f.write("| configured | decided | approved | observed | 95% interval | inside | confirmed | cancelled | invariants | against the earlier run |\n")
+    f.write("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+    for (rate, n, ok, share, lo, hi, conf, canc, inv, same) in rows:
         inside = "yes" if lo <= rate <= hi else "no"
-        f.write(f"| {rate:g} | {n} | {ok} | {share:.4f} | {lo:.4f} to {hi:.4f} | {inside} | {conf} | {canc} | {inv} |\n")
+        f.write(f"| {rate:g} | {n} | {ok} | {share:.4f} | {lo:.4f} to {hi:.4f} | {inside} | {conf} | {canc} | {inv} | {same} |\n")
     f.write("\n![observed against configured](success-rate.svg)\n")
 W, H, M = 560, 420, 60
 sx = lambda x: M + (x - 0.4) / 0.65 * (W - 2 * M)
@@ -90,4 +114,6 @@ for (rate, n, ok, share, lo, hi, *_ ) in rows:
 svg.append("</svg>")
 open(f"{out}/success-rate.svg", "w").write("\n".join(svg) + "\n")
 print(open(f"{out}/success-rate.md").read())
+if differ:
+    sys.exit(f"outcome counts differ from the earlier run with seed {seed} at rates {' '.join(differ)}")
 PY

@@ -53,12 +53,23 @@ pub fn wilson95(successes: u64, n: u64) -> (f64, f64) {
     let p = successes as f64 / n;
     let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
     let half = z * ((p * (1.0 - p) / n) + z * z / (4.0 * n * n)).sqrt() / (1.0 + z * z / n);
-    ((centre - half).max(0.0), (centre + half).min(1.0))
+    // At a share of exactly 0 or 1 the bound on that side is exactly 0 or 1; computed, it can
+    // land a rounding error inside, which would put a configured rate of 1.0 outside.
+    let lo = if successes == 0 { 0.0 } else { (centre - half).max(0.0) };
+    let hi = if p == 1.0 { 1.0 } else { (centre + half).min(1.0) };
+    (lo, hi)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wilson_interval_reaches_the_edge_at_a_share_of_zero_or_one() {
+        assert_eq!(wilson95(2000, 2000).1, 1.0);
+        assert_eq!(wilson95(0, 2000).0, 0.0);
+        assert!(wilson95(2000, 2000).0 > 0.99);
+    }
 
     #[test]
     fn wilson_interval_matches_known_values() {
