@@ -221,65 +221,19 @@ impl Book {
         let order_ids: Vec<Uuid> = events.iter().map(|e| e.payload.order_id()).collect();
         messaging::db::lock_keys(conn, &order_ids).await?;
         // Each order's reservation, if any, and whether it was cancelled before it was seen.
-        type Joined = (
-            Uuid,
-            bool,
-            Option<Uuid>,
-            Option<Uuid>,
-            Option<String>,
-            Option<String>,
-            Option<Json<Vec<StockLine>>>,
-            Option<DateTime<Utc>>,
-            Option<DateTime<Utc>>,
-        );
-        let rows: Vec<Joined> = sqlx::query_as(
-            "SELECT o.id, c.order_id IS NOT NULL, r.reservation_id, r.saga_id, r.status, r.reason, \
-             r.items, r.created_at, r.updated_at FROM unnest($1::uuid[]) AS o(id) \
-             LEFT JOIN reservations r ON r.order_id = o.id \
-             LEFT JOIN cancelled_orders c ON c.order_id = o.id",
+        let known = service_kit::cancellations::load::<Row>(
+            &mut *conn,
+            "reservations",
+            RESERVATION_COLUMNS,
+            &order_ids,
         )
-        .bind(&order_ids)
-        .fetch_all(&mut *conn)
         .await?;
-        let mut reservations = HashMap::new();
-        let mut cancelled_first = HashSet::new();
-        for (
-            order_id,
-            cancelled,
-            reservation_id,
-            saga_id,
-            status,
-            reason,
-            items,
-            created,
-            updated,
-        ) in rows
-        {
-            if cancelled {
-                cancelled_first.insert(order_id);
-            }
-            if let (
-                Some(reservation_id),
-                Some(saga_id),
-                Some(status),
-                Some(items),
-                Some(created),
-                Some(updated),
-            ) = (reservation_id, saga_id, status, items, created, updated)
-            {
-                let row = (
-                    order_id,
-                    reservation_id,
-                    saga_id,
-                    status,
-                    reason,
-                    items,
-                    created,
-                    updated,
-                );
-                reservations.insert(order_id, reservation_of(row));
-            }
-        }
+        let reservations: HashMap<Uuid, Reservation> = known
+            .rows
+            .into_iter()
+            .map(|(order_id, row)| (order_id, reservation_of(row)))
+            .collect();
+        let cancelled_first = known.cancelled_first;
 
         let mut named = BTreeSet::new();
         let mut products = BTreeSet::new();

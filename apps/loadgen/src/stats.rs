@@ -55,8 +55,16 @@ pub fn wilson95(successes: u64, n: u64) -> (f64, f64) {
     let half = z * ((p * (1.0 - p) / n) + z * z / (4.0 * n * n)).sqrt() / (1.0 + z * z / n);
     // At a share of exactly 0 or 1 the bound on that side is exactly 0 or 1; computed, it can
     // land a rounding error inside, which would put a configured rate of 1.0 outside.
-    let lo = if successes == 0 { 0.0 } else { (centre - half).max(0.0) };
-    let hi = if p == 1.0 { 1.0 } else { (centre + half).min(1.0) };
+    let lo = if successes == 0 {
+        0.0
+    } else {
+        (centre - half).max(0.0)
+    };
+    let hi = if p == 1.0 {
+        1.0
+    } else {
+        (centre + half).min(1.0)
+    };
     (lo, hi)
 }
 

@@ -157,64 +157,14 @@ impl Book {
     /// locks keyed by the orders), then reads where they stand.
     pub async fn load(conn: &mut PgConnection, order_ids: &[Uuid]) -> Result<Book, sqlx::Error> {
         messaging::db::lock_keys(conn, order_ids).await?;
-        // Each order with its payment, if any, and whether it was cancelled before it was seen.
-        type Joined = (
-            Uuid,
-            bool,
-            Option<Uuid>,
-            Option<Uuid>,
-            Option<Decimal>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<DateTime<Utc>>,
-            Option<DateTime<Utc>>,
-        );
-        let rows: Vec<Joined> = sqlx::query_as(
-            "SELECT o.id, c.order_id IS NOT NULL, p.payment_id, p.saga_id, p.amount, p.currency, \
-             p.status, p.reason, p.created_at, p.updated_at FROM unnest($1::uuid[]) AS o(id) \
-             LEFT JOIN payments p ON p.order_id = o.id \
-             LEFT JOIN cancelled_orders c ON c.order_id = o.id",
-        )
-        .bind(order_ids)
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut payments = HashMap::new();
-        let mut cancelled_first = HashSet::new();
-        for (
-            order_id,
-            cancelled,
-            payment_id,
-            saga_id,
-            amount,
-            currency,
-            status,
-            reason,
-            created,
-            updated,
-        ) in rows
-        {
-            if cancelled {
-                cancelled_first.insert(order_id);
-            }
-            if let (
-                Some(payment_id),
-                Some(saga_id),
-                Some(amount),
-                Some(currency),
-                Some(status),
-                Some(created),
-                Some(updated),
-            ) = (
-                payment_id, saga_id, amount, currency, status, created, updated,
-            ) {
-                let p = payment((
-                    payment_id, order_id, saga_id, amount, currency, status, reason, created,
-                    updated,
-                ))?;
-                payments.insert(order_id, p);
-            }
-        }
+        let known =
+            service_kit::cancellations::load::<Row>(conn, "payments", COLUMNS, order_ids).await?;
+        let payments = known
+            .rows
+            .into_iter()
+            .map(|(order_id, row)| Ok((order_id, payment(row)?)))
+            .collect::<Result<_, sqlx::Error>>()?;
+        let cancelled_first = known.cancelled_first;
         Ok(Book {
             payments,
             cancelled_first,

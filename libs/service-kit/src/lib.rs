@@ -5,6 +5,7 @@
 //! consumers and the HTTP server, stopped together.
 
 pub mod auth;
+pub mod cancellations;
 pub mod error;
 pub mod extract;
 pub mod health;

@@ -1,0 +1,62 @@
+//! Orders cancelled before a participant saw them created. A participant that handles
+//! `order.cancelled` for an order it does not know yet remembers it in its `cancelled_orders`
+//! table, and never charges or reserves for the `order.created` that comes later.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::postgres::PgRow;
+use sqlx::{FromRow, PgConnection, Row};
+use uuid::Uuid;
+
+/// What a participant knows of a batch's orders.
+pub struct Known<R> {
+    /// Each order's row in the participant's table, for the orders that have one.
+    pub rows: HashMap<Uuid, R>,
+    /// The orders whose cancellation was seen before their creation.
+    pub cancelled_first: HashSet<Uuid>,
+}
+
+/// Reads, in one statement, each of `order_ids`' row of `table` (keyed by `order_id`, decoded as
+/// `R` from `columns` in order) and whether its cancellation came first.
+///
+/// `table` and `columns` are the caller's constants, never request content.
+pub async fn load<R>(
+    conn: &mut PgConnection,
+    table: &'static str,
+    columns: &'static str,
+    order_ids: &[Uuid],
+) -> Result<Known<R>, sqlx::Error>
+where
+    R: for<'r> FromRow<'r, PgRow>,
+{
+    let columns = columns
+        .split(',')
+        .map(|c| format!("t.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    // The row's columns first, so that a tuple `R` decodes them by position.
+    let sql = format!(
+        "SELECT {columns}, o.id AS looked_up, c.order_id IS NOT NULL AS cancelled_first, \
+         t.order_id IS NOT NULL AS found FROM unnest($1::uuid[]) AS o(id) \
+         LEFT JOIN {table} t ON t.order_id = o.id \
+         LEFT JOIN cancelled_orders c ON c.order_id = o.id"
+    );
+    let found = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(order_ids)
+        .fetch_all(conn)
+        .await?;
+    let mut known = Known {
+        rows: HashMap::new(),
+        cancelled_first: HashSet::new(),
+    };
+    for row in found {
+        let order_id: Uuid = row.try_get("looked_up")?;
+        if row.try_get("cancelled_first")? {
+            known.cancelled_first.insert(order_id);
+        }
+        if row.try_get("found")? {
+            known.rows.insert(order_id, R::from_row(&row)?);
+        }
+    }
+    Ok(known)
+}
