@@ -76,6 +76,16 @@ fn order_created(order_id: Uuid) -> OrderCreated {
 }
 
 /// Adds `n` order.created events to the outbox, `per_tx` to a transaction.
+/// `n` `order.created` events of new orders, as `outbox` writes them.
+fn order_created_events(outbox: &Outbox, n: usize) -> Vec<Envelope> {
+    (0..n)
+        .map(|_| {
+            let order = Uuid::now_v7();
+            outbox.event(order_created(order), order, None)
+        })
+        .collect()
+}
+
 async fn add_events(rig: &Rig, n: usize, per_tx: usize) -> Vec<Uuid> {
     let mut ids = Vec::with_capacity(n);
     for chunk in (0..n).collect::<Vec<_>>().chunks(per_tx) {
@@ -136,6 +146,19 @@ fn relay_config() -> RelayConfig {
     }
 }
 
+/// The rig's relay with the test configuration, running until `stop`.
+fn spawn_relay(rig: &Rig, stop: &Shutdown) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(
+        Relay::new(
+            rig.pool.clone(),
+            rig.js.clone(),
+            rig.outbox.clone(),
+            relay_config(),
+        )
+        .run(stop.clone()),
+    )
+}
+
 async fn start_consumer<H: Handler>(
     rig: &Rig,
     js: jetstream::Context,
@@ -151,6 +174,31 @@ async fn start_consumer<H: Handler>(
 
 async fn scalar(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.expect(sql)
+}
+
+/// Asserts that the effects table holds exactly the events `ids`, in any order.
+async fn assert_effects_are(pool: &PgPool, ids: &[Uuid]) {
+    let handled: Vec<Uuid> = sqlx::query_scalar("SELECT event_id FROM effects ORDER BY event_id")
+        .fetch_all(pool)
+        .await
+        .expect("effects");
+    let mut expected = ids.to_vec();
+    expected.sort();
+    assert_eq!(
+        handled, expected,
+        "the effects are not exactly the events sent"
+    );
+}
+
+/// Waits until the effects table holds `want` rows.
+async fn wait_for_effects(pool: &PgPool, want: i64, what: &str) {
+    eventually(what, WAIT, || async move {
+        match scalar(pool, "SELECT count(*) FROM effects").await {
+            n if n == want => Ok(()),
+            n => Err(format!("{n} effects")),
+        }
+    })
+    .await;
 }
 
 async fn stream_messages(js: &jetstream::Context, name: &str) -> u64 {
@@ -280,16 +328,7 @@ async fn each_of_1000_events_takes_effect_once_despite_relay_kills_and_double_de
 
     let doubled = scalar(&rig.pool, "SELECT count(*) FROM effects WHERE n <> 1").await;
     assert_eq!(doubled, 0, "an event took effect more than once");
-    let handled: Vec<Uuid> = sqlx::query_scalar("SELECT event_id FROM effects ORDER BY event_id")
-        .fetch_all(&rig.pool)
-        .await
-        .expect("effects");
-    let mut expected = ids.clone();
-    expected.sort();
-    assert_eq!(
-        handled, expected,
-        "the effects are not exactly the events sent"
-    );
+    assert_effects_are(&rig.pool, &ids).await;
     assert_eq!(
         scalar(&rig.pool, "SELECT count(*) FROM messaging_inbox").await,
         1000
@@ -327,18 +366,7 @@ async fn events_added_while_nats_is_down_are_delivered_and_the_consumer_carries_
     let relay_task = tokio::spawn(relay.clone().run(stop.clone()));
 
     add_events(&rig, 20, 5).await;
-    eventually("the first 20 events handled", WAIT, || {
-        let pool = rig.pool.clone();
-        async move {
-            let n = scalar(&pool, "SELECT count(*) FROM effects").await;
-            if n == 20 {
-                Ok(())
-            } else {
-                Err(format!("{n} effects"))
-            }
-        }
-    })
-    .await;
+    wait_for_effects(&rig.pool, 20, "the first 20 events handled").await;
 
     rig.nats.kill().await;
     let failed_before = relay.stats().failed_rounds.load(Ordering::Relaxed);
@@ -390,20 +418,10 @@ async fn events_added_while_nats_is_down_are_delivered_and_the_consumer_carries_
     rig.nats.kill().await;
     rig.nats.start_again().await.expect("restart nats-server");
     add_events(&rig, 30, 10).await;
-    eventually(
+    wait_for_effects(
+        &rig.pool,
+        150,
         "30 more events handled after a second restart",
-        WAIT,
-        || {
-            let pool = rig.pool.clone();
-            async move {
-                let n = scalar(&pool, "SELECT count(*) FROM effects").await;
-                if n == 150 {
-                    Ok(())
-                } else {
-                    Err(format!("{n} effects"))
-                }
-            }
-        },
     )
     .await;
     assert_eq!(
@@ -433,29 +451,10 @@ async fn two_instances_on_one_durable_handle_each_event_once_and_both_work() {
     )
     .await;
     let b = start_consumer(&rig, js_b, spec, RecordEffect { instance: "b" }, &stop).await;
-    let relay = tokio::spawn(
-        Relay::new(
-            rig.pool.clone(),
-            rig.js.clone(),
-            rig.outbox.clone(),
-            relay_config(),
-        )
-        .run(stop.clone()),
-    );
+    let relay = spawn_relay(&rig, &stop);
 
     add_events(&rig, 400, 20).await;
-    eventually("400 events handled", WAIT, || {
-        let pool = rig.pool.clone();
-        async move {
-            let n = scalar(&pool, "SELECT count(*) FROM effects").await;
-            if n == 400 {
-                Ok(())
-            } else {
-                Err(format!("{n} effects"))
-            }
-        }
-    })
-    .await;
+    wait_for_effects(&rig.pool, 400, "400 events handled").await;
     assert_eq!(
         scalar(&rig.pool, "SELECT count(*) FROM effects WHERE n <> 1").await,
         0
@@ -507,24 +506,14 @@ async fn two_relays_on_one_database_publish_each_row_once() {
     // Rows written by a third process that died before publishing: only the pollers see them.
     let orphaned = Outbox::new("order-service");
     let mut tx = rig.pool.begin().await.expect("begin");
-    let lost: Vec<Envelope> = (0..100)
-        .map(|_| {
-            let order = Uuid::now_v7();
-            orphaned.event(order_created(order), order, None)
-        })
-        .collect();
+    let lost: Vec<Envelope> = order_created_events(&orphaned, 100);
     let written = orphaned.add_all(&mut tx, lost).await.expect("add");
     drop(written);
     tx.commit().await.expect("commit");
     for outbox in [&rig.outbox, &second] {
         for _ in 0..10 {
             let mut tx = rig.pool.begin().await.expect("begin");
-            let events: Vec<Envelope> = (0..20)
-                .map(|_| {
-                    let order = Uuid::now_v7();
-                    outbox.event(order_created(order), order, None)
-                })
-                .collect();
+            let events: Vec<Envelope> = order_created_events(outbox, 20);
             let written = outbox.add_all(&mut tx, events).await.expect("add");
             outbox.commit(tx, written).await.expect("commit");
         }
@@ -587,15 +576,7 @@ async fn a_backlog_is_handled_many_events_per_transaction_each_once() {
     let rig = rig().await;
     let stop = Shutdown::new();
     // The backlog is published before any consumer runs.
-    let relay = tokio::spawn(
-        Relay::new(
-            rig.pool.clone(),
-            rig.js.clone(),
-            rig.outbox.clone(),
-            relay_config(),
-        )
-        .run(stop.clone()),
-    );
+    let relay = spawn_relay(&rig, &stop);
     let ids = add_events(&rig, 500, 50).await;
     eventually("500 events in ORDERS", WAIT, || {
         let js = rig.js.clone();
@@ -610,27 +591,8 @@ async fn a_backlog_is_handled_many_events_per_transaction_each_once() {
     let mut spec = spec();
     spec.max_batch = 64;
     let consumer = start_consumer(&rig, rig.js.clone(), spec, RecordBatch, &stop).await;
-    eventually("500 effects", WAIT, || {
-        let pool = rig.pool.clone();
-        async move {
-            match scalar(&pool, "SELECT count(*) FROM effects").await {
-                500 => Ok(()),
-                n => Err(format!("{n} effects")),
-            }
-        }
-    })
-    .await;
-    let mut handled: Vec<Uuid> = sqlx::query_scalar("SELECT event_id FROM effects")
-        .fetch_all(&rig.pool)
-        .await
-        .expect("effects");
-    handled.sort();
-    let mut expected = ids.clone();
-    expected.sort();
-    assert_eq!(
-        handled, expected,
-        "the effects are not exactly the events sent"
-    );
+    wait_for_effects(&rig.pool, 500, "500 effects").await;
+    assert_effects_are(&rig.pool, &ids).await;
     assert_eq!(
         scalar(
             &rig.pool,
@@ -685,26 +647,13 @@ impl Handler for Defers {
 async fn an_event_left_for_later_is_delivered_again_and_handled_once() {
     let rig = rig().await;
     let stop = Shutdown::new();
-    let events: Vec<Envelope> = (0..20)
-        .map(|_| {
-            let order = Uuid::now_v7();
-            rig.outbox.event(order_created(order), order, None)
-        })
-        .collect();
+    let events: Vec<Envelope> = order_created_events(&rig.outbox, 20);
     let deferred = events[3].event_id;
     let defers = Defers {
         plan: Mutex::new(HashMap::from([(deferred, 2)])),
     };
     let consumer = start_consumer(&rig, rig.js.clone(), spec(), defers, &stop).await;
-    let relay = tokio::spawn(
-        Relay::new(
-            rig.pool.clone(),
-            rig.js.clone(),
-            rig.outbox.clone(),
-            relay_config(),
-        )
-        .run(stop.clone()),
-    );
+    let relay = spawn_relay(&rig, &stop);
     let mut tx = rig.pool.begin().await.expect("begin");
     let written = rig.outbox.add_all(&mut tx, events).await.expect("add");
     rig.outbox.commit(tx, written).await.expect("commit");
@@ -726,18 +675,10 @@ async fn an_event_left_for_later_is_delivered_again_and_handled_once() {
         }
     })
     .await;
-    eventually(
+    wait_for_effects(
+        &rig.pool,
+        20,
         "the deferred event handled on its third delivery",
-        WAIT,
-        || {
-            let pool = rig.pool.clone();
-            async move {
-                match scalar(&pool, "SELECT count(*) FROM effects").await {
-                    20 => Ok(()),
-                    n => Err(format!("{n} effects")),
-                }
-            }
-        },
     )
     .await;
     assert_eq!(
@@ -1001,15 +942,7 @@ async fn failures_are_retried_with_backoff_and_dead_lettered_when_retries_run_ou
     let mut spec = spec();
     spec.max_attempts = 4;
     let consumer = start_consumer(&rig, rig.js.clone(), spec.clone(), flaky, &stop).await;
-    let relay = tokio::spawn(
-        Relay::new(
-            rig.pool.clone(),
-            rig.js.clone(),
-            rig.outbox.clone(),
-            relay_config(),
-        )
-        .run(stop.clone()),
-    );
+    let relay = spawn_relay(&rig, &stop);
     let mut tx = rig.pool.begin().await.expect("begin");
     let written = rig
         .outbox
@@ -1082,15 +1015,7 @@ async fn events_a_handler_emits_are_published_after_commit_in_the_same_saga() {
     let rig = rig().await;
     let stop = Shutdown::new();
     let consumer = start_consumer(&rig, rig.js.clone(), spec(), Charge, &stop).await;
-    let relay = tokio::spawn(
-        Relay::new(
-            rig.pool.clone(),
-            rig.js.clone(),
-            rig.outbox.clone(),
-            relay_config(),
-        )
-        .run(stop.clone()),
-    );
+    let relay = spawn_relay(&rig, &stop);
     let saga = Uuid::now_v7();
     let cause = rig.outbox.event(order_created(Uuid::now_v7()), saga, None);
     let mut tx = rig.pool.begin().await.expect("begin");
@@ -1154,15 +1079,7 @@ async fn shutdown_lets_in_flight_handling_commit_and_ack_before_returning() {
     let stop = Shutdown::new();
     let (started, mut on_start) = tokio::sync::mpsc::unbounded_channel();
     let consumer = start_consumer(&rig, rig.js.clone(), spec(), Slow { started }, &stop).await;
-    let relay = tokio::spawn(
-        Relay::new(
-            rig.pool.clone(),
-            rig.js.clone(),
-            rig.outbox.clone(),
-            relay_config(),
-        )
-        .run(stop.clone()),
-    );
+    let relay = spawn_relay(&rig, &stop);
     add_events(&rig, 1, 1).await;
     tokio::time::timeout(WAIT, on_start.recv())
         .await
