@@ -164,44 +164,30 @@ impl Outbox {
                 body: e.to_bytes().into(),
             })
             .collect();
-        let handled = handled.filter(|(_, ids)| !ids.is_empty());
-        if rows.is_empty() && handled.is_none() {
+        let (consumer, handled) = handled.unwrap_or_default();
+        if rows.is_empty() && handled.is_empty() {
             return Ok(Written { at, rows });
         }
         let ids: Vec<Uuid> = rows.iter().map(|r| r.event_id).collect();
         let subjects: Vec<&str> = rows.iter().map(|r| r.subject.as_str()).collect();
         let bodies: Vec<&[u8]> = rows.iter().map(|r| r.body.as_ref()).collect();
+        let (event_ids, inbox_subjects): (Vec<Uuid>, Vec<&str>) = handled.iter().copied().unzip();
         // clock_timestamp(), not the transaction's start: the hand-off lease counts from the write.
-        const OUTBOX: &str = "INSERT INTO messaging_outbox (event_id, subject, body, created_at) \
+        sqlx::query(
+            "WITH inbox AS (INSERT INTO messaging_inbox (consumer, event_id, subject) \
+             SELECT $4, e, s FROM unnest($5::uuid[], $6::text[]) AS t(e, s)) \
+             INSERT INTO messaging_outbox (event_id, subject, body, created_at) \
              SELECT e, s, b, clock_timestamp() \
-             FROM unnest($1::uuid[], $2::text[], $3::bytea[]) AS t(e, s, b)";
-        match handled {
-            None => {
-                sqlx::query(OUTBOX)
-                    .bind(&ids)
-                    .bind(&subjects)
-                    .bind(&bodies)
-                    .execute(conn)
-                    .await?;
-            }
-            Some((consumer, handled)) => {
-                let (event_ids, inbox_subjects): (Vec<Uuid>, Vec<&str>) =
-                    handled.iter().copied().unzip();
-                let sql = format!(
-                    "WITH inbox AS (INSERT INTO messaging_inbox (consumer, event_id, subject) \
-                     SELECT $4, e, s FROM unnest($5::uuid[], $6::text[]) AS t(e, s)) {OUTBOX}"
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql))
-                    .bind(&ids)
-                    .bind(&subjects)
-                    .bind(&bodies)
-                    .bind(consumer)
-                    .bind(&event_ids)
-                    .bind(&inbox_subjects)
-                    .execute(conn)
-                    .await?;
-            }
-        }
+             FROM unnest($1::uuid[], $2::text[], $3::bytea[]) AS t(e, s, b)",
+        )
+        .bind(&ids)
+        .bind(&subjects)
+        .bind(&bodies)
+        .bind(consumer)
+        .bind(&event_ids)
+        .bind(&inbox_subjects)
+        .execute(conn)
+        .await?;
         Ok(Written { at, rows })
     }
 

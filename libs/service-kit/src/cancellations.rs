@@ -29,17 +29,13 @@ pub async fn load<R>(
 where
     R: for<'r> FromRow<'r, PgRow>,
 {
-    let columns = columns
-        .split(',')
-        .map(|c| format!("t.{}", c.trim()))
-        .collect::<Vec<_>>()
-        .join(", ");
     // The row's columns first, so that a tuple `R` decodes them by position.
     let sql = format!(
-        "SELECT {columns}, o.id AS looked_up, c.order_id IS NOT NULL AS cancelled_first, \
-         t.order_id IS NOT NULL AS found FROM unnest($1::uuid[]) AS o(id) \
-         LEFT JOIN {table} t ON t.order_id = o.id \
-         LEFT JOIN cancelled_orders c ON c.order_id = o.id"
+        "SELECT t.*, o.id AS looked_up, \
+         EXISTS (SELECT 1 FROM cancelled_orders c WHERE c.order_id = o.id) AS cancelled_first \
+         FROM unnest($1::uuid[]) AS o(id) \
+         LEFT JOIN LATERAL (SELECT {columns}, true AS found FROM {table} WHERE order_id = o.id) t \
+         ON true"
     );
     let found = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(order_ids)
@@ -54,7 +50,7 @@ where
         if row.try_get("cancelled_first")? {
             known.cancelled_first.insert(order_id);
         }
-        if row.try_get("found")? {
+        if row.try_get::<Option<bool>, _>("found")?.is_some() {
             known.rows.insert(order_id, R::from_row(&row)?);
         }
     }
