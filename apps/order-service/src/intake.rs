@@ -14,7 +14,10 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use crate::store::{self, NewRow, Order};
+use anyhow::Context as _;
+
+use crate::rules::Order;
+use crate::store::{self, NewRow};
 
 /// The most orders written in one transaction.
 const MAX_BATCH: usize = 256;
@@ -102,7 +105,7 @@ async fn write(batch: Vec<Submission>, pool: &PgPool, outbox: &Outbox) {
                 let _ = s.reply.send(Ok(written.remove(&s.row.order_id)));
             }
         }
-        Err(e) if batch.len() > 1 && !messaging::db::is_unavailable(&e) => {
+        Err(e) if batch.len() > 1 && !messaging::db::is_unavailable_in(&e) => {
             for s in batch {
                 let one = insert(std::slice::from_ref(&s), pool, outbox).await;
                 let answer = one
@@ -124,11 +127,12 @@ async fn insert(
     batch: &[Submission],
     pool: &PgPool,
     outbox: &Outbox,
-) -> Result<HashMap<Uuid, Order>, sqlx::Error> {
+) -> anyhow::Result<HashMap<Uuid, Order>> {
     let rows: Vec<&NewRow> = batch.iter().map(|s| &s.row).collect();
-    let mut tx = pool.begin().await?;
+    let mut tx = pool.begin().await.context("beginning the intake")?;
     let written: HashMap<Uuid, Order> = store::insert(&mut tx, &rows)
-        .await?
+        .await
+        .context("inserting new orders")?
         .into_iter()
         .map(|o| (o.order_id, o))
         .collect();
@@ -137,7 +141,13 @@ async fn insert(
         .filter(|s| written.contains_key(&s.row.order_id))
         .map(|s| s.event.clone())
         .collect();
-    let events = outbox.add_all(&mut tx, events).await?;
-    outbox.commit(tx, events).await?;
+    let events = outbox
+        .add_all(&mut tx, events)
+        .await
+        .context("writing order.created to the outbox")?;
+    outbox
+        .commit(tx, events)
+        .await
+        .context("committing new orders")?;
     Ok(written)
 }

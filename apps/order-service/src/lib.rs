@@ -1,16 +1,16 @@
 //! order-service: takes orders over HTTP, owns each order's status, and applies the saga's
 //! decision to it.
 //!
-//! - [`domain`]: the order request and its validation; the order lifecycle as a state machine.
-//! - [`store`]: the `orders` table.
+//! - [`rules`]: the order request and its validation; the order lifecycle, pure.
+//! - [`store`]: every SQL statement (the `orders` table).
 //! - [`intake`]: new orders written in groups, one transaction for all that are waiting.
 //! - [`routes`]: `POST /orders`, `GET /orders/{id}`, `GET /orders`, `POST /orders/{id}/cancel`.
 //! - [`reactions`]: `saga.completed.v1` and `saga.aborted.v1`.
 
-pub mod domain;
 pub mod intake;
 pub mod reactions;
 pub mod routes;
+pub mod rules;
 pub mod store;
 
 use messaging::Shutdown;
@@ -47,7 +47,7 @@ pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Ser
     builder.consume(EventKind::SagaCompleted, reactions).await?;
     builder.consume(EventKind::SagaAborted, reactions).await?;
     let (intake, writer) = intake::Intake::new(infra.pool.clone(), infra.outbox.clone());
-    builder.spawn(writer);
+    builder.spawn("intake", writer);
     builder
         .serve(routes::router(routes::AppState { infra, intake }))
         .await

@@ -1,12 +1,14 @@
-//! How order-service reacts to the saga's decision.
+//! How order-service reacts to the saga's decision: lock the batch's orders, apply the order
+//! rules to each, save what changed, publish what the rules announce.
 
 use std::collections::HashSet;
 
+use anyhow::Context as _;
 use messaging::{Batch, Handler, HandlerError};
-use shared_events::{Envelope, Event};
+use shared_events::{Envelope, Event, Reaction};
 use uuid::Uuid;
 
-use crate::domain::Command;
+use crate::rules::{Command, Order};
 use crate::store;
 
 /// Applies `saga.completed.v1` and `saga.aborted.v1` to still-pending orders.
@@ -29,34 +31,40 @@ fn command(event: &Envelope) -> Result<(Uuid, Command), HandlerError> {
             )),
         },
         Event::SagaAborted(e) => Ok((e.order_id, Command::Abort { reason: e.reason })),
-        other => Err(HandlerError::Rejected(format!(
-            "not a saga outcome: {}",
-            other.kind().subject()
-        ))),
+        _ => Err(HandlerError::not_handled(crate::SERVICE, event)),
     }
 }
 
 impl Handler for SagaOutcome {
     async fn handle(&self, events: &[Envelope], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
-        let commands = events.iter().map(command).collect::<Result<Vec<_>, _>>()?;
-        let ids: Vec<Uuid> = commands.iter().map(|(id, _)| *id).collect();
-        let mut orders = store::lock(batch.conn(), &ids).await?;
-        let mut changed = HashSet::new();
-        for (event, (order_id, command)) in events.iter().zip(commands) {
-            let order = orders
-                .get_mut(&order_id)
-                .ok_or_else(|| HandlerError::Rejected(format!("no order {order_id}")))?;
-            if let Some(emitted) = store::decide(order, command) {
-                batch.emit(event, emitted);
-                changed.insert(order_id);
-            }
-        }
-        let mut changed: Vec<&mut store::Order> = orders
+        let ids: Vec<Uuid> = events.iter().map(|e| e.payload.order_id()).collect();
+        let orders = store::lock(batch.conn(), &ids)
+            .await
+            .context("locking the batch's orders")?;
+        let (mut orders, changed) = batch.decide_each(
+            events,
+            (orders, HashSet::new()),
+            |(mut orders, mut changed), event| {
+                let (order_id, command) = command(event)?;
+                let order = orders
+                    .remove(&order_id)
+                    .ok_or_else(|| HandlerError::Rejected(format!("no order {order_id}")))?;
+                let (order, reaction) = order.apply(command);
+                if reaction != Reaction::Nothing {
+                    changed.insert(order_id);
+                }
+                orders.insert(order_id, order);
+                Ok(((orders, changed), reaction))
+            },
+        )?;
+        let mut changed: Vec<&mut Order> = orders
             .iter_mut()
             .filter(|(id, _)| changed.contains(id))
             .map(|(_, o)| o)
             .collect();
-        store::save(batch.conn(), &mut changed).await?;
+        store::save(batch.conn(), &mut changed)
+            .await
+            .context("saving the decided orders")?;
         Ok(())
     }
 }

@@ -1,19 +1,19 @@
 //! The HTTP API of order-service.
 
+use anyhow::Context as _;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
-use service_kit::extract::{OptionalJson, Page, page_limit};
+use service_kit::extract::{OptionalJson, Page, page_limit, query_value};
 use service_kit::{ApiError, ApiJson, ApiPath, ApiQuery, FieldError, Infra};
-use shared_events::{OrderCreated, OrderLine};
 use uuid::Uuid;
 
-use crate::domain::{Command, NewOrder, OrderStatus, new_order_id};
 use crate::intake::Intake;
-use crate::store::{self, ListFilter, NewRow, Order};
+use crate::rules::{Command, NewOrder, Order, new_order_id};
+use crate::store::{self, Keyed, ListFilter, NewRow};
 
 /// What every route needs: the database and outbox, and the intake that writes new orders.
 #[derive(Clone)]
@@ -48,12 +48,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// The order stored under the key, if the request matches the one that made it.
-fn replay(
-    existing: (Order, Value),
-    request: &Value,
-) -> Result<(StatusCode, Json<Order>), ApiError> {
-    if &existing.1 == request {
-        Ok((StatusCode::CREATED, Json(existing.0)))
+fn replay(existing: Keyed, request: &Value) -> Result<(StatusCode, Json<Order>), ApiError> {
+    if &existing.request == request {
+        Ok((StatusCode::CREATED, Json(existing.order)))
     } else {
         Err(ApiError::conflict(
             "IDEMPOTENCY_KEY_REUSED",
@@ -71,22 +68,7 @@ async fn create(
     let new = NewOrder::parse(&body).map_err(ApiError::validation)?;
     let request = serde_json::to_value(&new).map_err(ApiError::internal)?;
     let (order_id, saga_id) = (new_order_id(key.as_deref()), Uuid::now_v7());
-    let created = OrderCreated {
-        order_id,
-        saga_id,
-        customer_id: new.customer_id.clone(),
-        items: new
-            .items
-            .iter()
-            .map(|l| OrderLine {
-                product_id: l.product_id.as_str().to_owned(),
-                quantity: l.quantity.get(),
-                unit_price: l.unit_price,
-            })
-            .collect(),
-        total_amount: new.total_amount,
-        currency: new.currency.clone(),
-    };
+    let created = new.created(order_id, saga_id);
     let event = state.infra.outbox.event(created, saga_id, None);
     let row = NewRow {
         order_id,
@@ -100,7 +82,8 @@ async fn create(
             // The key is taken: a retry of the same request, or another request under it.
             let mut conn = state.infra.pool.acquire().await?;
             let existing = store::by_idempotency_key(&mut conn, key.as_deref().unwrap_or_default())
-                .await?
+                .await
+                .context("reading the order of an idempotency key")?
                 .ok_or_else(|| ApiError::internal("idempotency key vanished"))?;
             replay(existing, &request)
         }
@@ -113,7 +96,8 @@ async fn get_one(
 ) -> Result<Json<Order>, ApiError> {
     let mut conn = infra.pool.acquire().await?;
     store::get(&mut conn, order_id)
-        .await?
+        .await
+        .context("reading an order")?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no order {order_id}")))
 }
@@ -132,22 +116,15 @@ async fn list(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Page<Order, Uuid>>, ApiError> {
     let limit = page_limit(query.limit)?;
-    let status = match query.status.as_deref() {
-        None | Some("") => None,
-        Some(s) => Some(OrderStatus::parse(s).ok_or_else(|| {
-            ApiError::validation(vec![FieldError::new(
-                "status",
-                "must be PENDING, CONFIRMED or CANCELLED",
-            )])
-        })?),
-    };
     let filter = ListFilter {
-        customer_id: query.customer_id.filter(|c| !c.is_empty()),
-        status,
+        customer_id: query_value("customerId", query.customer_id.as_deref())?,
+        status: query_value("status", query.status.as_deref())?,
         before: query.cursor,
         limit: limit + 1,
     };
-    let items = store::list(&infra.pool, &filter).await?;
+    let items = store::list(&infra.pool, &filter)
+        .await
+        .context("listing orders")?;
     Ok(Json(Page::from_fetched(items, limit, |o| o.order_id)))
 }
 
@@ -172,16 +149,31 @@ async fn cancel(
         )]));
     }
     let mut tx = infra.pool.begin().await?;
-    let Some((order, event)) =
-        store::apply(&mut tx, order_id, Command::CustomerCancel { detail }).await?
+    let Some(order) = store::lock(&mut tx, &[order_id])
+        .await
+        .context("locking the order")?
+        .remove(&order_id)
     else {
         return Err(ApiError::not_found(format!("no order {order_id}")));
     };
-    let events: Vec<_> = event
-        .into_iter()
-        .map(|e| infra.outbox.event(e, order.saga_id, None))
-        .collect();
-    let written = infra.outbox.add_all(&mut tx, events).await?;
-    infra.outbox.commit(tx, written).await?;
+    let (mut order, reaction) = order.apply(Command::CustomerCancel { detail });
+    let Some(event) = reaction.event().cloned() else {
+        // Cancelled before: nothing changes.
+        return Ok(Json(order));
+    };
+    store::save(&mut tx, &mut [&mut order])
+        .await
+        .context("saving the cancelled order")?;
+    let event = infra.outbox.event(event, order.saga_id, None);
+    let written = infra
+        .outbox
+        .add(&mut tx, event)
+        .await
+        .context("writing order.cancelled to the outbox")?;
+    infra
+        .outbox
+        .commit(tx, written)
+        .await
+        .context("committing the cancellation")?;
     Ok(Json(order))
 }

@@ -7,6 +7,8 @@ use std::str::FromStr;
 
 use uuid::Uuid;
 
+use crate::rules::PaymentFailure;
+
 /// The share of charges the gateway approves, in [0, 1].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SuccessRate(f64);
@@ -45,15 +47,30 @@ impl fmt::Display for SuccessRate {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decision {
     Approve,
-    Decline(&'static str),
+    Decline(PaymentFailure),
 }
 
-pub const DECLINE_REASONS: [&str; 4] = [
-    "CARD_DECLINED",
-    "INSUFFICIENT_FUNDS",
-    "EXPIRED_CARD",
-    "FRAUD_SUSPECTED",
+/// What the gateway answers when it declines, each as likely as the others.
+pub const DECLINE_REASONS: [PaymentFailure; 4] = [
+    PaymentFailure::CardDeclined,
+    PaymentFailure::InsufficientFunds,
+    PaymentFailure::ExpiredCard,
+    PaymentFailure::FraudSuspected,
 ];
+
+/// The gateway as configured when a charge is made: its seed and approval rate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Gateway {
+    pub seed: u64,
+    pub rate: SuccessRate,
+}
+
+impl Gateway {
+    /// The answer for `order_id`: [`decide`] with this gateway's seed and rate.
+    pub fn decide(&self, order_id: Uuid) -> Decision {
+        decide(self.seed, order_id, self.rate)
+    }
+}
 
 /// SplitMix64's finaliser: a fixed, well-mixing 64-bit permutation.
 fn mix(mut z: u64) -> u64 {

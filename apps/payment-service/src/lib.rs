@@ -1,27 +1,26 @@
-//! payment-service: charges each order once through a simulated gateway ([`gateway`]), refunds a
-//! confirmed charge when the order is cancelled ([`payments`] holds the rules), and shows payments
-//! over HTTP.
+//! payment-service: charges each order once through a simulated gateway, refunds a confirmed
+//! charge when the order is cancelled, and shows payments over HTTP.
+//!
+//! - [`rules`]: the payment rules, pure; [`gateway`]: the simulated gateway's decision, pure.
+//! - [`store`]: every SQL statement (`payments`, `cancelled_orders`).
+//! - [`reactions`]: `order.created.v1` and `order.cancelled.v1`.
+//! - [`routes`]: `GET /payments/{id}`, `GET /payments?orderId=`.
 
 pub mod gateway;
-pub mod payments;
+pub mod reactions;
+pub mod routes;
+pub mod rules;
+pub mod store;
 
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use messaging::Shutdown;
 use messaging::db::Migration;
-use messaging::{Batch, Handler, HandlerError, Shutdown};
-use serde::Deserialize;
 use service_kit::settings::{SettingsError, env_or, env_var};
-use service_kit::{
-    ApiError, ApiPath, ApiQuery, CommonSettings, FieldError, Infra, Service, ServiceBuilder,
-};
-use shared_events::{Envelope, Event, EventKind};
-use uuid::Uuid;
+use service_kit::{CommonSettings, Infra, Service, ServiceBuilder};
+use shared_events::EventKind;
 
-use crate::gateway::SuccessRate;
-use crate::payments::{Payment, Standing};
+use crate::gateway::{Gateway, SuccessRate};
 
 pub const SERVICE: &str = "payment-service";
 pub const DEFAULT_PORT: u16 = 3006;
@@ -63,6 +62,14 @@ impl Simulation {
             latency: Duration::from_millis(env_or("PAYMENT_LATENCY_MS", 0u64)?),
         })
     }
+
+    /// The gateway as this simulation configures it.
+    pub fn gateway(&self) -> Gateway {
+        Gateway {
+            seed: self.seed,
+            rate: self.success_rate,
+        }
+    }
 }
 
 impl Settings {
@@ -74,52 +81,12 @@ impl Settings {
     }
 }
 
-/// Reacts to `order.created.v1` (charge) and `order.cancelled.v1` (refund, or never charge).
-#[derive(Clone)]
-pub struct Reactions {
-    simulation: Simulation,
-}
-
-impl Handler for Reactions {
-    async fn handle(&self, events: &[Envelope], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
-        let ids: Vec<Uuid> = events.iter().map(|e| e.payload.order_id()).collect();
-        let mut book = payments::Book::load(batch.conn(), &ids).await?;
-        let asks_gateway = events.iter().any(|e| {
-            matches!(&e.payload, Event::OrderCreated(o) if book.standing(o.order_id) == Standing::Unknown)
-        });
-        if asks_gateway && !self.simulation.latency.is_zero() {
-            // The gateway answers the charges of a batch together, after its latency.
-            tokio::time::sleep(self.simulation.latency).await;
-        }
-        let Simulation {
-            success_rate, seed, ..
-        } = self.simulation;
-        for event in events {
-            let emitted = match &event.payload {
-                Event::OrderCreated(order) => book.created(order, seed, success_rate),
-                Event::OrderCancelled(order) => book.cancelled(order),
-                other => {
-                    return Err(HandlerError::Rejected(format!(
-                        "payment-service does not handle {}",
-                        other.kind().subject()
-                    )));
-                }
-            };
-            if let Some(emitted) = emitted {
-                batch.emit(event, emitted);
-            }
-        }
-        book.save(batch.conn()).await?;
-        Ok(())
-    }
-}
-
 pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Service> {
     let infra = Infra::connect(&settings.common, MIGRATIONS).await?;
     tracing::info!(success_rate = %settings.simulation.success_rate, seed = settings.simulation.seed,
         latency_ms = settings.simulation.latency.as_millis() as u64, "payment simulation");
     let mut builder = ServiceBuilder::new(settings.common, infra.clone(), shutdown);
-    let reactions = Reactions {
+    let reactions = reactions::Reactions {
         simulation: settings.simulation,
     };
     builder
@@ -128,41 +95,5 @@ pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Ser
     builder
         .consume(EventKind::OrderCancelled, reactions)
         .await?;
-    let routes = Router::new()
-        .route("/payments", get(by_order))
-        .route("/payments/{payment_id}", get(by_id))
-        .with_state(infra);
-    builder.serve(routes).await
-}
-
-async fn by_id(
-    State(infra): State<Infra>,
-    ApiPath(payment_id): ApiPath<Uuid>,
-) -> Result<Json<Payment>, ApiError> {
-    let mut conn = infra.pool.acquire().await?;
-    payments::by_id(&mut conn, payment_id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no payment {payment_id}")))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ByOrder {
-    order_id: Option<Uuid>,
-}
-
-/// `GET /payments?orderId=`: the order's one payment (an order is charged at most once).
-async fn by_order(
-    State(infra): State<Infra>,
-    ApiQuery(query): ApiQuery<ByOrder>,
-) -> Result<Json<Payment>, ApiError> {
-    let order_id = query
-        .order_id
-        .ok_or_else(|| ApiError::validation(vec![FieldError::new("orderId", "is required")]))?;
-    let mut conn = infra.pool.acquire().await?;
-    payments::by_order(&mut conn, order_id, false)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no payment for order {order_id}")))
+    builder.serve(routes::router(infra)).await
 }

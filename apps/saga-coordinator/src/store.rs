@@ -1,4 +1,4 @@
-//! The `sagas` and `saga_history` tables.
+//! Every SQL statement of saga-coordinator: the `sagas` and `saga_history` tables.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -9,47 +9,19 @@ use shared_events::{AbortReason, Envelope};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use crate::saga::{InventoryStatus, PaymentStatus, Saga, SagaStatus};
+use crate::rules::{InventoryStatus, PaymentStatus, Saga, SagaStatus};
 
 const COLUMNS: &str = "saga_id, order_id, status, reason, payment_status, payment_id, inventory_status, \
     reservation_id, order_cancelled, deadline, created_at, updated_at";
 
-type Row = (
-    Uuid,
-    Uuid,
-    String,
-    Option<String>,
-    String,
-    Option<Uuid>,
-    String,
-    Option<Uuid>,
-    Option<String>,
-    DateTime<Utc>,
-    DateTime<Utc>,
-    DateTime<Utc>,
-);
-
-fn reason(text: Option<&str>) -> Option<AbortReason> {
-    text.and_then(|t| serde_json::from_value(serde_json::Value::String(t.into())).ok())
-}
-
-fn corrupt(what: &str, value: &str) -> sqlx::Error {
-    sqlx::Error::Decode(format!("{what} {value:?}").into())
-}
-
-fn saga(row: &Row) -> Result<Saga, sqlx::Error> {
-    Ok(Saga {
-        saga_id: row.0,
-        order_id: row.1,
-        status: SagaStatus::parse(&row.2).ok_or_else(|| corrupt("status", &row.2))?,
-        reason: reason(row.3.as_deref()),
-        payment: PaymentStatus::parse(&row.4).ok_or_else(|| corrupt("payment_status", &row.4))?,
-        payment_id: row.5,
-        inventory: InventoryStatus::parse(&row.6)
-            .ok_or_else(|| corrupt("inventory_status", &row.6))?,
-        reservation_id: row.7,
-        order_cancelled: reason(row.8.as_deref()),
-    })
+/// A saga's row: its state and when things happen to it.
+#[derive(sqlx::FromRow)]
+struct Row {
+    #[sqlx(flatten)]
+    saga: Saga,
+    deadline: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
 /// The sagas `(saga_id, order_id)`, locked for this transaction in saga id order; each is created
@@ -76,9 +48,7 @@ pub async fn lock(
         .bind(timeout.as_secs_f64())
         .fetch_all(conn)
         .await?;
-    rows.iter()
-        .map(|r| saga(r).map(|s| (s.saga_id, s)))
-        .collect()
+    Ok(rows.into_iter().map(|r| (r.saga.saga_id, r.saga)).collect())
 }
 
 /// One event a saga saw or emitted, for its history.
@@ -109,8 +79,12 @@ pub async fn save(
     if sagas.is_empty() && seen.is_empty() {
         return Ok(());
     }
-    let column = |f: fn(&Saga) -> Option<String>| sagas.iter().map(|s| f(s)).collect::<Vec<_>>();
     let ids: Vec<Uuid> = sagas.iter().map(|s| s.saga_id).collect();
+    let statuses: Vec<SagaStatus> = sagas.iter().map(|s| s.status).collect();
+    let reasons: Vec<Option<AbortReason>> = sagas.iter().map(|s| s.reason).collect();
+    let payments: Vec<PaymentStatus> = sagas.iter().map(|s| s.payment).collect();
+    let inventories: Vec<InventoryStatus> = sagas.iter().map(|s| s.inventory).collect();
+    let cancels: Vec<Option<AbortReason>> = sagas.iter().map(|s| s.order_cancelled).collect();
     let payment_ids: Vec<Option<Uuid>> = sagas.iter().map(|s| s.payment_id).collect();
     let reservation_ids: Vec<Option<Uuid>> = sagas.iter().map(|s| s.reservation_id).collect();
     let seen_sagas: Vec<Uuid> = seen.iter().map(|s| s.saga_id).collect();
@@ -133,13 +107,13 @@ pub async fn save(
          WHERE sagas.saga_id = x.saga_id",
     )
     .bind(&ids)
-    .bind(column(|s| Some(s.status.as_str().into())))
-    .bind(column(|s| s.reason.map(|r| r.as_str().into())))
-    .bind(column(|s| Some(s.payment.as_str().into())))
+    .bind(&statuses)
+    .bind(&reasons)
+    .bind(&payments)
     .bind(&payment_ids)
-    .bind(column(|s| Some(s.inventory.as_str().into())))
+    .bind(&inventories)
     .bind(&reservation_ids)
-    .bind(column(|s| s.order_cancelled.map(|r| r.as_str().into())))
+    .bind(&cancels)
     .bind(&seen_sagas)
     .bind(&seen_events)
     .bind(&seen_types)
@@ -149,16 +123,25 @@ pub async fn save(
     Ok(())
 }
 
+/// A saga whose deadline passed.
+#[derive(sqlx::FromRow)]
+pub struct Due {
+    pub saga_id: Uuid,
+    pub order_id: Uuid,
+    /// `STARTED` (its deadline passed), else `COMPENSATING` (its compensation is overdue).
+    pub started: bool,
+}
+
 /// Sagas whose deadline passed while `STARTED`, and compensations overdue since `overdue`,
 /// locked for this transaction and skipped by any other instance sweeping at the same time.
 pub async fn due(
     conn: &mut PgConnection,
     overdue: Duration,
     limit: i64,
-) -> Result<Vec<(Uuid, Uuid, bool)>, sqlx::Error> {
+) -> Result<Vec<Due>, sqlx::Error> {
     sqlx::query_as(
         // Each half reads its own partial index; the outer query locks what they found.
-        "SELECT saga_id, order_id, status = 'STARTED' FROM sagas WHERE saga_id IN ( \
+        "SELECT saga_id, order_id, status = 'STARTED' AS started FROM sagas WHERE saga_id IN ( \
              (SELECT saga_id FROM sagas WHERE status = 'STARTED' AND deadline <= now() \
               ORDER BY deadline LIMIT $2) \
              UNION ALL \
@@ -183,15 +166,15 @@ pub async fn next_deadline(pool: &PgPool) -> Result<Option<f64>, sqlx::Error> {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Participant {
-    pub status: String,
+pub struct Participant<S> {
+    pub status: S,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payment_id: Option<Uuid>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reservation_id: Option<Uuid>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     pub event_id: Uuid,
@@ -206,10 +189,10 @@ pub struct HistoryEntry {
 pub struct SagaView {
     pub saga_id: Uuid,
     pub order_id: Uuid,
-    pub status: String,
-    pub reason: Option<String>,
-    pub payment: Participant,
-    pub inventory: Participant,
+    pub status: SagaStatus,
+    pub reason: Option<AbortReason>,
+    pub payment: Participant<PaymentStatus>,
+    pub inventory: Participant<InventoryStatus>,
     pub deadline: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -218,24 +201,30 @@ pub struct SagaView {
 }
 
 fn view(row: Row) -> SagaView {
+    let Row {
+        saga,
+        deadline,
+        created_at,
+        updated_at,
+    } = row;
     SagaView {
-        saga_id: row.0,
-        order_id: row.1,
-        status: row.2,
-        reason: row.3,
+        saga_id: saga.saga_id,
+        order_id: saga.order_id,
+        status: saga.status,
+        reason: saga.reason,
         payment: Participant {
-            status: row.4,
-            payment_id: row.5,
+            status: saga.payment,
+            payment_id: saga.payment_id,
             reservation_id: None,
         },
         inventory: Participant {
-            status: row.6,
+            status: saga.inventory,
             payment_id: None,
-            reservation_id: row.7,
+            reservation_id: saga.reservation_id,
         },
-        deadline: row.9,
-        created_at: row.10,
-        updated_at: row.11,
+        deadline,
+        created_at,
+        updated_at,
         history: None,
     }
 }
@@ -249,7 +238,7 @@ pub async fn get(pool: &PgPool, saga_id: Uuid) -> Result<Option<SagaView>, sqlx:
     else {
         return Ok(None);
     };
-    let history: Vec<(Uuid, String, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+    let history: Vec<HistoryEntry> = sqlx::query_as(
         "SELECT event_id, event_type, occurred_at, received_at FROM saga_history WHERE saga_id = $1 \
          ORDER BY received_at, occurred_at",
     )
@@ -257,17 +246,7 @@ pub async fn get(pool: &PgPool, saga_id: Uuid) -> Result<Option<SagaView>, sqlx:
     .fetch_all(pool)
     .await?;
     let mut saga = view(row);
-    saga.history = Some(
-        history
-            .into_iter()
-            .map(|h| HistoryEntry {
-                event_id: h.0,
-                event_type: h.1,
-                occurred_at: h.2,
-                received_at: h.3,
-            })
-            .collect(),
-    );
+    saga.history = Some(history);
     Ok(Some(saga))
 }
 
@@ -282,7 +261,7 @@ pub async fn list(
     let mut query =
         QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM sagas WHERE true"));
     if let Some(status) = status {
-        query.push(" AND status = ").push_bind(status.as_str());
+        query.push(" AND status = ").push_bind(status);
     }
     if let Some(order_id) = order_id {
         query.push(" AND order_id = ").push_bind(order_id);

@@ -23,14 +23,14 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, message::PublishMessage};
 use futures_util::{FutureExt, StreamExt};
-use shared_events::{Envelope, Event, EventKind, Stream};
+use shared_events::{Envelope, Event, EventKind, Reaction, Stream};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::backoff;
-use crate::db::{is_transient, is_unavailable};
+use crate::db::{is_transient, is_unavailable, sqlx_error_in};
 use crate::metrics as m;
 use crate::nats::{ProvisionError, consumer_config, ensure_consumer};
 use crate::outbox::{Outbox, is_inbox_conflict};
@@ -92,18 +92,32 @@ pub enum HandlerError {
     Rejected(String),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
-    #[error(transparent)]
+    #[error("{0:#}")]
     Other(#[from] anyhow::Error),
 }
 
 impl HandlerError {
+    /// An event this consumer was not made for (a subject its filter should not have let in).
+    pub fn not_handled(service: &str, event: &Envelope) -> HandlerError {
+        HandlerError::Rejected(format!("{service} does not handle {}", event.subject()))
+    }
+
+    /// The database error behind this one, if any (also through added context).
+    fn database(&self) -> Option<&sqlx::Error> {
+        match self {
+            HandlerError::Database(e) => Some(e),
+            HandlerError::Other(e) => sqlx_error_in(e),
+            HandlerError::Rejected(_) => None,
+        }
+    }
+
     fn is_unavailable(&self) -> bool {
-        matches!(self, HandlerError::Database(e) if is_unavailable(e))
+        self.database().is_some_and(is_unavailable)
     }
 
     /// Worth retrying however often it happens: the database away, or a deadlock.
     fn is_transient(&self) -> bool {
-        matches!(self, HandlerError::Database(e) if is_transient(e))
+        self.database().is_some_and(is_transient)
     }
 }
 
@@ -129,6 +143,35 @@ impl Batch<'_> {
             .event(payload, cause.correlation_id, Some(cause.event_id));
         self.emitted.push(event);
         &self.emitted[self.emitted.len() - 1]
+    }
+
+    /// Runs a service's rules over the batch's events in delivery order: `decide` takes the
+    /// state and an event to the state after it and a reaction, which is carried out. Returns the
+    /// state after the last event, for the caller to save.
+    pub fn decide_each<S>(
+        &mut self,
+        events: &[Envelope],
+        mut state: S,
+        mut decide: impl FnMut(S, &Envelope) -> Result<(S, Reaction), HandlerError>,
+    ) -> Result<S, HandlerError> {
+        for event in events {
+            let (next, reaction) = decide(state, event)?;
+            state = next;
+            self.react(event, reaction);
+        }
+        Ok(state)
+    }
+
+    /// Carries out what the rules decided for `cause`: emit the event, or leave `cause` for
+    /// later.
+    pub fn react(&mut self, cause: &Envelope, reaction: Reaction) {
+        match reaction {
+            Reaction::Nothing => {}
+            Reaction::Emit(event) => {
+                self.emit(cause, event);
+            }
+            Reaction::NotYet(why) => self.retry_later(cause, why),
+        }
     }
 
     /// Leaves `event` unhandled (its inbox row is taken back) and has it delivered again later:

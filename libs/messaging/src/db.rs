@@ -105,6 +105,19 @@ pub fn is_unavailable(error: &sqlx::Error) -> bool {
             if db.code().is_some_and(|c| c.starts_with("57P") || c.starts_with("08")))
 }
 
+/// [`is_unavailable`] for an error with context: whether a database error somewhere in its
+/// chain means the database could not be reached.
+pub fn is_unavailable_in(error: &anyhow::Error) -> bool {
+    sqlx_error_in(error).is_some_and(is_unavailable)
+}
+
+/// The database error an error with context was made from, if any.
+pub fn sqlx_error_in(error: &anyhow::Error) -> Option<&sqlx::Error> {
+    error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<sqlx::Error>())
+}
+
 /// Whether an error will likely go away if the same work is tried again: the database could not
 /// be reached, or the transaction lost a deadlock or a serialisation conflict.
 pub fn is_transient(error: &sqlx::Error) -> bool {

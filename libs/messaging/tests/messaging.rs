@@ -64,14 +64,14 @@ fn order_created(order_id: Uuid) -> OrderCreated {
     OrderCreated {
         order_id,
         saga_id: order_id,
-        customer_id: "c-1".into(),
+        customer_id: "c-1".parse().expect("customer"),
         items: vec![OrderLine {
-            product_id: "p-1".into(),
-            quantity: 1,
+            product_id: "p-1".parse().expect("product"),
+            quantity: shared_events::Quantity::new(1).expect("quantity"),
             unit_price: "9.99".parse().expect("money"),
         }],
         total_amount: "9.99".parse().expect("money"),
-        currency: "EUR".into(),
+        currency: shared_events::Currency::euro(),
     }
 }
 
@@ -1002,7 +1002,7 @@ impl Handler for Charge {
                     saga_id: event.correlation_id,
                     payment_id: Uuid::now_v7(),
                     amount: "9.99".parse().expect("money"),
-                    currency: "EUR".into(),
+                    currency: shared_events::Currency::euro(),
                 },
             );
         }

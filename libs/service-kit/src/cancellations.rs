@@ -17,7 +17,7 @@ pub struct Known<R> {
 }
 
 /// Reads, in one statement, each of `order_ids`' row of `table` (keyed by `order_id`, decoded as
-/// `R` from `columns` in order) and whether its cancellation came first.
+/// the typed row `R` from `columns`, by name) and whether its cancellation came first.
 ///
 /// `table` and `columns` are the caller's constants, never request content.
 pub async fn load<R>(
@@ -29,7 +29,6 @@ pub async fn load<R>(
 where
     R: for<'r> FromRow<'r, PgRow>,
 {
-    // The row's columns first, so that a tuple `R` decodes them by position.
     let sql = format!(
         "SELECT t.*, o.id AS looked_up, \
          EXISTS (SELECT 1 FROM cancelled_orders c WHERE c.order_id = o.id) AS cancelled_first \

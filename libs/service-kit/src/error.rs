@@ -73,24 +73,36 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    fn unavailable(error: impl std::fmt::Display) -> ApiError {
+        tracing::warn!(%error, "database unavailable");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            "the database is unavailable; try again",
+        )
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> ApiError {
         if messaging::db::is_unavailable(&error) {
-            tracing::warn!(%error, "database unavailable");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "UNAVAILABLE",
-                "the database is unavailable; try again",
-            )
+            ApiError::unavailable(error)
         } else {
             ApiError::internal(error)
         }
     }
 }
 
+/// An error with context (`.context("reading an order")`): a 503 when the database could not
+/// be reached, else a 500 logged with the whole chain, so the log says which step failed.
 impl From<anyhow::Error> for ApiError {
     fn from(error: anyhow::Error) -> ApiError {
-        ApiError::internal(format!("{error:#}"))
+        if messaging::db::is_unavailable_in(&error) {
+            ApiError::unavailable(format!("{error:#}"))
+        } else {
+            ApiError::internal(format!("{error:#}"))
+        }
     }
 }
 

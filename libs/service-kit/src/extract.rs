@@ -136,6 +136,24 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     }
 }
 
+/// An optional query parameter, checked by its type (an id, a status) before it goes anywhere
+/// near the database; empty counts as absent.
+pub fn query_value<T: std::str::FromStr>(
+    field: &str,
+    raw: Option<&str>,
+) -> Result<Option<T>, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    match raw {
+        None | Some("") => Ok(None),
+        Some(text) => text
+            .parse()
+            .map(Some)
+            .map_err(|e: T::Err| ApiError::validation(vec![FieldError::new(field, e.to_string())])),
+    }
+}
+
 /// Page size: default 20, at most 100.
 pub fn page_limit(limit: Option<u32>) -> Result<i64, ApiError> {
     match limit {

@@ -1,9 +1,15 @@
 //! Start-up shared by every service: connect (retrying while the database or NATS come up),
 //! migrate, provision streams, then run the relay, the consumers, any extra task and the HTTP
 //! server until the shutdown token fires, and wait for all of them to finish their work.
+//!
+//! The tasks are supervised: one that ends or panics before the process is asked to stop stops
+//! the whole service with an error (and so the process, non-zero), rather than leaving an HTTP
+//! server that answers while nothing handles events any more.
 
-use std::future::Future;
+use std::collections::HashMap;
+use std::future::{Future, IntoFuture};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -14,6 +20,7 @@ use messaging::{Consumer, ConsumerSpec, Handler, Outbox, Relay, RelayConfig, Shu
 use shared_events::EventKind;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
+use tokio::task::{AbortHandle, JoinSet};
 
 use crate::error::{no_route, wrong_method};
 use crate::extract::BODY_LIMIT;
@@ -96,7 +103,7 @@ impl Infra {
     }
 }
 
-type Task = Pin<Box<dyn Future<Output = ()> + Send>>;
+type Task = (String, Pin<Box<dyn Future<Output = ()> + Send>>);
 
 /// Collects what a service runs besides its routes.
 pub struct ServiceBuilder {
@@ -139,13 +146,15 @@ impl ServiceBuilder {
         .await
         .with_context(|| format!("provisioning the consumer of {}", kind.subject()))?;
         let shutdown = self.shutdown.clone();
-        self.tasks.push(Box::pin(consumer.run(shutdown)));
+        let name = format!("consumer {}", consumer.durable());
+        self.tasks.push((name, Box::pin(consumer.run(shutdown))));
         Ok(())
     }
 
-    /// Runs `task` alongside the server; it must return once the shutdown token fires.
-    pub fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
-        self.tasks.push(Box::pin(task));
+    /// Runs `task` alongside the server under `name`; it must return only once the shutdown
+    /// token fires (returning earlier stops the service, as a failure).
+    pub fn spawn(&mut self, name: &str, task: impl Future<Output = ()> + Send + 'static) {
+        self.tasks.push((name.to_owned(), Box::pin(task)));
     }
 
     /// Binds the HTTP listener with `routes` plus health and metrics.
@@ -169,28 +178,62 @@ impl ServiceBuilder {
             self.relay,
         );
         let mut tasks = self.tasks;
-        tasks.push(Box::pin(relay.run(self.shutdown.clone())));
+        tasks.push(("relay".into(), Box::pin(relay.run(self.shutdown.clone()))));
         // Make sure the recorder exists before the first event is counted.
         let _ = messaging::metrics::prometheus();
+        let mut running = JoinSet::new();
+        let mut names = HashMap::new();
+        let mut handles = Vec::new();
+        for (name, task) in tasks {
+            let handle = running.spawn(task);
+            names.insert(handle.id(), name.clone());
+            handles.push((name, handle));
+        }
         Ok(Service {
             service: self.settings.service,
             port,
             listener,
             router,
-            tasks,
+            running,
+            names,
+            tasks: Tasks(Arc::new(handles)),
             shutdown: self.shutdown,
         })
     }
 }
 
-/// A built service, listening; [`Service::run_until_stopped`] runs it.
+/// A built service, listening, its tasks started; [`Service::run_until_stopped`] runs it.
 pub struct Service {
     service: &'static str,
     port: u16,
     listener: TcpListener,
     router: Router,
-    tasks: Vec<Task>,
+    running: JoinSet<()>,
+    names: HashMap<tokio::task::Id, String>,
+    tasks: Tasks,
     shutdown: Shutdown,
+}
+
+/// The tasks a service runs beside its HTTP server (`relay`, `consumer <durable>`, and those
+/// the service added), by name.
+#[derive(Clone)]
+pub struct Tasks(Arc<Vec<(String, AbortHandle)>>);
+
+impl Tasks {
+    pub fn names(&self) -> Vec<&str> {
+        self.0.iter().map(|(n, _)| n.as_str()).collect()
+    }
+
+    /// Aborts the task `name`, as a crash of that task would end it (for tests of the
+    /// supervision). Returns whether there was such a task.
+    pub fn kill(&self, name: &str) -> bool {
+        self.0
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, handle)| handle.abort())
+            .count()
+            > 0
+    }
 }
 
 impl Service {
@@ -198,18 +241,56 @@ impl Service {
         self.port
     }
 
-    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let handles: Vec<_> = self.tasks.into_iter().map(tokio::spawn).collect();
+    /// The tasks beside the HTTP server, to look at or (in tests) kill.
+    pub fn tasks(&self) -> Tasks {
+        self.tasks.clone()
+    }
+
+    /// Serves until the shutdown token fires or a task dies, then stops everything, letting
+    /// in-flight work finish. A task that died is the error returned.
+    pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
         tracing::info!(service = self.service, port = self.port, "listening");
-        let served = axum::serve(self.listener, self.router)
+        let server = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(self.shutdown.clone().cancelled_owned())
-            .await;
-        // Whatever ended the server ends the rest too.
-        self.shutdown.cancel();
-        for handle in handles {
-            let _ = handle.await;
+            .into_future();
+        tokio::pin!(server);
+        let mut served = None;
+        let mut died: Option<String> = None;
+        while served.is_none() || !self.running.is_empty() {
+            tokio::select! {
+                result = &mut server, if served.is_none() => {
+                    // Whatever ended the server ends the rest too.
+                    self.shutdown.cancel();
+                    served = Some(result);
+                }
+                Some(ended) = self.running.join_next_with_id(), if !self.running.is_empty() => {
+                    let (id, why) = match ended {
+                        Ok((id, ())) => (id, "ended".to_owned()),
+                        Err(e) if e.is_panic() => (e.id(), format!("panicked: {}", panic_message(e))),
+                        Err(e) => (e.id(), "was aborted".to_owned()),
+                    };
+                    let name = self.names.remove(&id).unwrap_or_default();
+                    if !self.shutdown.is_cancelled() {
+                        tracing::error!(service = self.service, task = %name, "task {why} while the service was running; stopping the service");
+                        died.get_or_insert(format!("task {name} {why}"));
+                        self.shutdown.cancel();
+                    }
+                }
+            }
         }
         tracing::info!(service = self.service, "stopped");
-        served.context("HTTP server")
+        if let Some(died) = died {
+            anyhow::bail!("{}: {died}", self.service);
+        }
+        served.unwrap_or(Ok(())).context("HTTP server")
     }
+}
+
+fn panic_message(error: tokio::task::JoinError) -> String {
+    let panic = error.into_panic();
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }

@@ -5,12 +5,20 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::domain::{Currency, CustomerId, ProductId, Quantity};
 use crate::money::Money;
 use crate::streams::Stream;
 
 /// Implemented by every payload: ties the Rust type to its row of the event table.
-pub trait EventPayload: Serialize + Into<Event> {
+pub trait EventPayload: Serialize + JsonSchema + Into<Event> {
     const KIND: EventKind;
+}
+
+/// Code that needs each event's payload type (the JSON Schemas, say) implements this and is
+/// called back with it by [`EventKind::visit`], so the event table stays the one list of events.
+pub trait PayloadVisitor {
+    type Output;
+    fn visit<P: EventPayload>(self, kind: EventKind) -> Self::Output;
 }
 
 macro_rules! event_table {
@@ -53,6 +61,11 @@ macro_rules! event_table {
             pub fn from_name_version(name: &str, version: u32) -> Option<EventKind> {
                 EventKind::ALL.iter().copied().find(|k| k.name() == name && k.version() == version)
             }
+
+            /// Calls `visitor` with this kind's payload type.
+            pub fn visit<V: PayloadVisitor>(self, visitor: V) -> V::Output {
+                match self { $(EventKind::$variant => visitor.visit::<$variant>(self)),* }
+            }
         }
 
         /// Any event of the system, with its typed payload.
@@ -69,13 +82,6 @@ macro_rules! event_table {
                 Ok(match kind {
                     $(EventKind::$variant => Event::$variant(serde_json::from_str(payload)?)),*
                 })
-            }
-
-            /// The JSON Schema of the whole envelope carrying this kind of event.
-            pub fn envelope_schema(kind: EventKind) -> schemars::Schema {
-                match kind {
-                    $(EventKind::$variant => crate::schema::envelope_schema::<$variant>(kind)),*
-                }
             }
         }
 
@@ -149,41 +155,34 @@ impl Event {
     }
 }
 
-/// Why a saga was aborted, and so why its order was cancelled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum AbortReason {
-    PaymentFailed,
-    InventoryUnavailable,
-    Timeout,
-    CustomerRequest,
-}
-
-impl AbortReason {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            AbortReason::PaymentFailed => "PAYMENT_FAILED",
-            AbortReason::InventoryUnavailable => "INVENTORY_UNAVAILABLE",
-            AbortReason::Timeout => "TIMEOUT",
-            AbortReason::CustomerRequest => "CUSTOMER_REQUEST",
-        }
+crate::text_enum!(
+    /// Why a saga was aborted, and so why its order was cancelled.
+    #[derive(JsonSchema)]
+    AbortReason {
+        PaymentFailed = "PAYMENT_FAILED",
+        InventoryUnavailable = "INVENTORY_UNAVAILABLE",
+        Timeout = "TIMEOUT",
+        CustomerRequest = "CUSTOMER_REQUEST",
+        // An operator aborted the saga (added within v1).
+        Operator = "OPERATOR",
     }
-}
+);
 
-/// Why a reservation could not be made.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum InventoryFailureReason {
-    InsufficientStock,
-    UnknownProduct,
-}
+crate::text_enum!(
+    /// Why a reservation could not be made.
+    #[derive(JsonSchema)]
+    InventoryFailureReason {
+        InsufficientStock = "INSUFFICIENT_STOCK",
+        UnknownProduct = "UNKNOWN_PRODUCT",
+    }
+);
 
 /// One line of an order as the order service took it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderLine {
-    pub product_id: String,
-    pub quantity: u32,
+    pub product_id: ProductId,
+    pub quantity: Quantity,
     pub unit_price: Money,
 }
 
@@ -191,7 +190,7 @@ pub struct OrderLine {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StockLine {
-    pub product_id: String,
+    pub product_id: ProductId,
     pub quantity: u32,
 }
 
@@ -199,7 +198,7 @@ pub struct StockLine {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UnavailableItem {
-    pub product_id: String,
+    pub product_id: ProductId,
     pub requested: u32,
     pub available: i64,
 }
@@ -209,10 +208,10 @@ pub struct UnavailableItem {
 pub struct OrderCreated {
     pub order_id: Uuid,
     pub saga_id: Uuid,
-    pub customer_id: String,
+    pub customer_id: CustomerId,
     pub items: Vec<OrderLine>,
     pub total_amount: Money,
-    pub currency: String,
+    pub currency: Currency,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -240,7 +239,7 @@ pub struct PaymentConfirmed {
     pub saga_id: Uuid,
     pub payment_id: Uuid,
     pub amount: Money,
-    pub currency: String,
+    pub currency: Currency,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -249,7 +248,7 @@ pub struct PaymentFailed {
     pub order_id: Uuid,
     pub saga_id: Uuid,
     pub amount: Money,
-    pub currency: String,
+    pub currency: Currency,
     pub reason: String,
 }
 
@@ -260,7 +259,7 @@ pub struct PaymentRefunded {
     pub saga_id: Uuid,
     pub payment_id: Uuid,
     pub amount: Money,
-    pub currency: String,
+    pub currency: Currency,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -82,6 +82,14 @@ impl Money {
     }
 }
 
+/// For columns: `#[sqlx(try_from = "Decimal")]`.
+impl TryFrom<Decimal> for Money {
+    type Error = MoneyError;
+    fn try_from(value: Decimal) -> Result<Money, MoneyError> {
+        Money::parse(value)
+    }
+}
+
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)

@@ -41,14 +41,14 @@ async fn decisions(seed: u64, orders: &[Uuid]) -> Vec<String> {
         let created = OrderCreated {
             order_id: *order_id,
             saga_id: *order_id,
-            customer_id: "c".into(),
+            customer_id: "c".parse().expect("customer"),
             items: vec![OrderLine {
-                product_id: "p".into(),
-                quantity: 1,
+                product_id: "p".parse().expect("product"),
+                quantity: shared_events::Quantity::new(1).expect("quantity"),
                 unit_price: "1".parse().expect("money"),
             }],
             total_amount: "1".parse().expect("money"),
-            currency: "EUR".into(),
+            currency: shared_events::Currency::euro(),
         };
         let event = Envelope::new(created, *order_id, None, "order-service");
         js.publish(event.subject(), event.to_bytes().into())

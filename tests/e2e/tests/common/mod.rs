@@ -10,6 +10,7 @@ use std::time::Duration;
 use messaging::Shutdown;
 use serde_json::{Value, json};
 use service_kit::CommonSettings;
+use service_kit::startup::Tasks;
 use test_support::{NatsServer, TestDb, eventually_ok};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -41,6 +42,7 @@ impl Default for Options {
 struct Running {
     port: u16,
     stop: Shutdown,
+    tasks: Tasks,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
@@ -140,8 +142,31 @@ impl Stack {
         .unwrap_or_else(|e| panic!("starting {svc:?}: {e:#}"));
         let port = service.port();
         self.ports.insert(svc, port);
+        let tasks = service.tasks();
         let task = tokio::spawn(service.run_until_stopped());
-        self.running.insert(svc, Running { port, stop, task });
+        self.running.insert(
+            svc,
+            Running {
+                port,
+                stop,
+                tasks,
+                task,
+            },
+        );
+    }
+
+    /// The tasks a running service runs beside its HTTP server.
+    pub fn tasks(&self, svc: Svc) -> Tasks {
+        self.running[&svc].tasks.clone()
+    }
+
+    /// Waits until a service stops by itself, and returns how it ended.
+    pub async fn ended(&mut self, svc: Svc) -> anyhow::Result<()> {
+        let running = self.running.remove(&svc).expect("a running service");
+        match tokio::time::timeout(WAIT, running.task).await {
+            Ok(joined) => joined.expect("the service's task"),
+            Err(_) => panic!("{svc:?} still running after {WAIT:?}"),
+        }
     }
 
     /// Stops a service as a deployment would (in-flight work finishes first).

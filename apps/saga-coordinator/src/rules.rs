@@ -1,5 +1,6 @@
 //! The saga rules, in one place and without I/O: how each event moves a saga's participants and
-//! status, and which decision the coordinator emits.
+//! status, and which decision the coordinator emits. Every decision has one shape: the saga and
+//! an input in, the saga after it and the [`Reaction`] (the decision to publish) out.
 //!
 //! ```text
 //! STARTED --payment CONFIRMED and stock RESERVED--> COMPLETED            (emits saga.completed)
@@ -12,20 +13,8 @@
 //! Participants only move forward (a refund seen before its charge still counts as refunded), so
 //! events in any order reach the same end.
 
-use serde::Serialize;
-use shared_events::{AbortReason, Event, SagaAborted, SagaCompleted};
+use shared_events::{AbortReason, Event, Reaction, SagaAborted, SagaCompleted, text_enum};
 use uuid::Uuid;
-
-macro_rules! text_enum {
-    ($name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-        pub enum $name { $(#[serde(rename = $text)] $variant),* }
-        impl $name {
-            pub fn as_str(self) -> &'static str { match self { $($name::$variant => $text),* } }
-            pub fn parse(text: &str) -> Option<$name> { match text { $($text => Some($name::$variant),)* _ => None } }
-        }
-    };
-}
 
 text_enum!(SagaStatus {
     Started = "STARTED",
@@ -50,14 +39,16 @@ text_enum!(InventoryStatus {
     Released = "RELEASED",
 });
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct Saga {
     pub saga_id: Uuid,
     pub order_id: Uuid,
     pub status: SagaStatus,
     pub reason: Option<AbortReason>,
+    #[sqlx(rename = "payment_status")]
     pub payment: PaymentStatus,
     pub payment_id: Option<Uuid>,
+    #[sqlx(rename = "inventory_status")]
     pub inventory: InventoryStatus,
     pub reservation_id: Option<Uuid>,
     /// Why the order was cancelled, once order-service says it was.
@@ -137,8 +128,8 @@ impl Saga {
     }
 
     /// The transition: the saga after `input`, and the decision to emit, if any.
-    pub fn apply(&self, input: Input<'_>) -> (Saga, Option<Event>) {
-        let mut next = self.clone();
+    pub fn apply(self, input: Input<'_>) -> (Saga, Reaction) {
+        let mut next = self;
         let mut deadline_passed = false;
         let mut overdue = false;
         match input {
@@ -146,7 +137,7 @@ impl Saga {
             Input::DeadlinePassed => deadline_passed = true,
             Input::CompensationOverdue => overdue = true,
         }
-        let mut decision = None;
+        let mut decision: Option<Event> = None;
         match next.status {
             SagaStatus::Started => {
                 // The order's own cancellation (by its customer) needs no decision: only a
@@ -213,7 +204,7 @@ impl Saga {
                 next.status = SagaStatus::Failed;
             }
         }
-        (next, decision)
+        (next, decision.into())
     }
 }
 
@@ -236,7 +227,7 @@ mod tests {
             saga_id: s.saga_id,
             payment_id: Uuid::from_u128(1),
             amount: money(),
-            currency: "EUR".into(),
+            currency: Currency::euro(),
         }
         .into()
     }
@@ -245,7 +236,7 @@ mod tests {
             order_id: s.order_id,
             saga_id: s.saga_id,
             amount: money(),
-            currency: "EUR".into(),
+            currency: Currency::euro(),
             reason: "CARD_DECLINED".into(),
         }
         .into()
@@ -256,7 +247,7 @@ mod tests {
             saga_id: s.saga_id,
             payment_id: Uuid::from_u128(1),
             amount: money(),
-            currency: "EUR".into(),
+            currency: Currency::euro(),
         }
         .into()
     }
@@ -310,9 +301,9 @@ mod tests {
         let mut s = start.clone();
         let mut out = Vec::new();
         for e in events {
-            let (next, decision) = s.apply(Input::Event(e));
+            let (next, reaction) = s.apply(Input::Event(e));
             s = next;
-            out.extend(decision);
+            out.extend(reaction.event().cloned());
         }
         (s, out)
     }
@@ -374,13 +365,14 @@ mod tests {
     #[test]
     fn the_deadline_aborts_only_a_started_saga() {
         let s = saga();
-        let (timed_out, decision) = s.apply(Input::DeadlinePassed);
+        let (timed_out, decision) = s.clone().apply(Input::DeadlinePassed);
         assert_eq!(timed_out.status, SagaStatus::Compensated);
         assert!(
-            matches!(decision, Some(Event::SagaAborted(a)) if a.reason == AbortReason::Timeout)
+            matches!(decision, Reaction::Emit(Event::SagaAborted(a)) if a.reason == AbortReason::Timeout)
         );
         let (done, _) = run(&s, &[paid(&s), reserved(&s)]);
         let (after, none) = done.apply(Input::DeadlinePassed);
+        let none = none.event().cloned();
         assert_eq!(after.status, SagaStatus::Completed);
         assert!(none.is_none());
     }
@@ -388,7 +380,7 @@ mod tests {
     #[test]
     fn a_charge_after_the_timeout_reopens_compensation_until_refunded() {
         let s = saga();
-        let (timed_out, _) = s.apply(Input::DeadlinePassed);
+        let (timed_out, _) = s.clone().apply(Input::DeadlinePassed);
         let (late, decisions) = run(&timed_out, &[paid(&s)]);
         assert_eq!(late.status, SagaStatus::Compensating);
         assert!(
@@ -436,7 +428,7 @@ mod tests {
     fn overdue_compensation_fails_and_a_late_undo_still_settles_it() {
         let s = saga();
         let (comp, _) = run(&s, &[paid(&s), out_of_stock(&s)]);
-        let (failed, _) = comp.apply(Input::CompensationOverdue);
+        let (failed, _) = comp.clone().apply(Input::CompensationOverdue);
         assert_eq!(failed.status, SagaStatus::Failed);
         let (end, _) = run(&failed, &[refunded(&s)]);
         assert_eq!(end.status, SagaStatus::Compensated);

@@ -1,79 +1,46 @@
-//! The order: what a valid request is, and how an order's status may change.
+//! The order's rules, without I/O: what a valid order request is, and how an order's status may
+//! change. Every decision has one shape: the order and a command in, the order after it and the
+//! [`Reaction`] (the event to publish) out.
+//!
+//! ```text
+//! PENDING --Complete--> CONFIRMED --CustomerCancel--> CANCELLED
+//! PENDING --Abort | CustomerCancel--> CANCELLED
+//! ```
+//! A saga's decision applies only to a `PENDING` order: an order the customer already cancelled
+//! stays cancelled (the saga then compensates), and a confirmed order is only cancelled by its
+//! customer. A repeated or late decision changes nothing.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use service_kit::FieldError;
-use shared_events::{AbortReason, Money};
+use shared_events::{
+    AbortReason, Currency, CustomerId, Money, OrderCancelled, OrderConfirmed, OrderCreated,
+    OrderLine, ProductId, Quantity, Reaction,
+};
 use uuid::Uuid;
 
 pub const MAX_ITEMS: usize = 100;
-pub const MAX_QUANTITY: u64 = 10_000;
 
-/// A quantity of 1 to 10,000 units.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Quantity(u32);
-
-impl Quantity {
-    pub fn parse(value: &Value) -> Result<Quantity, String> {
-        match value.as_u64() {
-            Some(n @ 1..=MAX_QUANTITY) => Ok(Quantity(n as u32)),
-            Some(_) => Err(format!("must be between 1 and {MAX_QUANTITY}")),
-            None if value.is_number() => Err(format!(
-                "must be a whole number between 1 and {MAX_QUANTITY}"
-            )),
-            None => Err("must be a number".into()),
-        }
-    }
-
-    pub fn get(self) -> u32 {
-        self.0
+/// Reads a line quantity, telling a fraction or a string from a number out of range.
+fn quantity(value: &Value) -> Result<Quantity, String> {
+    match value.as_u64() {
+        Some(n) => Quantity::new(n).map_err(|e| e.to_string()),
+        None if value.is_number() => Err(format!(
+            "must be a whole number between 1 and {}",
+            Quantity::MAX
+        )),
+        None => Err("must be a number".into()),
     }
 }
 
-/// A product id: 1 to 64 letters, digits, `-`, `_`, `.` or `:` (it appears in URLs).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProductId(String);
-
-impl ProductId {
-    pub fn parse(value: &Value) -> Result<ProductId, String> {
-        let text = value.as_str().ok_or("must be a string")?;
-        if text.is_empty() || text.len() > 64 {
-            return Err("must be 1 to 64 characters".into());
-        }
-        if !text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
-        {
-            return Err("may contain only letters, digits, '-', '_', '.' and ':'".into());
-        }
-        Ok(ProductId(text.into()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-/// A customer id: 1 to 128 characters, no control characters.
-fn customer_id(value: &Value) -> Result<String, String> {
-    let text = value.as_str().ok_or("must be a string")?;
-    if text.trim().is_empty() || text.chars().count() > 128 {
-        return Err("must be 1 to 128 characters".into());
-    }
-    if text.chars().any(char::is_control) {
-        return Err("must not contain control characters".into());
-    }
-    Ok(text.into())
-}
-
-/// An ISO 4217-shaped currency code: three capital letters.
-fn currency(value: &Value) -> Result<String, String> {
-    match value.as_str() {
-        Some(code) if code.len() == 3 && code.chars().all(|c| c.is_ascii_uppercase()) => {
-            Ok(code.into())
-        }
-        _ => Err("must be a three-letter currency code such as EUR".into()),
-    }
+/// Reads a checked text value (an id, a currency) from JSON.
+fn text<T: std::str::FromStr<Err = shared_events::Invalid>>(value: &Value) -> Result<T, String> {
+    value
+        .as_str()
+        .ok_or_else(|| "must be a string".to_owned())?
+        .parse()
+        .map_err(|e: shared_events::Invalid| e.to_string())
 }
 
 /// Unit prices above a million per unit are taken to be mistakes.
@@ -104,10 +71,10 @@ pub struct Line {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NewOrder {
-    pub customer_id: String,
+    pub customer_id: CustomerId,
     pub items: Vec<Line>,
     pub total_amount: Money,
-    pub currency: String,
+    pub currency: Currency,
 }
 
 impl NewOrder {
@@ -120,11 +87,11 @@ impl NewOrder {
         let customer = take(
             &mut errors,
             "customerId",
-            required(object.get("customerId")).and_then(customer_id),
+            required(object.get("customerId")).and_then(text::<CustomerId>),
         );
         let currency = match object.get("currency").filter(|v| !v.is_null()) {
-            None => Some("EUR".to_owned()),
-            Some(v) => take(&mut errors, "currency", currency(v)),
+            None => Some(Currency::euro()),
+            Some(v) => take(&mut errors, "currency", text::<Currency>(v)),
         };
         let mut lines = Vec::new();
         let items = take(
@@ -141,12 +108,12 @@ impl NewOrder {
             let product = take(
                 &mut errors,
                 &at("productId"),
-                required(item.get("productId")).and_then(ProductId::parse),
+                required(item.get("productId")).and_then(text::<ProductId>),
             );
             let quantity = take(
                 &mut errors,
                 &at("quantity"),
-                required(item.get("quantity")).and_then(Quantity::parse),
+                required(item.get("quantity")).and_then(quantity),
             );
             let price = take(
                 &mut errors,
@@ -185,6 +152,26 @@ impl NewOrder {
                 })
             }
             _ => Err(errors),
+        }
+    }
+
+    /// The `order.created.v1` that announces this order.
+    pub fn created(&self, order_id: Uuid, saga_id: Uuid) -> OrderCreated {
+        OrderCreated {
+            order_id,
+            saga_id,
+            customer_id: self.customer_id.clone(),
+            items: self
+                .items
+                .iter()
+                .map(|l| OrderLine {
+                    product_id: l.product_id.clone(),
+                    quantity: l.quantity,
+                    unit_price: l.unit_price,
+                })
+                .collect(),
+            total_amount: self.total_amount,
+            currency: self.currency.clone(),
         }
     }
 }
@@ -231,31 +218,35 @@ pub fn new_order_id(idempotency_key: Option<&str>) -> Uuid {
     Uuid::from_u64_pair(time_half, (h >> 2) | 0x8000_0000_0000_0000)
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum OrderStatus {
-    Pending,
-    Confirmed,
-    Cancelled,
-}
+shared_events::text_enum!(OrderStatus {
+    Pending = "PENDING",
+    Confirmed = "CONFIRMED",
+    Cancelled = "CANCELLED",
+});
 
-impl OrderStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Pending => "PENDING",
-            OrderStatus::Confirmed => "CONFIRMED",
-            OrderStatus::Cancelled => "CANCELLED",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<OrderStatus> {
-        match text {
-            "PENDING" => Some(OrderStatus::Pending),
-            "CONFIRMED" => Some(OrderStatus::Confirmed),
-            "CANCELLED" => Some(OrderStatus::Cancelled),
-            _ => None,
-        }
-    }
+/// An order: what the API shows, and the state its rules decide on.
+#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Order {
+    pub order_id: Uuid,
+    pub saga_id: Uuid,
+    pub customer_id: CustomerId,
+    #[sqlx(json)]
+    pub items: Vec<Line>,
+    pub total_amount: Money,
+    pub currency: Currency,
+    pub status: OrderStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancellation_reason: Option<AbortReason>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cancellation_detail: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The charge and the reservation the order was confirmed with.
+    #[serde(skip)]
+    pub payment_id: Option<Uuid>,
+    #[serde(skip)]
+    pub reservation_id: Option<Uuid>,
 }
 
 /// What can happen to an order.
@@ -294,15 +285,8 @@ impl Change {
     }
 }
 
-/// The order lifecycle. `None`: the command changes nothing (it came too late, or twice).
-///
-/// ```text
-/// PENDING --Complete--> CONFIRMED --CustomerCancel--> CANCELLED
-/// PENDING --Abort | CustomerCancel--> CANCELLED
-/// ```
-/// A saga's decision applies only to a `PENDING` order: an order the customer already cancelled
-/// stays cancelled (the saga then compensates), and a confirmed order is only cancelled by its
-/// customer.
+/// The order lifecycle on statuses alone. `None`: the command changes nothing (it came too
+/// late, or twice).
 pub fn transition(status: OrderStatus, command: Command) -> Option<Change> {
     use OrderStatus::*;
     match (status, command) {
@@ -325,6 +309,45 @@ pub fn transition(status: OrderStatus, command: Command) -> Option<Change> {
             detail,
         }),
         (Confirmed, Command::Complete { .. } | Command::Abort { .. }) | (Cancelled, _) => None,
+    }
+}
+
+impl Order {
+    /// The order after `command`, and the event the change causes (nothing when the command
+    /// changes nothing: the caller then has nothing to save).
+    pub fn apply(mut self, command: Command) -> (Order, Reaction) {
+        let Some(change) = transition(self.status, command) else {
+            return (self, Reaction::Nothing);
+        };
+        self.status = change.status();
+        let event = match change {
+            Change::Confirm {
+                payment_id,
+                reservation_id,
+            } => {
+                self.payment_id = Some(payment_id);
+                self.reservation_id = Some(reservation_id);
+                OrderConfirmed {
+                    order_id: self.order_id,
+                    saga_id: self.saga_id,
+                    payment_id,
+                    reservation_id,
+                }
+                .into()
+            }
+            Change::Cancel { reason, detail } => {
+                self.cancellation_reason = Some(reason);
+                self.cancellation_detail.clone_from(&detail);
+                OrderCancelled {
+                    order_id: self.order_id,
+                    saga_id: self.saga_id,
+                    reason,
+                    detail,
+                }
+                .into()
+            }
+        };
+        (self, Reaction::Emit(event))
     }
 }
 
@@ -432,6 +455,121 @@ mod tests {
         );
     }
 
+    fn pending() -> Order {
+        let new = NewOrder::parse(&json!({
+            "customerId": "c-1",
+            "items": [{"productId": "p-1", "quantity": 2, "unitPrice": 5}]
+        }))
+        .unwrap();
+        let now = Utc::now();
+        Order {
+            order_id: Uuid::now_v7(),
+            saga_id: Uuid::now_v7(),
+            customer_id: new.customer_id,
+            items: new.items,
+            total_amount: new.total_amount,
+            currency: new.currency,
+            status: OrderStatus::Pending,
+            cancellation_reason: None,
+            cancellation_detail: None,
+            created_at: now,
+            updated_at: now,
+            payment_id: None,
+            reservation_id: None,
+        }
+    }
+
+    #[test]
+    fn completion_confirms_a_pending_order_and_announces_it_with_both_ids() {
+        let order = pending();
+        let (payment_id, reservation_id) = ids();
+        let (after, reaction) = order.clone().apply(Command::Complete {
+            payment_id,
+            reservation_id,
+        });
+        assert_eq!(after.status, OrderStatus::Confirmed);
+        assert_eq!(
+            (after.payment_id, after.reservation_id),
+            (Some(payment_id), Some(reservation_id))
+        );
+        assert_eq!(
+            reaction,
+            Reaction::Emit(
+                OrderConfirmed {
+                    order_id: order.order_id,
+                    saga_id: order.saga_id,
+                    payment_id,
+                    reservation_id
+                }
+                .into()
+            )
+        );
+    }
+
+    #[test]
+    fn an_abort_cancels_a_pending_order_with_the_saga_reason() {
+        let order = pending();
+        let (after, reaction) = order.clone().apply(Command::Abort {
+            reason: AbortReason::Operator,
+        });
+        assert_eq!(after.status, OrderStatus::Cancelled);
+        assert_eq!(after.cancellation_reason, Some(AbortReason::Operator));
+        assert_eq!(
+            reaction,
+            Reaction::Emit(
+                OrderCancelled {
+                    order_id: order.order_id,
+                    saga_id: order.saga_id,
+                    reason: AbortReason::Operator,
+                    detail: None
+                }
+                .into()
+            )
+        );
+    }
+
+    #[test]
+    fn the_customer_cancels_a_confirmed_order_with_a_detail() {
+        let (payment_id, reservation_id) = ids();
+        let (confirmed, _) = pending().apply(Command::Complete {
+            payment_id,
+            reservation_id,
+        });
+        let (after, reaction) = confirmed.apply(Command::CustomerCancel {
+            detail: Some("too late".into()),
+        });
+        assert_eq!(after.status, OrderStatus::Cancelled);
+        assert_eq!(
+            after.cancellation_reason,
+            Some(AbortReason::CustomerRequest)
+        );
+        assert_eq!(after.cancellation_detail.as_deref(), Some("too late"));
+        assert!(
+            matches!(reaction, Reaction::Emit(shared_events::Event::OrderCancelled(c))
+            if c.reason == AbortReason::CustomerRequest)
+        );
+    }
+
+    #[test]
+    fn a_late_decision_leaves_a_cancelled_order_as_it_is_and_announces_nothing() {
+        let (cancelled, _) = pending().apply(Command::CustomerCancel { detail: None });
+        let (payment_id, reservation_id) = ids();
+        for late in [
+            Command::Complete {
+                payment_id,
+                reservation_id,
+            },
+            Command::Abort {
+                reason: AbortReason::Timeout,
+            },
+            Command::CustomerCancel { detail: None },
+        ] {
+            let (after, reaction) = cancelled.clone().apply(late);
+            assert_eq!(after, cancelled);
+            assert_eq!(reaction, Reaction::Nothing);
+        }
+    }
+
     #[test]
     fn a_valid_request_gets_line_and_order_totals_and_default_currency() {
         let order = NewOrder::parse(&json!({
@@ -440,7 +578,7 @@ mod tests {
                       {"productId": "p-2", "quantity": 1, "unitPrice": 0.01}]
         }))
         .unwrap();
-        assert_eq!(order.currency, "EUR");
+        assert_eq!(order.currency.as_str(), "EUR");
         assert_eq!(order.items[0].total_price, "39.98".parse().unwrap());
         assert_eq!(order.total_amount, "39.99".parse().unwrap());
     }

@@ -1,0 +1,125 @@
+//! The HTTP API of inventory-service: stock per product (setting it is an admin call) and
+//! reservations per order.
+
+use anyhow::Context as _;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use service_kit::auth::AdminToken;
+use service_kit::extract::{Page, page_limit, query_value};
+use service_kit::{ApiError, ApiJson, ApiPath, ApiQuery, FieldError, Infra};
+use shared_events::ProductId;
+use uuid::Uuid;
+
+use crate::rules::{MAX_ON_HAND, Reservation, SetStockError, set_stock};
+use crate::store::{self, Product};
+
+#[derive(Clone)]
+pub struct Api {
+    pub infra: Infra,
+    pub admin: AdminToken,
+}
+
+pub fn router(api: Api) -> Router {
+    Router::new()
+        .route("/inventory", get(list))
+        .route("/inventory/{product_id}", get(get_one).put(put_stock))
+        .route("/reservations/{order_id}", get(reservation))
+        .with_state(api)
+}
+
+fn product_id(raw: &str) -> Result<ProductId, ApiError> {
+    raw.parse().map_err(|_| {
+        ApiError::bad_request(
+            "INVALID_ID",
+            "productId must be 1 to 64 letters, digits, '-', '_', '.' or ':'",
+        )
+    })
+}
+
+async fn get_one(
+    State(api): State<Api>,
+    ApiPath(raw): ApiPath<String>,
+) -> Result<Json<Product>, ApiError> {
+    let id = product_id(&raw)?;
+    store::product(&api.infra.pool, &id)
+        .await
+        .context("reading a product")?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no product {id}")))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SetStock {
+    on_hand: serde_json::Value,
+}
+
+/// `PUT /inventory/{productId}` `{"onHand": N}` (admin): sets what is on the shelf.
+async fn put_stock(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    ApiPath(raw): ApiPath<String>,
+    ApiJson(body): ApiJson<SetStock>,
+) -> Result<Json<Product>, ApiError> {
+    api.admin.check(&headers)?;
+    let id = product_id(&raw)?;
+    let out_of_range = || {
+        ApiError::validation(vec![FieldError::new(
+            "onHand",
+            format!("must be a whole number from 0 to {MAX_ON_HAND}"),
+        )])
+    };
+    let on_hand = body.on_hand.as_i64().ok_or_else(out_of_range)?;
+    let mut tx = api.infra.pool.begin().await?;
+    let current = store::lock_shelf(&mut tx, &id)
+        .await
+        .context("locking the product")?;
+    let shelf = set_stock(current, on_hand).map_err(|e| match e {
+        SetStockError::OutOfRange => out_of_range(),
+        SetStockError::BelowReserved { reserved } => ApiError::conflict(
+            "STOCK_HELD",
+            format!("{reserved} units of {id} are reserved by orders; onHand cannot go below that"),
+        ),
+    })?;
+    let product = store::put_shelf(&mut tx, &id, shelf)
+        .await
+        .context("writing the product's stock")?;
+    tx.commit().await.context("committing the stock")?;
+    Ok(Json(product))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<u32>,
+    cursor: Option<String>,
+}
+
+/// `GET /inventory?limit=&cursor=`: products in id order.
+async fn list(
+    State(api): State<Api>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Page<Product, ProductId>>, ApiError> {
+    let limit = page_limit(query.limit)?;
+    let after: Option<ProductId> = query_value("cursor", query.cursor.as_deref())?;
+    let items = store::products(&api.infra.pool, after.as_ref(), limit + 1)
+        .await
+        .context("listing products")?;
+    Ok(Json(Page::from_fetched(items, limit, |p| {
+        p.product_id.clone()
+    })))
+}
+
+async fn reservation(
+    State(api): State<Api>,
+    ApiPath(order_id): ApiPath<Uuid>,
+) -> Result<Json<Reservation>, ApiError> {
+    let mut conn = api.infra.pool.acquire().await?;
+    store::reservation(&mut conn, order_id)
+        .await
+        .context("reading a reservation")?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no reservation for order {order_id}")))
+}

@@ -1,0 +1,46 @@
+//! How payment-service reacts to orders: lock and read the batch's payments, apply the payment
+//! rules to each event, write what changed, publish what the rules announce.
+
+use anyhow::Context as _;
+use messaging::{Batch, Handler, HandlerError};
+use shared_events::{Envelope, Event};
+use uuid::Uuid;
+
+use crate::Simulation;
+use crate::rules::{Input, Standing};
+use crate::store;
+
+/// Reacts to `order.created.v1` (charge) and `order.cancelled.v1` (refund, or never charge).
+#[derive(Clone)]
+pub struct Reactions {
+    pub simulation: Simulation,
+}
+
+impl Handler for Reactions {
+    async fn handle(&self, events: &[Envelope], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
+        let ids: Vec<Uuid> = events.iter().map(|e| e.payload.order_id()).collect();
+        let book = store::load(batch.conn(), &ids)
+            .await
+            .context("locking and reading the batch's payments")?;
+        let asks_gateway = events.iter().any(|e| {
+            matches!(&e.payload, Event::OrderCreated(o) if book.standing(o.order_id) == Standing::Unknown)
+        });
+        if asks_gateway && !self.simulation.latency.is_zero() {
+            // The gateway answers the charges of a batch together, after its latency.
+            tokio::time::sleep(self.simulation.latency).await;
+        }
+        let gateway = self.simulation.gateway();
+        let book = batch.decide_each(events, book, |book, event| {
+            let input = match &event.payload {
+                Event::OrderCreated(order) => Input::Created(order, &gateway),
+                Event::OrderCancelled(order) => Input::Cancelled(order),
+                _ => return Err(HandlerError::not_handled(crate::SERVICE, event)),
+            };
+            Ok(book.apply(input))
+        })?;
+        store::save(batch.conn(), &book)
+            .await
+            .context("saving the batch's payments")?;
+        Ok(())
+    }
+}

@@ -1,0 +1,132 @@
+//! How saga-coordinator reacts: to each followed event (lock and read the batch's sagas, apply
+//! the saga rules, save them with their history, publish the decisions), and to time (the
+//! deadline sweep).
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use messaging::{Batch, Handler, HandlerError, Shutdown};
+use service_kit::Infra;
+use shared_events::{Envelope, Reaction};
+use uuid::Uuid;
+
+use crate::Timeouts;
+use crate::rules::{Input, Saga, SagaStatus};
+use crate::store;
+
+/// Records each followed event in its saga and applies the saga rules to it.
+#[derive(Clone)]
+pub struct Coordinator {
+    pub timeouts: Timeouts,
+}
+
+impl Handler for Coordinator {
+    async fn handle(&self, events: &[Envelope], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
+        let keys: Vec<(Uuid, Uuid)> = events
+            .iter()
+            .map(|e| (e.payload.saga_id(), e.payload.order_id()))
+            .collect();
+        let mut sagas = store::lock(batch.conn(), &keys, self.timeouts.saga)
+            .await
+            .context("locking the batch's sagas")?;
+        let mut changed = BTreeSet::new();
+        let mut seen = Vec::with_capacity(events.len() * 2);
+        for event in events {
+            let saga_id = event.payload.saga_id();
+            let saga = sagas
+                .remove(&saga_id)
+                .ok_or_else(|| anyhow::anyhow!("saga {saga_id} vanished while locked"))?;
+            seen.push(store::Seen::of(event));
+            let before = saga.clone();
+            let (next, reaction) = saga.apply(Input::Event(&event.payload));
+            if next != before {
+                changed.insert(saga_id);
+            }
+            sagas.insert(saga_id, next);
+            if let Reaction::Emit(decision) = reaction {
+                seen.push(store::Seen::of(batch.emit(event, decision)));
+            }
+        }
+        let changed: Vec<&Saga> = changed.iter().filter_map(|id| sagas.get(id)).collect();
+        store::save(batch.conn(), &changed, &seen)
+            .await
+            .context("saving the batch's sagas and their history")?;
+        Ok(())
+    }
+}
+
+/// Aborts sagas whose deadline passed and fails overdue compensations, on any instance: each
+/// round locks what it takes with `SKIP LOCKED`. Between rounds it sleeps until the next deadline
+/// (at most a second), so an idle coordinator costs one small query a second.
+pub async fn sweep(infra: Infra, timeouts: Timeouts, shutdown: Shutdown) {
+    const BATCH: i64 = 200;
+    loop {
+        let swept = sweep_once(&infra, &timeouts, BATCH).await;
+        if let Err(e) = &swept {
+            tracing::warn!(error = %format!("{e:#}"), "deadline sweep failed; retrying");
+        }
+        if matches!(swept, Ok(n) if n >= BATCH as usize) {
+            continue;
+        }
+        let wait = match store::next_deadline(&infra.pool).await {
+            Ok(Some(secs)) => Duration::from_secs_f64(secs.clamp(0.005, 1.0)),
+            _ => Duration::from_secs(1),
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
+async fn sweep_once(infra: &Infra, timeouts: &Timeouts, limit: i64) -> anyhow::Result<usize> {
+    let mut tx = infra.pool.begin().await.context("beginning a sweep")?;
+    let due = store::due(&mut tx, timeouts.compensation, limit)
+        .await
+        .context("finding sagas past their deadline")?;
+    if due.is_empty() {
+        tx.commit().await.context("ending an empty sweep")?;
+        return Ok(0);
+    }
+    let keys: Vec<(Uuid, Uuid)> = due.iter().map(|d| (d.saga_id, d.order_id)).collect();
+    let mut sagas = store::lock(&mut tx, &keys, timeouts.saga)
+        .await
+        .context("locking the sagas past their deadline")?;
+    let mut changed = Vec::with_capacity(due.len());
+    let mut emitted = Vec::new();
+    for d in &due {
+        let Some(saga) = sagas.remove(&d.saga_id) else {
+            continue;
+        };
+        let input = if d.started {
+            Input::DeadlinePassed
+        } else {
+            Input::CompensationOverdue
+        };
+        let was = saga.status;
+        let (next, reaction) = saga.apply(input);
+        if next.status == SagaStatus::Failed && was != SagaStatus::Failed {
+            tracing::error!(saga_id = %d.saga_id, "compensation overdue: saga FAILED, needs an operator");
+        }
+        changed.push(next);
+        if let Reaction::Emit(decision) = reaction {
+            emitted.push(infra.outbox.event(decision, d.saga_id, None));
+        }
+    }
+    let seen: Vec<store::Seen> = emitted.iter().map(store::Seen::of).collect();
+    store::save(&mut tx, &changed.iter().collect::<Vec<_>>(), &seen)
+        .await
+        .context("saving swept sagas")?;
+    let written = infra
+        .outbox
+        .add_all(&mut tx, emitted)
+        .await
+        .context("writing the sweep's decisions to the outbox")?;
+    infra
+        .outbox
+        .commit(tx, written)
+        .await
+        .context("committing the sweep")?;
+    Ok(due.len())
+}
