@@ -64,7 +64,7 @@ async fn put_stock(
     ApiPath(raw): ApiPath<String>,
     ApiJson(body): ApiJson<SetStock>,
 ) -> Result<Json<Product>, ApiError> {
-    api.admin.check(&headers)?;
+    let actor = api.admin.check(&headers)?;
     let id = product_id(&raw)?;
     let out_of_range = || {
         ApiError::validation(vec![FieldError::new(
@@ -87,6 +87,11 @@ async fn put_stock(
     let product = store::put_shelf(&mut tx, &id, shelf)
         .await
         .context("writing the product's stock")?;
+    let was = current.map_or_else(|| "none".to_owned(), |s| s.on_hand.to_string());
+    let detail = format!("onHand {was} -> {on_hand}");
+    service_kit::audit::record(&mut tx, &actor, "stock.set", id.as_str(), Some(&detail))
+        .await
+        .context("auditing the change")?;
     tx.commit().await.context("committing the stock")?;
     Ok(Json(product))
 }

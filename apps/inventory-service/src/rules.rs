@@ -8,7 +8,8 @@
 //! (none) --order.created, all lines available--> RESERVED --order.confirmed--> COMMITTED
 //! (none) --order.created, a line missing--> FAILED
 //! RESERVED | COMMITTED --order.cancelled--> RELEASED (stock back on the shelf)
-//! (none) --order.cancelled--> cancelled mark --order.created--> FAILED (ORDER_CANCELLED)
+//! (none) --order.cancelled--> cancelled mark --order.created--> FAILED (ORDER_CANCELLED, announced
+//!                                                                 as released with no items)
 //! (none) --order.confirmed--> not yet: handed over again until the reservation exists
 //! ```
 //! Oversell is impossible across instances: the store locks the product rows a batch touches
@@ -155,7 +156,7 @@ pub struct Reservation {
 }
 
 /// A product's row: what is on the shelf and how much of it orders hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, sqlx::FromRow)]
 pub struct Shelf {
     pub on_hand: i64,
     pub reserved: i64,
@@ -326,13 +327,23 @@ impl Book {
         match on_created(self.standing(order.order_id)) {
             Some(Action::Reserve) => {}
             Some(Action::Skip) => {
-                self.record(
+                let reservation_id = self.record(
                     order,
                     ReservationStatus::Failed,
                     Some(ReservationFailure::OrderCancelled),
                     items,
                 );
-                return Reaction::Nothing;
+                // The answer to the order: nothing was held, so nothing is released. Without
+                // it the saga would wait for this service until its deadline.
+                return Reaction::Emit(
+                    InventoryReleased {
+                        order_id: order.order_id,
+                        saga_id: order.saga_id,
+                        reservation_id,
+                        items: Vec::new(),
+                    }
+                    .into(),
+                );
             }
             _ => return Reaction::Nothing,
         }
@@ -629,10 +640,22 @@ mod tests {
         assert_eq!(reaction, Reaction::Nothing);
         assert_eq!(book.changes().marked, &[o.order_id]);
         let (book, reaction) = book.apply(Input::Created(&o));
-        assert_eq!(reaction, Reaction::Nothing);
         let reservation = book.reservation(o.order_id).unwrap();
         assert_eq!(reservation.status, ReservationStatus::Failed);
         assert_eq!(reservation.reason, Some(ReservationFailure::OrderCancelled));
+        assert_eq!(
+            reaction,
+            Reaction::Emit(
+                InventoryReleased {
+                    order_id: o.order_id,
+                    saga_id: o.saga_id,
+                    reservation_id: reservation.reservation_id,
+                    items: Vec::new(),
+                }
+                .into()
+            ),
+            "the saga hears that nothing is held"
+        );
         assert_eq!(book.shelf(&id("a")).unwrap().reserved, 0);
     }
 

@@ -24,6 +24,14 @@ pub struct Product {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A product's shelf with its id.
+#[derive(sqlx::FromRow)]
+struct ShelfRow {
+    product_id: ProductId,
+    #[sqlx(flatten)]
+    shelf: Shelf,
+}
+
 const PRODUCT_COLUMNS: &str = "product_id, on_hand, reserved, on_hand - reserved AS available, \
     updated_at";
 
@@ -134,17 +142,15 @@ pub async fn load(
         .execute(&mut *conn)
         .await?;
     }
-    let rows: Vec<(ProductId, i64, i64)> = sqlx::query_as(
+    let rows: Vec<ShelfRow> = sqlx::query_as(
         "SELECT product_id, on_hand, reserved FROM products WHERE product_id = ANY($1) \
          ORDER BY product_id FOR UPDATE",
     )
     .bind(products.iter().collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await?;
-    let stock: HashMap<ProductId, Shelf> = rows
-        .into_iter()
-        .map(|(p, on_hand, reserved)| (p, Shelf { on_hand, reserved }))
-        .collect();
+    let stock: HashMap<ProductId, Shelf> =
+        rows.into_iter().map(|r| (r.product_id, r.shelf)).collect();
     Ok(Book::new(known.rows, known.cancelled_first, stock))
 }
 

@@ -30,7 +30,13 @@ fn command(event: &Envelope) -> Result<(Uuid, Command), HandlerError> {
                 "saga.completed without paymentId and reservationId".into(),
             )),
         },
-        Event::SagaAborted(e) => Ok((e.order_id, Command::Abort { reason: e.reason })),
+        Event::SagaAborted(e) => Ok((
+            e.order_id,
+            Command::Abort {
+                reason: e.reason,
+                detail: e.detail.clone(),
+            },
+        )),
         _ => Err(HandlerError::not_handled(crate::SERVICE, event)),
     }
 }

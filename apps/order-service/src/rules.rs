@@ -257,8 +257,11 @@ pub enum Command {
         payment_id: Uuid,
         reservation_id: Uuid,
     },
-    /// The saga aborted.
-    Abort { reason: AbortReason },
+    /// The saga aborted (an operator's abort carries their note).
+    Abort {
+        reason: AbortReason,
+        detail: Option<String>,
+    },
     /// The customer asked to cancel.
     CustomerCancel { detail: Option<String> },
 }
@@ -300,10 +303,7 @@ pub fn transition(status: OrderStatus, command: Command) -> Option<Change> {
             payment_id,
             reservation_id,
         }),
-        (Pending, Command::Abort { reason }) => Some(Change::Cancel {
-            reason,
-            detail: None,
-        }),
+        (Pending, Command::Abort { reason, detail }) => Some(Change::Cancel { reason, detail }),
         (Pending | Confirmed, Command::CustomerCancel { detail }) => Some(Change::Cancel {
             reason: AbortReason::CustomerRequest,
             detail,
@@ -381,6 +381,7 @@ mod tests {
             OrderStatus::Pending,
             Command::Abort {
                 reason: AbortReason::Timeout,
+                detail: None,
             },
         );
         assert_eq!(change.map(|c| c.status()), Some(OrderStatus::Cancelled));
@@ -429,7 +430,8 @@ mod tests {
             transition(
                 OrderStatus::Confirmed,
                 Command::Abort {
-                    reason: AbortReason::Timeout
+                    reason: AbortReason::Timeout,
+                    detail: None
                 }
             ),
             None
@@ -448,7 +450,8 @@ mod tests {
             transition(
                 OrderStatus::Cancelled,
                 Command::Abort {
-                    reason: AbortReason::PaymentFailed
+                    reason: AbortReason::PaymentFailed,
+                    detail: None
                 }
             ),
             None
@@ -507,13 +510,18 @@ mod tests {
     }
 
     #[test]
-    fn an_abort_cancels_a_pending_order_with_the_saga_reason() {
+    fn an_abort_cancels_a_pending_order_with_the_saga_reason_and_note() {
         let order = pending();
         let (after, reaction) = order.clone().apply(Command::Abort {
             reason: AbortReason::Operator,
+            detail: Some("suspected fraud".into()),
         });
         assert_eq!(after.status, OrderStatus::Cancelled);
         assert_eq!(after.cancellation_reason, Some(AbortReason::Operator));
+        assert_eq!(
+            after.cancellation_detail.as_deref(),
+            Some("suspected fraud")
+        );
         assert_eq!(
             reaction,
             Reaction::Emit(
@@ -521,7 +529,7 @@ mod tests {
                     order_id: order.order_id,
                     saga_id: order.saga_id,
                     reason: AbortReason::Operator,
-                    detail: None
+                    detail: Some("suspected fraud".into())
                 }
                 .into()
             )
@@ -561,6 +569,7 @@ mod tests {
             },
             Command::Abort {
                 reason: AbortReason::Timeout,
+                detail: None,
             },
             Command::CustomerCancel { detail: None },
         ] {

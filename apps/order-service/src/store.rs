@@ -104,6 +104,13 @@ pub async fn lock(
     Ok(orders.into_iter().map(|o| (o.order_id, o)).collect())
 }
 
+/// When a saved order was stamped.
+#[derive(sqlx::FromRow)]
+struct Stamped {
+    order_id: Uuid,
+    updated_at: DateTime<Utc>,
+}
+
 /// Writes the status of `orders` back in one statement, and stamps their `updated_at`.
 pub async fn save(conn: &mut PgConnection, orders: &mut [&mut Order]) -> Result<(), sqlx::Error> {
     if orders.is_empty() {
@@ -118,7 +125,7 @@ pub async fn save(conn: &mut PgConnection, orders: &mut [&mut Order]) -> Result<
         .iter()
         .map(|o| o.cancellation_detail.as_deref())
         .collect();
-    let stamped: HashMap<Uuid, DateTime<Utc>> = sqlx::query_as(
+    let stamped: Vec<Stamped> = sqlx::query_as(
         "UPDATE orders SET status = x.status, payment_id = x.payment_id, \
          reservation_id = x.reservation_id, cancellation_reason = x.reason, \
          cancellation_detail = x.detail, updated_at = now() \
@@ -133,9 +140,11 @@ pub async fn save(conn: &mut PgConnection, orders: &mut [&mut Order]) -> Result<
     .bind(&reasons)
     .bind(&details)
     .fetch_all(conn)
-    .await?
-    .into_iter()
-    .collect();
+    .await?;
+    let stamped: HashMap<Uuid, DateTime<Utc>> = stamped
+        .into_iter()
+        .map(|s| (s.order_id, s.updated_at))
+        .collect();
     for o in orders.iter_mut() {
         if let Some(at) = stamped.get(&o.order_id) {
             o.updated_at = *at;

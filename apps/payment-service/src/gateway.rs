@@ -14,6 +14,9 @@ use crate::rules::PaymentFailure;
 pub struct SuccessRate(f64);
 
 impl SuccessRate {
+    /// 90% of charges approved.
+    pub const DEFAULT: SuccessRate = SuccessRate(0.9);
+
     pub fn new(rate: f64) -> Result<SuccessRate, String> {
         if rate.is_finite() && (0.0..=1.0).contains(&rate) {
             Ok(SuccessRate(rate))
@@ -41,6 +44,21 @@ impl FromStr for SuccessRate {
 impl fmt::Display for SuccessRate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
+    }
+}
+
+/// The longest the simulated gateway may take to answer: its wait holds a batch's transaction
+/// open, and a consumer's deliveries are redelivered after 30 s without an ack.
+pub const MAX_LATENCY_MS: u64 = 10_000;
+
+/// The gateway's answer time, 0 to [`MAX_LATENCY_MS`] milliseconds.
+pub fn latency(ms: u64) -> Result<std::time::Duration, String> {
+    if ms <= MAX_LATENCY_MS {
+        Ok(std::time::Duration::from_millis(ms))
+    } else {
+        Err(format!(
+            "must be a whole number of milliseconds from 0 to {MAX_LATENCY_MS}"
+        ))
     }
 }
 

@@ -20,24 +20,37 @@ use service_kit::settings::{SettingsError, env_or, env_var};
 use service_kit::{CommonSettings, Infra, Service, ServiceBuilder};
 use shared_events::EventKind;
 
+use anyhow::Context as _;
+
 use crate::gateway::{Gateway, SuccessRate};
 
 pub const SERVICE: &str = "payment-service";
 pub const DEFAULT_PORT: u16 = 3006;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1000,
-    description: "payments",
-    sql: include_str!("../migrations/1000_payments.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1000,
+        description: "payments",
+        sql: include_str!("../migrations/1000_payments.sql"),
+    },
+    Migration {
+        version: 1001,
+        description: "simulation settings",
+        sql: include_str!("../migrations/1001_simulation.sql"),
+    },
+];
 
-#[derive(Clone, Debug)]
+/// The simulated gateway's settings. The environment gives them at first start; after that
+/// they live in the database (`simulation` table), where `PUT /admin/simulation` changes them
+/// for every instance at once.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Simulation {
     /// `PAYMENT_SUCCESS_RATE`, 0 to 1 (default 0.9).
     pub success_rate: SuccessRate,
     /// `PAYMENT_SEED` (default 0).
     pub seed: u64,
-    /// `PAYMENT_LATENCY_MS`: how long the gateway takes to answer (default 0).
+    /// `PAYMENT_LATENCY_MS`: how long the gateway takes to answer (default 0, at most
+    /// [`gateway::MAX_LATENCY_MS`]).
     pub latency: Duration,
 }
 
@@ -47,11 +60,21 @@ pub struct Settings {
     pub simulation: Simulation,
 }
 
+impl Default for Simulation {
+    /// The documented defaults: 90% approved, seed 0, no latency.
+    fn default() -> Simulation {
+        Simulation {
+            success_rate: SuccessRate::DEFAULT,
+            seed: 0,
+            latency: Duration::ZERO,
+        }
+    }
+}
+
 impl Simulation {
     pub fn from_env() -> Result<Simulation, SettingsError> {
         let success_rate = match env_var("PAYMENT_SUCCESS_RATE") {
-            None => SuccessRate::new(0.9)
-                .map_err(|e| SettingsError::new("PAYMENT_SUCCESS_RATE", "0.9", e))?,
+            None => SuccessRate::DEFAULT,
             Some(v) => v
                 .parse()
                 .map_err(|e| SettingsError::new("PAYMENT_SUCCESS_RATE", &v, e))?,
@@ -59,7 +82,11 @@ impl Simulation {
         Ok(Simulation {
             success_rate,
             seed: env_or("PAYMENT_SEED", 0u64)?,
-            latency: Duration::from_millis(env_or("PAYMENT_LATENCY_MS", 0u64)?),
+            latency: {
+                let ms: u64 = env_or("PAYMENT_LATENCY_MS", 0u64)?;
+                gateway::latency(ms)
+                    .map_err(|e| SettingsError::new("PAYMENT_LATENCY_MS", &ms.to_string(), e))?
+            },
         })
     }
 
@@ -83,17 +110,27 @@ impl Settings {
 
 pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Service> {
     let infra = Infra::connect(&settings.common, MIGRATIONS).await?;
-    tracing::info!(success_rate = %settings.simulation.success_rate, seed = settings.simulation.seed,
-        latency_ms = settings.simulation.latency.as_millis() as u64, "payment simulation");
+    let in_force = store::init_simulation(&infra.pool, &settings.simulation)
+        .await
+        .context("applying the simulation settings")?;
+    let s = &in_force.simulation;
+    if in_force.from_environment {
+        tracing::info!(success_rate = %s.success_rate, seed = s.seed,
+            latency_ms = s.latency.as_millis() as u64, "payment simulation (from the environment)");
+    } else {
+        tracing::info!(success_rate = %s.success_rate, seed = s.seed,
+            latency_ms = s.latency.as_millis() as u64, set_by = %in_force.updated_by,
+            set_at = %in_force.updated_at,
+            "payment simulation (as changed at run time; the environment's values are those applied before)");
+    }
     let mut builder = ServiceBuilder::new(settings.common, infra.clone(), shutdown);
-    let reactions = reactions::Reactions {
-        simulation: settings.simulation,
-    };
-    builder
-        .consume(EventKind::OrderCreated, reactions.clone())
-        .await?;
+    let admin = builder.admin();
+    let reactions = reactions::Reactions;
+    builder.consume(EventKind::OrderCreated, reactions).await?;
     builder
         .consume(EventKind::OrderCancelled, reactions)
         .await?;
-    builder.serve(routes::router(infra)).await
+    builder
+        .serve(routes::router(routes::Api { infra, admin }))
+        .await
 }

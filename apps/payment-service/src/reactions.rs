@@ -6,15 +6,13 @@ use messaging::{Batch, Handler, HandlerError};
 use shared_events::{Envelope, Event};
 use uuid::Uuid;
 
-use crate::Simulation;
 use crate::rules::{Input, Standing};
 use crate::store;
 
-/// Reacts to `order.created.v1` (charge) and `order.cancelled.v1` (refund, or never charge).
-#[derive(Clone)]
-pub struct Reactions {
-    pub simulation: Simulation,
-}
+/// Reacts to `order.created.v1` (charge) and `order.cancelled.v1` (refund, or never charge),
+/// charging through the gateway as the simulation settings in force say.
+#[derive(Clone, Copy)]
+pub struct Reactions;
 
 impl Handler for Reactions {
     async fn handle(&self, events: &[Envelope], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
@@ -25,11 +23,20 @@ impl Handler for Reactions {
         let asks_gateway = events.iter().any(|e| {
             matches!(&e.payload, Event::OrderCreated(o) if book.standing(o.order_id) == Standing::Unknown)
         });
-        if asks_gateway && !self.simulation.latency.is_zero() {
+        // The settings in force when the charges are made, shared by every instance.
+        let simulation = if asks_gateway {
+            store::simulation(batch.conn())
+                .await
+                .context("reading the simulation settings")?
+                .simulation
+        } else {
+            crate::Simulation::default()
+        };
+        if !simulation.latency.is_zero() {
             // The gateway answers the charges of a batch together, after its latency.
-            tokio::time::sleep(self.simulation.latency).await;
+            tokio::time::sleep(simulation.latency).await;
         }
-        let gateway = self.simulation.gateway();
+        let gateway = simulation.gateway();
         let book = batch.decide_each(events, book, |book, event| {
             let input = match &event.payload {
                 Event::OrderCreated(order) => Input::Created(order, &gateway),

@@ -1,21 +1,41 @@
-//! The HTTP API of payment-service: `GET /payments/{paymentId}` and `GET /payments?orderId=`.
+//! The HTTP API of payment-service: `GET /payments/{paymentId}`, `GET /payments?orderId=`, and
+//! the simulation settings, `GET|PUT /admin/simulation` (admin calls).
 
 use anyhow::Context as _;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
+use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
-use service_kit::{ApiError, ApiPath, ApiQuery, FieldError, Infra};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use service_kit::auth::AdminToken;
+use service_kit::{ApiError, ApiJson, ApiPath, ApiQuery, FieldError, Infra};
 use uuid::Uuid;
 
+use crate::Simulation;
+use crate::gateway::{self, SuccessRate};
 use crate::rules::Payment;
-use crate::store;
+use crate::store::{self, SimulationRow};
 
-pub fn router(infra: Infra) -> Router {
+#[derive(Clone)]
+pub struct Api {
+    pub infra: Infra,
+    pub admin: AdminToken,
+}
+
+impl FromRef<Api> for Infra {
+    fn from_ref(api: &Api) -> Infra {
+        api.infra.clone()
+    }
+}
+
+pub fn router(api: Api) -> Router {
     Router::new()
         .route("/payments", get(by_order))
         .route("/payments/{payment_id}", get(by_id))
-        .with_state(infra)
+        .route("/admin/simulation", get(get_simulation).put(put_simulation))
+        .with_state(api)
 }
 
 async fn by_id(
@@ -50,4 +70,130 @@ async fn by_order(
         .context("reading an order's payment")?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no payment for order {order_id}")))
+}
+
+/// The simulation settings as the API shows them.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SimulationView {
+    success_rate: f64,
+    latency_ms: u64,
+    seed: u64,
+    updated_at: DateTime<Utc>,
+    updated_by: String,
+}
+
+impl From<SimulationRow> for SimulationView {
+    fn from(row: SimulationRow) -> SimulationView {
+        SimulationView {
+            success_rate: row.simulation.success_rate.get(),
+            latency_ms: row.simulation.latency.as_millis() as u64,
+            seed: row.simulation.seed,
+            updated_at: row.updated_at,
+            updated_by: row.updated_by,
+        }
+    }
+}
+
+/// `GET /admin/simulation` (admin): the settings in force.
+async fn get_simulation(
+    State(api): State<Api>,
+    headers: HeaderMap,
+) -> Result<Json<SimulationView>, ApiError> {
+    api.admin.check(&headers)?;
+    let mut conn = api.infra.pool.acquire().await?;
+    let row = store::simulation(&mut conn)
+        .await
+        .context("reading the simulation settings")?;
+    Ok(Json(row.into()))
+}
+
+/// Applies a `PUT /admin/simulation` body to the settings in force, reporting every bad field.
+fn changed(current: &Simulation, body: &Value) -> Result<Simulation, Vec<FieldError>> {
+    let Some(fields) = body.as_object() else {
+        return Err(vec![FieldError::new("body", "must be a JSON object")]);
+    };
+    let mut next = current.clone();
+    let mut errors = Vec::new();
+    for (name, value) in fields {
+        let set = match name.as_str() {
+            "successRate" => value
+                .as_f64()
+                .ok_or_else(|| "must be a number from 0 to 1".to_owned())
+                .and_then(SuccessRate::new)
+                .map(|rate| next.success_rate = rate),
+            "latencyMs" => value
+                .as_u64()
+                .ok_or_else(|| {
+                    format!(
+                        "must be a whole number of milliseconds from 0 to {}",
+                        gateway::MAX_LATENCY_MS
+                    )
+                })
+                .and_then(gateway::latency)
+                .map(|latency| next.latency = latency),
+            "seed" => value
+                .as_u64()
+                .ok_or_else(|| "must be a whole number from 0 to 18446744073709551615".to_owned())
+                .map(|seed| next.seed = seed),
+            other => Err(format!(
+                "unknown setting {other:?}: the settings are successRate, latencyMs and seed"
+            )),
+        };
+        if let Err(message) = set {
+            errors.push(FieldError::new(name.clone(), message));
+        }
+    }
+    if fields.is_empty() {
+        errors.push(FieldError::new(
+            "body",
+            "give at least one of successRate, latencyMs and seed",
+        ));
+    }
+    if errors.is_empty() {
+        Ok(next)
+    } else {
+        Err(errors)
+    }
+}
+
+/// `PUT /admin/simulation` `{"successRate", "latencyMs", "seed"}` (each optional, admin): from
+/// the next charge on, for every instance. A bad value changes nothing.
+async fn put_simulation(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<SimulationView>, ApiError> {
+    let actor = api.admin.check(&headers)?;
+    let mut tx = api.infra.pool.begin().await?;
+    let current = store::lock_simulation(&mut tx)
+        .await
+        .context("locking the simulation settings")?;
+    let next = changed(&current.simulation, &body).map_err(ApiError::validation)?;
+    let row = store::set_simulation(&mut tx, &next, actor.as_str())
+        .await
+        .context("writing the simulation settings")?;
+    let was = &current.simulation;
+    let detail = format!(
+        "successRate {} -> {}, latencyMs {} -> {}, seed {} -> {}",
+        was.success_rate,
+        next.success_rate,
+        was.latency.as_millis(),
+        next.latency.as_millis(),
+        was.seed,
+        next.seed
+    );
+    service_kit::audit::record(
+        &mut tx,
+        &actor,
+        "simulation.set",
+        "payment-service",
+        Some(&detail),
+    )
+    .await
+    .context("auditing the change")?;
+    tx.commit()
+        .await
+        .context("committing the simulation settings")?;
+    Ok(Json(row.into()))
 }

@@ -1,9 +1,12 @@
 //! Every SQL statement of payment-service: the `payments` and `cancelled_orders` tables.
 
+use chrono::{DateTime, Utc};
 use shared_events::{Currency, Money};
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+use crate::Simulation;
+use crate::gateway::SuccessRate;
 use crate::rules::{Book, Payment, PaymentFailure, PaymentStatus};
 
 const COLUMNS: &str =
@@ -80,4 +83,114 @@ pub async fn save(conn: &mut PgConnection, book: &Book) -> Result<(), sqlx::Erro
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// The simulation settings in force, with when and by whom they were last set.
+#[derive(Clone, Debug)]
+pub struct SimulationRow {
+    pub simulation: Simulation,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: String,
+    /// Whether this start applied the environment's values (first start, or changed values).
+    pub from_environment: bool,
+}
+
+/// The `simulation` row as stored.
+#[derive(sqlx::FromRow)]
+struct RawSimulation {
+    success_rate: f64,
+    seed: i64,
+    latency_ms: i64,
+    updated_at: DateTime<Utc>,
+    updated_by: String,
+}
+
+fn simulation_row(
+    raw: RawSimulation,
+    from_environment: bool,
+) -> Result<SimulationRow, sqlx::Error> {
+    let corrupt = |e: String| sqlx::Error::Decode(e.into());
+    Ok(SimulationRow {
+        simulation: Simulation {
+            success_rate: SuccessRate::new(raw.success_rate).map_err(corrupt)?,
+            // The column holds the u64 seed's bits.
+            seed: raw.seed as u64,
+            latency: std::time::Duration::from_millis(u64::try_from(raw.latency_ms).unwrap_or(0)),
+        },
+        updated_at: raw.updated_at,
+        updated_by: raw.updated_by,
+        from_environment,
+    })
+}
+
+const SIMULATION_COLUMNS: &str = "success_rate, seed, latency_ms, updated_at, updated_by";
+
+/// At start: writes the environment's simulation settings if there are none yet, or if they
+/// differ from the environment's values last applied (the deployment changed them); otherwise
+/// keeps what is stored (changed at run time). Returns the settings in force.
+pub async fn init_simulation(
+    pool: &PgPool,
+    env: &Simulation,
+) -> Result<SimulationRow, sqlx::Error> {
+    let sql = format!(
+        "INSERT INTO simulation (success_rate, seed, latency_ms, env_success_rate, env_seed, \
+         env_latency_ms, updated_by) VALUES ($1, $2, $3, $1, $2, $3, 'environment') \
+         ON CONFLICT (id) DO UPDATE SET success_rate = $1, seed = $2, latency_ms = $3, \
+         env_success_rate = $1, env_seed = $2, env_latency_ms = $3, updated_at = now(), \
+         updated_by = 'environment' \
+         WHERE (simulation.env_success_rate, simulation.env_seed, simulation.env_latency_ms) \
+               IS DISTINCT FROM ($1, $2, $3) \
+         RETURNING {SIMULATION_COLUMNS}"
+    );
+    let written: Option<RawSimulation> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(env.success_rate.get())
+        .bind(env.seed as i64)
+        .bind(env.latency.as_millis() as i64)
+        .fetch_optional(pool)
+        .await?;
+    match written {
+        Some(raw) => simulation_row(raw, true),
+        None => {
+            let mut conn = pool.acquire().await?;
+            simulation(&mut conn).await
+        }
+    }
+}
+
+/// The simulation settings in force now, read in the caller's transaction.
+pub async fn simulation(conn: &mut PgConnection) -> Result<SimulationRow, sqlx::Error> {
+    let sql = format!("SELECT {SIMULATION_COLUMNS} FROM simulation");
+    let raw: RawSimulation = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_one(conn)
+        .await?;
+    simulation_row(raw, false)
+}
+
+/// Replaces the simulation settings (an admin's change), under the row's lock.
+pub async fn set_simulation(
+    conn: &mut PgConnection,
+    next: &Simulation,
+    by: &str,
+) -> Result<SimulationRow, sqlx::Error> {
+    let sql = format!(
+        "UPDATE simulation SET success_rate = $1, seed = $2, latency_ms = $3, updated_at = now(), \
+         updated_by = $4 RETURNING {SIMULATION_COLUMNS}"
+    );
+    let raw: RawSimulation = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(next.success_rate.get())
+        .bind(next.seed as i64)
+        .bind(next.latency.as_millis() as i64)
+        .bind(by)
+        .fetch_one(conn)
+        .await?;
+    simulation_row(raw, false)
+}
+
+/// The simulation settings, locked for a change in this transaction.
+pub async fn lock_simulation(conn: &mut PgConnection) -> Result<SimulationRow, sqlx::Error> {
+    let sql = format!("SELECT {SIMULATION_COLUMNS} FROM simulation FOR UPDATE");
+    let raw: RawSimulation = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_one(conn)
+        .await?;
+    simulation_row(raw, false)
 }

@@ -2,32 +2,43 @@
 //! decides its outcome, enforces deadlines from the database, and answers `GET /sagas/{id}` and
 //! `GET /sagas`.
 //!
-//! - [`rules`]: the saga rules, pure.
-//! - [`store`]: every SQL statement (`sagas`, `saga_history`).
-//! - [`reactions`]: the followed events, and the deadline sweep.
-//! - [`routes`]: `GET /sagas/{id}`, `GET /sagas`.
+//! - [`rules`]: the saga rules and what operators may do, pure.
+//! - [`store`]: every SQL statement (`sagas`, `saga_history`, `saga_counts`, `dead_letters`).
+//! - [`reactions`]: the followed events, the deadline sweep, and the dead letters' index.
+//! - [`routes`]: the sagas, their stats, operator actions, the dead letters.
+//! - [`metrics`]: the saga gauges and histogram.
 
+pub mod metrics;
 pub mod reactions;
 pub mod routes;
 pub mod rules;
 pub mod store;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use messaging::Shutdown;
+use anyhow::Context as _;
 use messaging::db::Migration;
+use messaging::{RawConsumer, Shutdown};
 use service_kit::settings::env_or;
 use service_kit::{CommonSettings, Infra, Service, ServiceBuilder};
-use shared_events::EventKind;
+use shared_events::{EventKind, Stream};
 
 pub const SERVICE: &str = "saga-coordinator";
 pub const DEFAULT_PORT: u16 = 3008;
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1000,
-    description: "sagas",
-    sql: include_str!("../migrations/1000_sagas.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1000,
+        description: "sagas",
+        sql: include_str!("../migrations/1000_sagas.sql"),
+    },
+    Migration {
+        version: 1001,
+        description: "operations: counts, ended_at, operator history, dead letters",
+        sql: include_str!("../migrations/1001_operations.sql"),
+    },
+];
 
 /// Every event of a saga that the coordinator follows.
 pub const FOLLOWED: [EventKind; 10] = [
@@ -87,7 +98,35 @@ pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Ser
     }
     builder.spawn(
         "sweep",
-        reactions::sweep(infra.clone(), settings.timeouts, shutdown),
+        reactions::sweep(infra.clone(), settings.timeouts.clone(), shutdown.clone()),
     );
-    builder.serve(routes::router(infra)).await
+    let index = RawConsumer::provision(
+        infra.js.clone(),
+        Stream::Dlq,
+        reactions::dlq::DURABLE,
+        "dlq.>",
+        reactions::dlq::DlqIndex {
+            pool: infra.pool.clone(),
+        },
+    )
+    .await
+    .context("provisioning the dead letters' index")?;
+    builder.spawn(
+        &format!("consumer {}", reactions::dlq::DURABLE),
+        index.run(shutdown),
+    );
+    metrics::describe();
+    let (pool, compensation) = (infra.pool.clone(), settings.timeouts.compensation);
+    builder.on_scrape(Arc::new(move || {
+        let pool = pool.clone();
+        Box::pin(async move { metrics::refresh(&pool, compensation).await })
+    }));
+    let admin = builder.admin();
+    builder
+        .serve(routes::router(routes::Api {
+            infra,
+            admin,
+            timeouts: settings.timeouts,
+        }))
+        .await
 }

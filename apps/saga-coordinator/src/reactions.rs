@@ -1,6 +1,8 @@
 //! How saga-coordinator reacts: to each followed event (lock and read the batch's sagas, apply
-//! the saga rules, save them with their history, publish the decisions), and to time (the
-//! deadline sweep).
+//! the saga rules, save them with their history, publish the decisions), to time (the deadline
+//! sweep), and to dead letters ([`dlq`]: copied where operators can act on them).
+
+pub mod dlq;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -49,19 +51,29 @@ impl Handler for Coordinator {
             }
         }
         let changed: Vec<&Saga> = changed.iter().filter_map(|id| sagas.get(id)).collect();
-        store::save(batch.conn(), &changed, &seen)
+        let ends = store::save(batch.conn(), &changed, &seen)
             .await
             .context("saving the batch's sagas and their history")?;
+        crate::metrics::ended(&ends);
         Ok(())
     }
 }
 
 /// Aborts sagas whose deadline passed and fails overdue compensations, on any instance: each
 /// round locks what it takes with `SKIP LOCKED`. Between rounds it sleeps until the next deadline
-/// (at most a second), so an idle coordinator costs one small query a second.
+/// (at most a second), so an idle coordinator costs one small query a second. Every ten seconds
+/// it also folds the saga counts' deltas into their totals.
 pub async fn sweep(infra: Infra, timeouts: Timeouts, shutdown: Shutdown) {
     const BATCH: i64 = 200;
+    const FOLD_EVERY: Duration = Duration::from_secs(10);
+    let mut folded = tokio::time::Instant::now();
     loop {
+        if folded.elapsed() >= FOLD_EVERY {
+            folded = tokio::time::Instant::now();
+            if let Err(e) = store::fold_counts(&infra.pool).await {
+                tracing::warn!(error = %e, "folding saga counts failed; retrying later");
+            }
+        }
         let swept = sweep_once(&infra, &timeouts, BATCH).await;
         if let Err(e) = &swept {
             tracing::warn!(error = %format!("{e:#}"), "deadline sweep failed; retrying");
@@ -99,7 +111,7 @@ async fn sweep_once(infra: &Infra, timeouts: &Timeouts, limit: i64) -> anyhow::R
         let Some(saga) = sagas.remove(&d.saga_id) else {
             continue;
         };
-        let input = if d.started {
+        let input = if d.deadline {
             Input::DeadlinePassed
         } else {
             Input::CompensationOverdue
@@ -115,7 +127,7 @@ async fn sweep_once(infra: &Infra, timeouts: &Timeouts, limit: i64) -> anyhow::R
         }
     }
     let seen: Vec<store::Seen> = emitted.iter().map(store::Seen::of).collect();
-    store::save(&mut tx, &changed.iter().collect::<Vec<_>>(), &seen)
+    let ends = store::save(&mut tx, &changed.iter().collect::<Vec<_>>(), &seen)
         .await
         .context("saving swept sagas")?;
     let written = infra
@@ -128,5 +140,6 @@ async fn sweep_once(infra: &Infra, timeouts: &Timeouts, limit: i64) -> anyhow::R
         .commit(tx, written)
         .await
         .context("committing the sweep")?;
+    crate::metrics::ended(&ends);
     Ok(due.len())
 }

@@ -6,14 +6,19 @@
 //! STARTED --payment CONFIRMED and stock RESERVED--> COMPLETED            (emits saga.completed)
 //! STARTED --payment FAILED | stock FAILED | deadline--> COMPENSATING      (emits saga.aborted)
 //! STARTED | COMPLETED --order cancelled by its customer--> COMPENSATING
-//! COMPENSATING --nothing left charged or held--> COMPENSATED
+//! COMPENSATING --nothing left charged or held, every participant answered--> COMPENSATED
 //! COMPENSATED --a late success (charge, reservation)--> COMPENSATING     (until it is undone too)
 //! COMPENSATING --compensation deadline--> FAILED                          (needs an operator)
+//! STARTED --operator abort--> COMPENSATING                                (emits saga.aborted, OPERATOR)
+//! COMPENSATING | FAILED --operator retry--> COMPENSATING                  (emits order.cancelled again)
 //! ```
 //! Participants only move forward (a refund seen before its charge still counts as refunded), so
-//! events in any order reach the same end.
+//! events in any order reach the same end. A participant that has not answered by the saga's
+//! deadline is taken to hold nothing; if it answers later with a success, that is undone too.
 
-use shared_events::{AbortReason, Event, Reaction, SagaAborted, SagaCompleted, text_enum};
+use shared_events::{
+    AbortReason, Event, OrderCancelled, Reaction, SagaAborted, SagaCompleted, text_enum,
+};
 use uuid::Uuid;
 
 text_enum!(SagaStatus {
@@ -39,6 +44,22 @@ text_enum!(InventoryStatus {
     Released = "RELEASED",
 });
 
+text_enum!(
+    /// Where a dead letter stands: waiting for an operator, sent again, or dropped.
+    DlqStatus {
+        Dead = "DEAD",
+        Replayed = "REPLAYED",
+        Discarded = "DISCARDED",
+    }
+);
+
+impl DlqStatus {
+    /// Only a `DEAD` entry may be replayed or discarded: each entry is acted on once.
+    pub fn can_act(self) -> bool {
+        self == DlqStatus::Dead
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
 pub struct Saga {
     pub saga_id: Uuid,
@@ -53,16 +74,30 @@ pub struct Saga {
     pub reservation_id: Option<Uuid>,
     /// Why the order was cancelled, once order-service says it was.
     pub order_cancelled: Option<AbortReason>,
+    /// Whether the saga's deadline has passed: from then on a participant that has not
+    /// answered is taken to hold nothing (until it says otherwise).
+    pub deadline_passed: bool,
 }
 
 /// What can happen to a saga.
 pub enum Input<'a> {
     Event(&'a Event),
-    /// The saga's deadline passed.
+    /// The saga's deadline passed (while `STARTED`: it is aborted; while `COMPENSATING` with a
+    /// participant that has not answered: that participant is taken to hold nothing).
     DeadlinePassed,
     /// Compensation has not finished within its own deadline.
     CompensationOverdue,
+    /// An operator aborts a `STARTED` saga (see [`Saga::abortable`]), with a note.
+    OperatorAbort {
+        detail: Option<String>,
+    },
+    /// An operator asks for the compensation of a `COMPENSATING` or `FAILED` saga again (see
+    /// [`Saga::retryable`]): every participant that still holds something undoes it.
+    OperatorRetry,
 }
+
+/// The note an operator's retry puts on the cancellation it sends again.
+pub const RETRY_DETAIL: &str = "compensation retried by an operator";
 
 impl Saga {
     pub fn new(saga_id: Uuid, order_id: Uuid) -> Saga {
@@ -76,16 +111,32 @@ impl Saga {
             inventory: InventoryStatus::Pending,
             reservation_id: None,
             order_cancelled: None,
+            deadline_passed: false,
         }
     }
 
-    /// Whether no participant still holds a success that compensation must undo.
+    /// Whether an operator may abort the saga: only while it is `STARTED`.
+    pub fn abortable(&self) -> bool {
+        self.status == SagaStatus::Started
+    }
+
+    /// Whether an operator may retry its compensation: while it is `COMPENSATING` or `FAILED`.
+    pub fn retryable(&self) -> bool {
+        matches!(self.status, SagaStatus::Compensating | SagaStatus::Failed)
+    }
+
+    /// Whether no participant holds a success that compensation must undo: none holds one now,
+    /// and each has answered, or the deadline has passed (a participant that has not answered
+    /// by then is taken to hold nothing; if it answers later, it is undone then).
     pub fn settled(&self) -> bool {
+        let answered =
+            self.payment != PaymentStatus::Pending && self.inventory != InventoryStatus::Pending;
         self.payment != PaymentStatus::Confirmed
             && !matches!(
                 self.inventory,
                 InventoryStatus::Reserved | InventoryStatus::Committed
             )
+            && (answered || self.deadline_passed)
     }
 
     fn observe(&mut self, event: &Event) {
@@ -132,28 +183,53 @@ impl Saga {
         let mut next = self;
         let mut deadline_passed = false;
         let mut overdue = false;
+        let mut operator_abort = None;
+        let mut decision: Option<Event> = None;
         match input {
             Input::Event(event) => next.observe(event),
-            Input::DeadlinePassed => deadline_passed = true,
+            Input::DeadlinePassed => {
+                deadline_passed = true;
+                next.deadline_passed = true;
+            }
             Input::CompensationOverdue => overdue = true,
+            Input::OperatorAbort { detail } => operator_abort = Some(detail),
+            Input::OperatorRetry if next.retryable() => {
+                next.status = SagaStatus::Compensating;
+                // The cancellation every participant undoes its part on, sent again: each
+                // undoes what it still holds, and one that holds nothing changes nothing.
+                decision = Some(
+                    OrderCancelled {
+                        order_id: next.order_id,
+                        saga_id: next.saga_id,
+                        reason: next
+                            .order_cancelled
+                            .or(next.reason)
+                            .unwrap_or(AbortReason::Operator),
+                        detail: Some(RETRY_DETAIL.into()),
+                    }
+                    .into(),
+                );
+            }
+            Input::OperatorRetry => {}
         }
-        let mut decision: Option<Event> = None;
         match next.status {
             SagaStatus::Started => {
                 // The order's own cancellation (by its customer) needs no decision: only a
                 // decision the coordinator makes is announced with saga.aborted.
                 let abort = if let Some(reason) = next.order_cancelled {
-                    Some((reason, false))
+                    Some((reason, false, None))
+                } else if let Some(detail) = operator_abort {
+                    Some((AbortReason::Operator, true, detail))
                 } else if next.payment == PaymentStatus::Failed {
-                    Some((AbortReason::PaymentFailed, true))
+                    Some((AbortReason::PaymentFailed, true, None))
                 } else if next.inventory == InventoryStatus::Failed {
-                    Some((AbortReason::InventoryUnavailable, true))
+                    Some((AbortReason::InventoryUnavailable, true, None))
                 } else if deadline_passed {
-                    Some((AbortReason::Timeout, true))
+                    Some((AbortReason::Timeout, true, None))
                 } else {
                     None
                 };
-                if let Some((reason, announce)) = abort {
+                if let Some((reason, announce, detail)) = abort {
                     next.status = SagaStatus::Compensating;
                     next.reason = Some(reason);
                     if announce {
@@ -162,6 +238,7 @@ impl Saga {
                                 saga_id: next.saga_id,
                                 order_id: next.order_id,
                                 reason,
+                                detail,
                             }
                             .into(),
                         );
@@ -422,6 +499,108 @@ mod tests {
         assert_eq!(reversed.status, SagaStatus::Compensated);
         assert_eq!(forward.payment, reversed.payment);
         assert_eq!(forward.inventory, reversed.inventory);
+    }
+
+    #[test]
+    fn an_operator_aborts_only_a_started_saga_and_announces_it_with_the_note() {
+        let s = saga();
+        assert!(s.abortable());
+        let (aborted, reaction) = s.clone().apply(Input::OperatorAbort {
+            detail: Some("suspected fraud".into()),
+        });
+        assert_eq!(
+            aborted.status,
+            SagaStatus::Compensating,
+            "the participants answer first"
+        );
+        assert_eq!(aborted.reason, Some(AbortReason::Operator));
+        assert_eq!(
+            reaction,
+            Reaction::Emit(
+                SagaAborted {
+                    saga_id: s.saga_id,
+                    order_id: s.order_id,
+                    reason: AbortReason::Operator,
+                    detail: Some("suspected fraud".into()),
+                }
+                .into()
+            )
+        );
+        let (paid_first, _) = run(&s, &[paid(&s)]);
+        let (aborted, _) = paid_first.apply(Input::OperatorAbort { detail: None });
+        assert_eq!(
+            aborted.status,
+            SagaStatus::Compensating,
+            "the charge is undone first"
+        );
+        let (done, _) = run(&s, &[paid(&s), reserved(&s)]);
+        assert!(!done.abortable());
+        let (after, reaction) = done.clone().apply(Input::OperatorAbort { detail: None });
+        assert_eq!((after, reaction), (done, Reaction::Nothing));
+    }
+
+    #[test]
+    fn an_operator_retry_sends_the_cancellation_again_with_a_fresh_compensation() {
+        let s = saga();
+        let (done, _) = run(&s, &[paid(&s), reserved(&s)]);
+        assert!(!done.retryable());
+        let (comp, _) = run(
+            &done,
+            &[cancelled(&s, AbortReason::CustomerRequest), released(&s)],
+        );
+        let (failed, _) = comp.apply(Input::CompensationOverdue);
+        assert_eq!(failed.status, SagaStatus::Failed);
+        assert!(failed.retryable());
+        let (retried, reaction) = failed.apply(Input::OperatorRetry);
+        assert_eq!(retried.status, SagaStatus::Compensating);
+        assert_eq!(
+            reaction,
+            Reaction::Emit(
+                OrderCancelled {
+                    order_id: s.order_id,
+                    saga_id: s.saga_id,
+                    reason: AbortReason::CustomerRequest,
+                    detail: Some(RETRY_DETAIL.into()),
+                }
+                .into()
+            )
+        );
+        // Retrying again is harmless: the same cancellation, the same status.
+        let (again, reaction) = retried.clone().apply(Input::OperatorRetry);
+        assert_eq!(again.status, SagaStatus::Compensating);
+        assert!(matches!(reaction, Reaction::Emit(Event::OrderCancelled(_))));
+        let (end, _) = run(&again, &[refunded(&s)]);
+        assert_eq!(end.status, SagaStatus::Compensated);
+        let (after, reaction) = end.clone().apply(Input::OperatorRetry);
+        assert_eq!((after, reaction), (end, Reaction::Nothing));
+    }
+
+    #[test]
+    fn an_aborted_saga_waits_for_a_participant_that_has_not_answered_until_its_deadline() {
+        let s = saga();
+        let (aborted, _) = run(&s, &[out_of_stock(&s)]);
+        assert_eq!(aborted.status, SagaStatus::Compensating);
+        assert_eq!(aborted.reason, Some(AbortReason::InventoryUnavailable));
+        // The charge arrives, then its refund: only then is the saga compensated.
+        let (charged, _) = run(&aborted, &[paid(&s)]);
+        assert_eq!(charged.status, SagaStatus::Compensating);
+        let (end, _) = run(&charged, &[refunded(&s)]);
+        assert_eq!(end.status, SagaStatus::Compensated);
+        // A payment-service that never answers holds nothing once the deadline has passed.
+        let (end, decision) = aborted.apply(Input::DeadlinePassed);
+        assert_eq!(end.status, SagaStatus::Compensated);
+        assert_eq!(
+            decision,
+            Reaction::Nothing,
+            "the abort was announced before"
+        );
+    }
+
+    #[test]
+    fn only_a_dead_letter_still_dead_may_be_replayed_or_discarded() {
+        assert!(DlqStatus::Dead.can_act());
+        assert!(!DlqStatus::Replayed.can_act());
+        assert!(!DlqStatus::Discarded.can_act());
     }
 
     #[test]

@@ -1,4 +1,7 @@
-//! Every SQL statement of saga-coordinator: the `sagas` and `saga_history` tables.
+//! Every SQL statement of saga-coordinator: the `sagas`, `saga_history` and `saga_counts`
+//! tables here, the dead letters in [`dlq`].
+
+pub mod dlq;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,7 +15,8 @@ use uuid::Uuid;
 use crate::rules::{InventoryStatus, PaymentStatus, Saga, SagaStatus};
 
 const COLUMNS: &str = "saga_id, order_id, status, reason, payment_status, payment_id, inventory_status, \
-    reservation_id, order_cancelled, deadline, created_at, updated_at";
+    reservation_id, order_cancelled, deadline_passed, deadline, compensating_since, ended_at, \
+    created_at, updated_at";
 
 /// A saga's row: its state and when things happen to it.
 #[derive(sqlx::FromRow)]
@@ -20,6 +24,8 @@ struct Row {
     #[sqlx(flatten)]
     saga: Saga,
     deadline: DateTime<Utc>,
+    compensating_since: Option<DateTime<Utc>>,
+    ended_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -51,12 +57,15 @@ pub async fn lock(
     Ok(rows.into_iter().map(|r| (r.saga.saga_id, r.saga)).collect())
 }
 
-/// One event a saga saw or emitted, for its history.
+/// One event a saga saw or emitted, or an operator's action on it, for its history.
 pub struct Seen {
     pub saga_id: Uuid,
     pub event_id: Uuid,
     pub event_type: String,
     pub occurred_at: DateTime<Utc>,
+    /// Who acted, for an operator's action.
+    pub actor: Option<String>,
+    pub detail: Option<String>,
 }
 
 impl Seen {
@@ -66,18 +75,40 @@ impl Seen {
             event_id: event.event_id,
             event_type: event.event_type.clone(),
             occurred_at: event.occurred_at,
+            actor: None,
+            detail: None,
+        }
+    }
+
+    /// An operator's action (`operator.retry`, `operator.abort`) on a saga, now.
+    pub fn operator(saga_id: Uuid, action: &str, actor: &str, detail: Option<String>) -> Seen {
+        Seen {
+            saga_id,
+            event_id: Uuid::now_v7(),
+            event_type: format!("operator.{action}"),
+            occurred_at: Utc::now(),
+            actor: Some(actor.to_owned()),
+            detail,
         }
     }
 }
 
+/// A saga that reached `COMPLETED` or `COMPENSATED` in a save, and how long it took.
+#[derive(sqlx::FromRow)]
+pub struct Ended {
+    pub status: SagaStatus,
+    pub seconds: f64,
+}
+
 /// Writes `sagas` back and adds `seen`, in this order, to their histories: one statement.
+/// Returns the sagas that ended with it.
 pub async fn save(
     conn: &mut PgConnection,
     sagas: &[&Saga],
     seen: &[Seen],
-) -> Result<(), sqlx::Error> {
+) -> Result<Vec<Ended>, sqlx::Error> {
     if sagas.is_empty() && seen.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let ids: Vec<Uuid> = sagas.iter().map(|s| s.saga_id).collect();
     let statuses: Vec<SagaStatus> = sagas.iter().map(|s| s.status).collect();
@@ -85,26 +116,39 @@ pub async fn save(
     let payments: Vec<PaymentStatus> = sagas.iter().map(|s| s.payment).collect();
     let inventories: Vec<InventoryStatus> = sagas.iter().map(|s| s.inventory).collect();
     let cancels: Vec<Option<AbortReason>> = sagas.iter().map(|s| s.order_cancelled).collect();
+    let deadlines_passed: Vec<bool> = sagas.iter().map(|s| s.deadline_passed).collect();
     let payment_ids: Vec<Option<Uuid>> = sagas.iter().map(|s| s.payment_id).collect();
     let reservation_ids: Vec<Option<Uuid>> = sagas.iter().map(|s| s.reservation_id).collect();
     let seen_sagas: Vec<Uuid> = seen.iter().map(|s| s.saga_id).collect();
     let seen_events: Vec<Uuid> = seen.iter().map(|s| s.event_id).collect();
     let seen_types: Vec<&str> = seen.iter().map(|s| s.event_type.as_str()).collect();
     let seen_times: Vec<DateTime<Utc>> = seen.iter().map(|s| s.occurred_at).collect();
-    sqlx::query(
+    let seen_actors: Vec<Option<&str>> = seen.iter().map(|s| s.actor.as_deref()).collect();
+    let seen_details: Vec<Option<&str>> = seen.iter().map(|s| s.detail.as_deref()).collect();
+    // In SET, `sagas.status` is the status before this update: a saga ends when it becomes
+    // COMPLETED or COMPENSATED from another status. RETURNING sees the row after it.
+    sqlx::query_as(
         "WITH history AS ( \
-             INSERT INTO saga_history (saga_id, event_id, event_type, occurred_at) \
-             SELECT * FROM unnest($9::uuid[], $10::uuid[], $11::text[], $12::timestamptz[]) \
+             INSERT INTO saga_history (saga_id, event_id, event_type, occurred_at, actor, detail) \
+             SELECT * FROM unnest($9::uuid[], $10::uuid[], $11::text[], $12::timestamptz[], \
+                                  $13::text[], $14::text[]) \
              ON CONFLICT DO NOTHING) \
          UPDATE sagas SET status = x.status, reason = x.reason, payment_status = x.payment, \
          payment_id = x.payment_id, inventory_status = x.inventory, reservation_id = x.reservation_id, \
-         order_cancelled = x.order_cancelled, updated_at = now(), \
-         compensating_since = CASE WHEN x.status <> 'COMPENSATING' THEN NULL \
-                                   ELSE COALESCE(sagas.compensating_since, now()) END \
+         order_cancelled = x.order_cancelled, deadline_passed = x.deadline_passed, \
+         updated_at = now(), compensating_since = CASE WHEN x.status <> 'COMPENSATING' THEN NULL \
+                                   ELSE COALESCE(sagas.compensating_since, now()) END, \
+         ended_at = CASE WHEN x.status IN ('COMPLETED', 'COMPENSATED') \
+                          AND sagas.status NOT IN ('COMPLETED', 'COMPENSATED') THEN now() \
+                         WHEN x.status IN ('COMPLETED', 'COMPENSATED') THEN sagas.ended_at END \
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::text[], \
-                     $7::uuid[], $8::text[]) \
-              AS x(saga_id, status, reason, payment, payment_id, inventory, reservation_id, order_cancelled) \
-         WHERE sagas.saga_id = x.saga_id",
+                     $7::uuid[], $8::text[], $15::bool[]) \
+              AS x(saga_id, status, reason, payment, payment_id, inventory, reservation_id, \
+                   order_cancelled, deadline_passed) \
+         WHERE sagas.saga_id = x.saga_id \
+         RETURNING sagas.status, \
+             CASE WHEN sagas.ended_at = now() \
+                  THEN EXTRACT(EPOCH FROM sagas.ended_at - sagas.created_at)::float8 END AS seconds",
     )
     .bind(&ids)
     .bind(&statuses)
@@ -118,48 +162,108 @@ pub async fn save(
     .bind(&seen_events)
     .bind(&seen_types)
     .bind(&seen_times)
+    .bind(&seen_actors)
+    .bind(&seen_details)
+    .bind(&deadlines_passed)
+    .fetch_all(conn)
+    .await
+    .map(|rows: Vec<EndedRow>| {
+        rows.into_iter()
+            .filter_map(|r| {
+                r.seconds.map(|seconds| Ended {
+                    status: r.status,
+                    seconds,
+                })
+            })
+            .collect()
+    })
+}
+
+/// A saved saga's status, and how long it took if it ended with the save.
+#[derive(sqlx::FromRow)]
+struct EndedRow {
+    status: SagaStatus,
+    seconds: Option<f64>,
+}
+
+/// One saga, locked for this transaction; `None` for an unknown saga.
+pub async fn lock_one(conn: &mut PgConnection, saga_id: Uuid) -> Result<Option<Saga>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM sagas WHERE saga_id = $1 FOR UPDATE");
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(saga_id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|r| r.saga))
+}
+
+/// Starts a saga's compensation deadline again from now (an operator retried it).
+pub async fn restart_compensation(
+    conn: &mut PgConnection,
+    saga_id: Uuid,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE sagas SET compensating_since = now() WHERE saga_id = $1 AND status = 'COMPENSATING'",
+    )
+    .bind(saga_id)
     .execute(conn)
     .await?;
     Ok(())
 }
 
-/// A saga whose deadline passed.
+/// A saga with a deadline that has passed.
 #[derive(sqlx::FromRow)]
 pub struct Due {
     pub saga_id: Uuid,
     pub order_id: Uuid,
-    /// `STARTED` (its deadline passed), else `COMPENSATING` (its compensation is overdue).
-    pub started: bool,
+    /// Its own deadline passed (`STARTED`, or `COMPENSATING` waiting for a participant's answer);
+    /// else its compensation is overdue.
+    pub deadline: bool,
 }
 
-/// Sagas whose deadline passed while `STARTED`, and compensations overdue since `overdue`,
-/// locked for this transaction and skipped by any other instance sweeping at the same time.
+/// A `COMPENSATING` saga still waiting for a participant's first answer.
+const WAITING: &str = "status = 'COMPENSATING' AND NOT deadline_passed \
+    AND (payment_status = 'PENDING' OR inventory_status = 'PENDING')";
+
+/// Sagas whose deadline passed while `STARTED` or while waiting for an answer, and compensations
+/// overdue since `overdue`, locked for this transaction and skipped by any other instance
+/// sweeping at the same time.
 pub async fn due(
     conn: &mut PgConnection,
     overdue: Duration,
     limit: i64,
 ) -> Result<Vec<Due>, sqlx::Error> {
-    sqlx::query_as(
-        // Each half reads its own partial index; the outer query locks what they found.
-        "SELECT saga_id, order_id, status = 'STARTED' AS started FROM sagas WHERE saga_id IN ( \
+    // Each part reads its own partial index; the outer query locks what they found.
+    let sql = format!(
+        "SELECT saga_id, order_id, (status = 'STARTED' OR ({WAITING} AND deadline <= now())) \
+             AS deadline \
+         FROM sagas WHERE saga_id IN ( \
              (SELECT saga_id FROM sagas WHERE status = 'STARTED' AND deadline <= now() \
+              ORDER BY deadline LIMIT $2) \
+             UNION ALL \
+             (SELECT saga_id FROM sagas WHERE {WAITING} AND deadline <= now() \
               ORDER BY deadline LIMIT $2) \
              UNION ALL \
              (SELECT saga_id FROM sagas WHERE status = 'COMPENSATING' \
               AND compensating_since <= now() - make_interval(secs => $1) \
               ORDER BY compensating_since LIMIT $2)) \
          AND (status = 'STARTED' OR status = 'COMPENSATING') \
-         LIMIT $2 FOR UPDATE SKIP LOCKED",
-    )
-    .bind(overdue.as_secs_f64())
-    .bind(limit)
-    .fetch_all(conn)
-    .await
+         LIMIT $2 FOR UPDATE SKIP LOCKED"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(overdue.as_secs_f64())
+        .bind(limit)
+        .fetch_all(conn)
+        .await
 }
 
-/// Seconds until the next `STARTED` deadline, if there is one.
+/// Seconds until the next saga deadline the sweep acts on, if there is one.
 pub async fn next_deadline(pool: &PgPool) -> Result<Option<f64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXTRACT(EPOCH FROM min(deadline) - now())::float8 FROM sagas WHERE status = 'STARTED'")
+    let sql = format!(
+        "SELECT EXTRACT(EPOCH FROM min(d) - now())::float8 FROM ( \
+             (SELECT min(deadline) AS d FROM sagas WHERE status = 'STARTED') \
+             UNION ALL (SELECT min(deadline) FROM sagas WHERE {WAITING})) n"
+    );
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .fetch_one(pool)
         .await
 }
@@ -181,6 +285,12 @@ pub struct HistoryEntry {
     pub event_type: String,
     pub occurred_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
+    /// Who acted, on an operator's action.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// The operator's note.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// A saga as the API shows it.
@@ -194,16 +304,24 @@ pub struct SagaView {
     pub payment: Participant<PaymentStatus>,
     pub inventory: Participant<InventoryStatus>,
     pub deadline: DateTime<Utc>,
+    /// When a `COMPENSATING` saga becomes `FAILED` unless its compensation finishes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compensation_deadline: Option<DateTime<Utc>>,
+    /// When it last reached `COMPLETED` or `COMPENSATED`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<HistoryEntry>>,
 }
 
-fn view(row: Row) -> SagaView {
+fn view(row: Row, compensation_timeout: Duration) -> SagaView {
     let Row {
         saga,
         deadline,
+        compensating_since,
+        ended_at,
         created_at,
         updated_at,
     } = row;
@@ -223,13 +341,24 @@ fn view(row: Row) -> SagaView {
             reservation_id: saga.reservation_id,
         },
         deadline,
+        compensation_deadline: compensating_since.and_then(|since| {
+            chrono::Duration::from_std(compensation_timeout)
+                .ok()
+                .map(|t| since + t)
+        }),
+        ended_at,
         created_at,
         updated_at,
         history: None,
     }
 }
 
-pub async fn get(pool: &PgPool, saga_id: Uuid) -> Result<Option<SagaView>, sqlx::Error> {
+/// One saga with its history, oldest entry first.
+pub async fn get(
+    pool: &PgPool,
+    saga_id: Uuid,
+    compensation_timeout: Duration,
+) -> Result<Option<SagaView>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM sagas WHERE saga_id = $1");
     let Some(row) = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
         .bind(saga_id)
@@ -239,37 +368,175 @@ pub async fn get(pool: &PgPool, saga_id: Uuid) -> Result<Option<SagaView>, sqlx:
         return Ok(None);
     };
     let history: Vec<HistoryEntry> = sqlx::query_as(
-        "SELECT event_id, event_type, occurred_at, received_at FROM saga_history WHERE saga_id = $1 \
-         ORDER BY received_at, occurred_at",
+        "SELECT event_id, event_type, occurred_at, received_at, actor, detail FROM saga_history \
+         WHERE saga_id = $1 ORDER BY received_at, occurred_at",
     )
     .bind(saga_id)
     .fetch_all(pool)
     .await?;
-    let mut saga = view(row);
+    let mut saga = view(row, compensation_timeout);
     saga.history = Some(history);
     Ok(Some(saga))
 }
 
+/// Which sagas a list shows. Every filter given must hold.
+#[derive(Default)]
+pub struct ListFilter {
+    pub status: Option<SagaStatus>,
+    pub order_id: Option<Uuid>,
+    pub reason: Option<AbortReason>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    /// `true`: only stuck sagas (see [`STUCK_BEFORE`]); `false`: only the others.
+    pub stuck: Option<bool>,
+    /// Sagas older than this one (ids are time-ordered UUIDv7).
+    pub before: Option<Uuid>,
+    pub limit: i64,
+}
+
+/// A saga past a deadline that the sweep has not dealt with yet: `STARTED` past its deadline,
+/// or `COMPENSATING` past its compensation deadline. The compensation timeout, in seconds, goes
+/// between [`STUCK_BEFORE`] and [`STUCK_AFTER`].
+const STUCK_BEFORE: &str = "((status = 'STARTED' AND deadline <= now()) OR (status = 'COMPENSATING' \
+    AND compensating_since <= now() - make_interval(secs => ";
+const STUCK_AFTER: &str = ")))";
+
+/// A page of sagas, newest first.
 pub async fn list(
     pool: &PgPool,
-    status: Option<SagaStatus>,
-    order_id: Option<Uuid>,
-    before: Option<Uuid>,
-    limit: i64,
+    filter: &ListFilter,
+    compensation_timeout: Duration,
 ) -> Result<Vec<SagaView>, sqlx::Error> {
     // Only the filters given, so that each query plans well whatever the plan cache does.
     let mut query =
         QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM sagas WHERE true"));
-    if let Some(status) = status {
+    if let Some(status) = filter.status {
         query.push(" AND status = ").push_bind(status);
     }
-    if let Some(order_id) = order_id {
+    if let Some(order_id) = filter.order_id {
         query.push(" AND order_id = ").push_bind(order_id);
     }
-    if let Some(before) = before {
+    if let Some(reason) = filter.reason {
+        query.push(" AND reason = ").push_bind(reason);
+    }
+    if let Some(after) = filter.created_after {
+        query.push(" AND created_at >= ").push_bind(after);
+    }
+    if let Some(before) = filter.created_before {
+        query.push(" AND created_at < ").push_bind(before);
+    }
+    if let Some(stuck) = filter.stuck {
+        query
+            .push(if stuck { " AND " } else { " AND NOT COALESCE(" })
+            .push(STUCK_BEFORE)
+            .push_bind(compensation_timeout.as_secs_f64())
+            .push(STUCK_AFTER)
+            .push(if stuck { "" } else { ", false)" });
+    }
+    if let Some(before) = filter.before {
         query.push(" AND saga_id < ").push_bind(before);
     }
-    query.push(" ORDER BY saga_id DESC LIMIT ").push_bind(limit);
+    query
+        .push(" ORDER BY saga_id DESC LIMIT ")
+        .push_bind(filter.limit);
     let rows: Vec<Row> = query.build_query_as().fetch_all(pool).await?;
-    Ok(rows.into_iter().map(view).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| view(r, compensation_timeout))
+        .collect())
+}
+
+/// How many sagas there are of one status and reason.
+#[derive(sqlx::FromRow)]
+pub struct Count {
+    pub status: SagaStatus,
+    pub reason: Option<AbortReason>,
+    pub n: i64,
+}
+
+/// Every saga counted by status and reason: the folded totals and the deltas not yet folded,
+/// read in one snapshot.
+pub async fn counts(pool: &PgPool) -> Result<Vec<Count>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT status, NULLIF(reason, '') AS reason, sum(n)::bigint AS n FROM ( \
+             SELECT status, reason, n FROM saga_counts \
+             UNION ALL SELECT status, reason, d FROM saga_count_deltas) c \
+         GROUP BY status, reason HAVING sum(n) <> 0",
+    )
+    .fetch_all(pool)
+    .await
+}
+
+/// Folds the counted deltas into the totals (any instance, any time: each delta is taken once).
+pub async fn fold_counts(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "WITH taken AS (DELETE FROM saga_count_deltas RETURNING status, reason, d) \
+         INSERT INTO saga_counts (status, reason, n) \
+         SELECT status, reason, sum(d) FROM taken GROUP BY status, reason \
+         ON CONFLICT (status, reason) DO UPDATE SET n = saga_counts.n + EXCLUDED.n",
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// How many sagas are stuck (see [`STUCK_BEFORE`]).
+pub async fn stuck(pool: &PgPool, compensation_timeout: Duration) -> Result<i64, sqlx::Error> {
+    let sql = format!("SELECT count(*) FROM sagas WHERE {STUCK_BEFORE}$1{STUCK_AFTER}");
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .bind(compensation_timeout.as_secs_f64())
+        .fetch_one(pool)
+        .await
+}
+
+/// The sagas that ended within a window: how many, and percentiles of their durations.
+#[derive(sqlx::FromRow)]
+pub struct Ends {
+    pub ended: i64,
+    pub p50_ms: Option<f64>,
+    pub p90_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub max_ms: Option<f64>,
+}
+
+/// The sagas that reached `COMPLETED` or `COMPENSATED` in the last `window`.
+pub async fn ends(pool: &PgPool, window: Duration) -> Result<Ends, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT count(*) AS ended, \
+             percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50_ms, \
+             percentile_cont(0.9) WITHIN GROUP (ORDER BY ms) AS p90_ms, \
+             percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99_ms, \
+             max(ms) AS max_ms \
+         FROM (SELECT EXTRACT(EPOCH FROM ended_at - created_at)::float8 * 1000 AS ms FROM sagas \
+               WHERE ended_at >= now() - make_interval(secs => $1) \
+                 AND status IN ('COMPLETED', 'COMPENSATED')) e",
+    )
+    .bind(window.as_secs_f64())
+    .fetch_one(pool)
+    .await
+}
+
+/// Sagas ended per minute, by outcome, over the last `minutes` minutes (oldest first).
+#[derive(Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Minute {
+    pub minute: DateTime<Utc>,
+    pub completed: i64,
+    pub compensated: i64,
+}
+
+pub async fn ended_per_minute(pool: &PgPool, minutes: i64) -> Result<Vec<Minute>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT m.minute, \
+             count(*) FILTER (WHERE s.status = 'COMPLETED') AS completed, \
+             count(*) FILTER (WHERE s.status = 'COMPENSATED') AS compensated \
+         FROM generate_series(date_trunc('minute', now()) - make_interval(mins => $1 - 1), \
+                              date_trunc('minute', now()), interval '1 minute') AS m(minute) \
+         LEFT JOIN sagas s ON s.ended_at >= m.minute AND s.ended_at < m.minute + interval '1 minute' \
+              AND s.status IN ('COMPLETED', 'COMPENSATED') \
+         GROUP BY m.minute ORDER BY m.minute",
+    )
+    .bind(minutes as i32)
+    .fetch_all(pool)
+    .await
 }

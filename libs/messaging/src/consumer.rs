@@ -22,11 +22,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind, message::PublishMessage};
-use futures_util::{FutureExt, StreamExt};
 use shared_events::{Envelope, Event, EventKind, Reaction, Stream};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::backoff;
@@ -34,6 +31,7 @@ use crate::db::{is_transient, is_unavailable, sqlx_error_in};
 use crate::metrics as m;
 use crate::nats::{ProvisionError, consumer_config, ensure_consumer};
 use crate::outbox::{Outbox, is_inbox_conflict};
+use crate::pull::{Batches, Pulling};
 use crate::shutdown::Shutdown;
 
 /// What one durable consumer of one service listens to, and how it batches and retries.
@@ -219,6 +217,8 @@ enum Outcome {
     Duplicate,
     Retried,
     DeadLettered,
+    /// A dead letter replayed for another consumer of the same subject.
+    NotForUs,
 }
 
 impl Outcome {
@@ -228,8 +228,22 @@ impl Outcome {
             Outcome::Duplicate => "duplicate",
             Outcome::Retried => "retried",
             Outcome::DeadLettered => "dead_lettered",
+            Outcome::NotForUs => "not_for_us",
         }
     }
+}
+
+/// On a message replayed from the DLQ: the durable consumer it is replayed for. Every other
+/// consumer of its subject acks it untouched: they handled the event, or dead-lettered it
+/// themselves (with an entry of their own to replay).
+pub const REPLAY_FOR: &str = "Dlq-Replay-For";
+/// On a message replayed from the DLQ: the id (DLQ stream sequence) of the entry replayed.
+pub const REPLAY_OF: &str = "Dlq-Replay-Of";
+
+/// Headers of a message that a dead letter keeps: all but NATS's own (the DLQ copy gets a
+/// `Nats-Msg-Id` of its own) and those of an earlier dead-lettering or replay.
+pub fn kept_header(name: &str) -> bool {
+    !name.starts_with("Nats-") && !name.starts_with("Dlq-")
 }
 
 /// A delivery whose envelope decoded.
@@ -245,6 +259,20 @@ struct Committed {
     handled: HashSet<Uuid>,
     /// Events the handler left for later, with why.
     deferred: HashMap<Uuid, String>,
+}
+
+impl<H: Handler> Batches for Consumer<H> {
+    fn durable(&self) -> &str {
+        &self.inner.durable
+    }
+
+    async fn ensure(&self) -> Result<jetstream::consumer::PullConsumer, ProvisionError> {
+        self.ensure_durable().await
+    }
+
+    async fn process(&self, messages: Vec<jetstream::Message>) {
+        self.process_batch(messages).await
+    }
 }
 
 impl<H: Handler> Consumer<H> {
@@ -266,7 +294,7 @@ impl<H: Handler> Consumer<H> {
                 handler,
             }),
         };
-        consumer.ensure().await?;
+        consumer.ensure_durable().await?;
         Ok(consumer)
     }
 
@@ -274,7 +302,7 @@ impl<H: Handler> Consumer<H> {
         &self.inner.durable
     }
 
-    async fn ensure(&self) -> Result<jetstream::consumer::PullConsumer, ProvisionError> {
+    async fn ensure_durable(&self) -> Result<jetstream::consumer::PullConsumer, ProvisionError> {
         let spec = &self.inner.spec;
         let asked = consumer_config(
             &self.inner.durable,
@@ -288,105 +316,15 @@ impl<H: Handler> Consumer<H> {
     /// Pulls and handles deliveries until `shutdown`, then waits for those in flight. Survives
     /// missed heartbeats, reconnects, server restarts and a deleted consumer (it is recreated).
     pub async fn run(self, shutdown: Shutdown) {
-        use jetstream::consumer::pull::MessagesErrorKind as K;
         let spec = &self.inner.spec;
-        let max_batch = spec.max_batch.max(1);
-        let permits = Arc::new(Semaphore::new(spec.concurrency.max(1)));
-        let mut tasks = JoinSet::new();
-        let mut failures = 0u32;
-        'session: while !shutdown.is_cancelled() {
-            let pulled = match self.ensure().await {
-                Ok(consumer) => consumer
-                    .stream()
-                    .max_messages_per_batch(max_batch * 2)
-                    .heartbeat(spec.heartbeat)
-                    .expires(spec.heartbeat * 4)
-                    .messages()
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            let mut messages = match pulled {
-                Ok(messages) => messages,
-                Err(e) => {
-                    failures += 1;
-                    self.pause(failures, &e, &shutdown).await;
-                    continue;
-                }
-            };
-            let mut errors_in_a_row = 0u32;
-            // An error met while gathering a batch, dealt with before pulling again.
-            let mut held_back = None;
-            loop {
-                let permit = tokio::select! {
-                    p = permits.clone().acquire_owned() => match p {
-                        Ok(p) => p,
-                        Err(_) => break 'session,
-                    },
-                    () = shutdown.cancelled() => break 'session,
-                };
-                let next = match held_back.take() {
-                    Some(error) => Some(Err(error)),
-                    None => tokio::select! {
-                        n = messages.next() => n,
-                        () = shutdown.cancelled() => break 'session,
-                    },
-                };
-                match next {
-                    Some(Ok(message)) => {
-                        errors_in_a_row = 0;
-                        failures = 0;
-                        let mut batch = vec![message];
-                        while batch.len() < max_batch {
-                            match messages.next().now_or_never() {
-                                Some(Some(Ok(message))) => batch.push(message),
-                                Some(Some(Err(error))) => {
-                                    held_back = Some(error);
-                                    break;
-                                }
-                                Some(None) | None => break,
-                            }
-                        }
-                        let this = self.clone();
-                        tasks.spawn(async move {
-                            this.process(batch).await;
-                            drop(permit);
-                        });
-                    }
-                    Some(Err(e)) => {
-                        errors_in_a_row += 1;
-                        let fatal = matches!(e.kind(), K::ConsumerDeleted | K::PushBasedConsumer);
-                        tracing::debug!(consumer = %self.inner.durable, error = %e, "pull stream error");
-                        if fatal || errors_in_a_row >= 3 {
-                            failures += 1;
-                            self.pause(failures, &e.to_string(), &shutdown).await;
-                            continue 'session;
-                        }
-                    }
-                    None => {
-                        failures += 1;
-                        self.pause(failures, "pull stream ended", &shutdown).await;
-                        continue 'session;
-                    }
-                }
-                while tasks.try_join_next().is_some() {}
-            }
-        }
-        while tasks.join_next().await.is_some() {}
-        tracing::debug!(consumer = %self.inner.durable, "consumer stopped");
-    }
-
-    async fn pause(&self, failures: u32, why: &str, shutdown: &Shutdown) {
-        let spec = &self.inner.spec;
-        let delay = backoff::delay(failures, spec.retry_base, spec.retry_max);
-        if failures == 1 || failures.is_multiple_of(10) {
-            tracing::warn!(consumer = %self.inner.durable, attempt = failures,
-                "consumer interrupted ({why}); resubscribing in {delay:?}");
-        }
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = shutdown.cancelled() => {}
-        }
+        let pulling = Pulling {
+            max_batch: spec.max_batch,
+            concurrency: spec.concurrency,
+            heartbeat: spec.heartbeat,
+            retry_base: spec.retry_base,
+            retry_max: spec.retry_max,
+        };
+        crate::pull::run(self, pulling, shutdown).await;
     }
 
     fn count(&self, subject: &str, outcome: Outcome) {
@@ -398,12 +336,22 @@ impl<H: Handler> Consumer<H> {
     }
 
     /// Dead-letters what does not decode, then handles the rest as one batch.
-    async fn process(&self, messages: Vec<jetstream::Message>) {
+    async fn process_batch(&self, messages: Vec<jetstream::Message>) {
         let started = Instant::now();
         let mut deliveries = Vec::with_capacity(messages.len());
         for message in messages {
             let subject = message.subject.to_string();
             let delivered = message.info().map(|i| i.delivered).unwrap_or(1);
+            let replayed_for = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get(REPLAY_FOR))
+                .map(|v| v.as_str());
+            if replayed_for.is_some_and(|durable| durable != self.inner.durable) {
+                let outcome = self.ack(&message, Outcome::NotForUs).await;
+                self.count(&subject, outcome);
+                continue;
+            }
             let outcome = match Envelope::decode(&message.payload) {
                 Err(e) => {
                     self.dead_letter(&message, e.code(), &e.to_string(), delivered)
@@ -617,8 +565,16 @@ impl<H: Handler> Consumer<H> {
             .map(|c| if c.is_control() { ' ' } else { c })
             .take(1000)
             .collect();
-        let publish = PublishMessage::build()
-            .message_id(format!("dlq-{}-{stream}-{sequence}", self.inner.durable))
+        let mut publish = PublishMessage::build()
+            .message_id(format!("dlq-{}-{stream}-{sequence}", self.inner.durable));
+        for (name, values) in message.headers.iter().flat_map(|h| h.iter()) {
+            if kept_header(name.as_ref()) {
+                for value in values {
+                    publish = publish.header(name.as_ref(), value.as_str());
+                }
+            }
+        }
+        let publish = publish
             .header("Dlq-Reason", code)
             .header("Dlq-Detail", detail.as_str())
             .header("Dlq-Consumer", self.inner.durable.as_str())

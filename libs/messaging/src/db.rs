@@ -1,8 +1,9 @@
 //! PostgreSQL: connection pools, and the one migrator each service database runs at start.
 //!
 //! A service's migrator is this library's migrations (the outbox and inbox tables, versions below
-//! 1000) followed by the service's own (versions from 1000), embedded in the binary. sqlx takes an
-//! advisory lock while migrating, so several instances starting at once are safe.
+//! 100) followed by those of the layers above it, in order: the service kit's (100 to 999) and the
+//! service's own (from 1000), embedded in the binary. sqlx takes an advisory lock while
+//! migrating, so several instances starting at once are safe.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -19,7 +20,7 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
-/// The first version a service may use for its own migrations.
+/// The first version a service may use for its own migrations (the service kit uses 100 to 999).
 pub const FIRST_SERVICE_VERSION: i64 = 1000;
 
 const MESSAGING_MIGRATIONS: &[Migration] = &[
@@ -35,20 +36,24 @@ const MESSAGING_MIGRATIONS: &[Migration] = &[
     },
 ];
 
-/// Applies this library's migrations and then `service`'s, each once.
-pub async fn migrate(pool: &PgPool, service: &[Migration]) -> Result<(), MigrateError> {
-    if let Some(m) = service.iter().find(|m| m.version < FIRST_SERVICE_VERSION) {
+/// Applies this library's migrations and then each layer's (in the order given), each once.
+/// Versions must rise from layer to layer, so that no layer's migration lands between another's.
+pub async fn migrate(pool: &PgPool, layers: &[&[Migration]]) -> Result<(), MigrateError> {
+    let all: Vec<&Migration> = MESSAGING_MIGRATIONS
+        .iter()
+        .chain(layers.iter().flat_map(|l| l.iter()))
+        .collect();
+    if let Some(pair) = all.windows(2).find(|w| w[1].version <= w[0].version) {
         return Err(MigrateError::Source(
             format!(
-                "service migration {} must be numbered from {FIRST_SERVICE_VERSION}",
-                m.version
+                "migration {} ({}) must be numbered above {} ({})",
+                pair[1].version, pair[1].description, pair[0].version, pair[0].description
             )
             .into(),
         ));
     }
-    let migrations = MESSAGING_MIGRATIONS
-        .iter()
-        .chain(service)
+    let migrations = all
+        .into_iter()
         .map(|m| {
             sqlx::migrate::Migration::new(
                 m.version,

@@ -6,7 +6,7 @@
 //!   and checked against what was asked.
 //! - [`outbox`]: events written in the caller's transaction, and the relay that publishes them.
 //! - [`consumer`]: durable pull consumers that handle batches of deliveries in a transaction with
-//!   the inbox.
+//!   the inbox; [`pull`]: the pull loop they run, and raw consumers for streams of non-events.
 //! - [`metrics`] and [`shutdown`]: what every long-running task reports, and how it stops.
 
 pub mod backoff;
@@ -15,8 +15,10 @@ pub mod db;
 pub mod metrics;
 pub mod nats;
 pub mod outbox;
+pub mod pull;
 pub mod shutdown;
 
 pub use consumer::{Batch, Consumer, ConsumerSpec, Handler, HandlerError};
 pub use outbox::{Outbox, Relay, RelayConfig, RelayStats, Written};
+pub use pull::{RawConsumer, RawHandler};
 pub use shutdown::Shutdown;

@@ -62,6 +62,21 @@ struct Row {
     body: bytes::Bytes,
 }
 
+/// An unsent outbox row as the poller reads it.
+#[derive(sqlx::FromRow)]
+struct Stored {
+    event_id: Uuid,
+    subject: String,
+    body: Vec<u8>,
+}
+
+/// What the outbox holds unsent.
+#[derive(sqlx::FromRow)]
+struct Backlog {
+    rows: i64,
+    oldest_age: Option<f64>,
+}
+
 /// Events written to the outbox in a transaction not yet committed; [`Outbox::commit`] takes it.
 #[must_use = "pass it to Outbox::commit, or the events wait for the poller"]
 pub struct Written {
@@ -538,7 +553,7 @@ impl Relay {
     /// await the acks, stamp the acknowledged ones sent, commit. Returns how many rows it found.
     pub async fn publish_batch(&self) -> Result<usize, RelayError> {
         let mut tx = self.pool.begin().await?;
-        let found: Vec<(Uuid, String, Vec<u8>)> = sqlx::query_as(
+        let found: Vec<Stored> = sqlx::query_as(
             "SELECT event_id, subject, body FROM messaging_outbox \
              WHERE sent_at IS NULL AND created_at <= now() - make_interval(secs => $2) \
              ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
@@ -553,10 +568,10 @@ impl Relay {
         }
         let rows: Vec<Row> = found
             .into_iter()
-            .map(|(event_id, subject, body)| Row {
-                event_id,
-                subject,
-                body: body.into(),
+            .map(|r| Row {
+                event_id: r.event_id,
+                subject: r.subject,
+                body: r.body.into(),
             })
             .collect();
         let refs: Vec<&Row> = rows.iter().collect();
@@ -578,15 +593,16 @@ impl Relay {
     }
 
     async fn report_backlog(&self) -> Result<(), sqlx::Error> {
-        let (count, oldest_age): (i64, Option<f64>) = sqlx::query_as(
-            "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at))::float8 \
+        let backlog: Backlog = sqlx::query_as(
+            "SELECT count(*) AS rows, EXTRACT(EPOCH FROM now() - min(created_at))::float8 AS oldest_age \
              FROM messaging_outbox WHERE sent_at IS NULL",
         )
         .fetch_one(&self.pool)
         .await?;
         let service = self.outbox.producer.to_string();
-        metrics::gauge!(m::OUTBOX_BACKLOG, "service" => service.clone()).set(count as f64);
-        metrics::gauge!(m::OUTBOX_OLDEST_AGE, "service" => service).set(oldest_age.unwrap_or(0.0));
+        metrics::gauge!(m::OUTBOX_BACKLOG, "service" => service.clone()).set(backlog.rows as f64);
+        metrics::gauge!(m::OUTBOX_OLDEST_AGE, "service" => service)
+            .set(backlog.oldest_age.unwrap_or(0.0));
         Ok(())
     }
 

@@ -39,7 +39,7 @@ async fn rig() -> Rig {
     let nats = NatsServer::start().await.expect("nats-server");
     let db = TestDb::create().await.expect("test database");
     let pool = db.pool(12).await.expect("pool");
-    messaging::db::migrate(&pool, EFFECTS)
+    messaging::db::migrate(&pool, &[EFFECTS])
         .await
         .expect("migrate");
     let js = connect(&nats, "test").await;

@@ -154,6 +154,15 @@ where
     }
 }
 
+/// Keeps a checked query value, or adds its problems to `errors`, so that a request hears of
+/// every bad parameter at once.
+pub fn keep<T>(errors: &mut Vec<FieldError>, checked: Result<Option<T>, ApiError>) -> Option<T> {
+    checked.unwrap_or_else(|e| {
+        errors.extend(e.details);
+        None
+    })
+}
+
 /// Page size: default 20, at most 100.
 pub fn page_limit(limit: Option<u32>) -> Result<i64, ApiError> {
     match limit {

@@ -1,5 +1,8 @@
 //! `GET /health/live`, `GET /health/ready` (database and NATS reachable) and `GET /metrics`.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -10,13 +13,18 @@ use axum::{Json, Router};
 use serde_json::json;
 use sqlx::PgPool;
 
+/// Brings a service's gauges up to date just before `/metrics` is read (say, counts from its
+/// database), so that they cost nothing between scrapes.
+pub type Refresh = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
 #[derive(Clone)]
 struct Probes {
     pool: PgPool,
     client: async_nats::Client,
+    refresh: Option<Refresh>,
 }
 
-pub fn routes(pool: PgPool, client: async_nats::Client) -> Router {
+pub fn routes(pool: PgPool, client: async_nats::Client, refresh: Option<Refresh>) -> Router {
     Router::new()
         .route(
             "/health/live",
@@ -24,7 +32,11 @@ pub fn routes(pool: PgPool, client: async_nats::Client) -> Router {
         )
         .route("/health/ready", get(ready))
         .route("/metrics", get(metrics))
-        .with_state(Probes { pool, client })
+        .with_state(Probes {
+            pool,
+            client,
+            refresh,
+        })
 }
 
 async fn ready(State(probes): State<Probes>) -> impl IntoResponse {
@@ -50,7 +62,11 @@ async fn ready(State(probes): State<Probes>) -> impl IntoResponse {
     )
 }
 
-async fn metrics() -> impl IntoResponse {
+async fn metrics(State(probes): State<Probes>) -> impl IntoResponse {
+    if let Some(refresh) = &probes.refresh {
+        // A gauge that cannot be refreshed in time keeps its last value.
+        let _ = tokio::time::timeout(Duration::from_secs(2), refresh()).await;
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         messaging::metrics::prometheus().render(),

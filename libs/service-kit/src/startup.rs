@@ -22,8 +22,10 @@ use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::task::{AbortHandle, JoinSet};
 
+use crate::auth::AdminToken;
 use crate::error::{no_route, wrong_method};
 use crate::extract::BODY_LIMIT;
+use crate::health::Refresh;
 use crate::settings::CommonSettings;
 
 /// Logs to stderr; `RUST_LOG` takes `info`, `debug`, or per-target directives like
@@ -86,7 +88,7 @@ impl Infra {
             async move { Ok(messaging::db::connect(&url, max).await?) }
         })
         .await?;
-        messaging::db::migrate(&pool, migrations)
+        messaging::db::migrate(&pool, &[crate::audit::MIGRATIONS, migrations])
             .await
             .context("migrating the database")?;
         let client = retry("NATS", || messaging::nats::connect(&settings.nats)).await?;
@@ -112,6 +114,7 @@ pub struct ServiceBuilder {
     shutdown: Shutdown,
     tasks: Vec<Task>,
     relay: RelayConfig,
+    refresh: Option<Refresh>,
 }
 
 impl ServiceBuilder {
@@ -122,7 +125,18 @@ impl ServiceBuilder {
             shutdown,
             tasks: Vec::new(),
             relay: RelayConfig::default(),
+            refresh: None,
         }
+    }
+
+    /// The admin token of this service's settings.
+    pub fn admin(&self) -> AdminToken {
+        AdminToken::new(self.settings.admin_token.as_deref())
+    }
+
+    /// Has `refresh` bring the service's own gauges up to date before each `/metrics` read.
+    pub fn on_scrape(&mut self, refresh: Refresh) {
+        self.refresh = Some(refresh);
     }
 
     pub fn infra(&self) -> &Infra {
@@ -157,15 +171,19 @@ impl ServiceBuilder {
         self.tasks.push((name.to_owned(), Box::pin(task)));
     }
 
-    /// Binds the HTTP listener with `routes` plus health and metrics.
+    /// Binds the HTTP listener with `routes` plus health, metrics and the audit log, each
+    /// request counted and timed by its route.
     pub async fn serve(self, routes: Router) -> anyhow::Result<Service> {
         let router = routes
             .merge(crate::health::routes(
                 self.infra.pool.clone(),
                 self.infra.client.clone(),
+                self.refresh.clone(),
             ))
+            .merge(crate::audit::routes(self.infra.pool.clone(), self.admin()))
             .fallback(no_route)
             .method_not_allowed_fallback(wrong_method)
+            .layer(axum::middleware::from_fn(crate::metrics::track))
             .layer(DefaultBodyLimit::max(BODY_LIMIT));
         let listener = TcpListener::bind(self.settings.http_addr)
             .await
@@ -181,6 +199,7 @@ impl ServiceBuilder {
         tasks.push(("relay".into(), Box::pin(relay.run(self.shutdown.clone()))));
         // Make sure the recorder exists before the first event is counted.
         let _ = messaging::metrics::prometheus();
+        crate::metrics::describe();
         let mut running = JoinSet::new();
         let mut names = HashMap::new();
         let mut handles = Vec::new();

@@ -316,4 +316,8 @@ pub struct SagaAborted {
     pub saga_id: Uuid,
     pub order_id: Uuid,
     pub reason: AbortReason,
+    /// The operator's note on an `OPERATOR` abort (added within v1: readers of the first v1
+    /// ignore it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }

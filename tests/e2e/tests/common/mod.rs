@@ -25,7 +25,10 @@ pub struct Options {
     pub success_rate: f64,
     pub seed: u64,
     pub saga_timeout: Duration,
+    pub compensation_timeout: Duration,
     pub auto_provision: i64,
+    /// `None`: no admin token configured, admin calls answer 403.
+    pub admin_token: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -34,8 +37,25 @@ impl Default for Options {
             success_rate: 1.0,
             seed: 7,
             saga_timeout: Duration::from_secs(30),
+            compensation_timeout: Duration::from_secs(300),
             auto_provision: 0,
+            admin_token: Some(ADMIN),
         }
+    }
+}
+
+/// A second instance of a service, beside the stack's own.
+pub struct Instance {
+    pub port: u16,
+    stop: Shutdown,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Instance {
+    /// Stops it as a deployment would.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.task.await;
     }
 }
 
@@ -78,21 +98,50 @@ impl Stack {
 
     fn common(&self, name: &'static str, svc: Svc) -> CommonSettings {
         let mut common = CommonSettings::for_test(name, &self.dbs[&svc].url, &self.nats.url());
-        // A restarted service comes back on its old port, as it would in production.
-        if let Some(port) = self.ports.get(&svc) {
-            common.http_addr.set_port(*port);
-        }
+        common.admin_token = self.options.admin_token.map(Into::into);
         common
     }
 
     pub async fn start_service(&mut self, svc: Svc) {
+        // A restarted service comes back on its old port, as it would in production.
+        let port = self.ports.get(&svc).copied().unwrap_or(0);
+        let (service, stop) = self.build(svc, port).await;
+        let port = service.port();
+        self.ports.insert(svc, port);
+        let tasks = service.tasks();
+        let task = tokio::spawn(service.run_until_stopped());
+        self.running.insert(
+            svc,
+            Running {
+                port,
+                stop,
+                tasks,
+                task,
+            },
+        );
+    }
+
+    /// Starts another instance of `svc` on its own port, with the same database and NATS.
+    pub async fn start_instance(&self, svc: Svc) -> Instance {
+        let (service, stop) = self.build(svc, 0).await;
+        let port = service.port();
+        let task = tokio::spawn(service.run_until_stopped());
+        Instance { port, stop, task }
+    }
+
+    async fn build(&self, svc: Svc, port: u16) -> (service_kit::Service, Shutdown) {
         let stop = Shutdown::new();
         let o = self.options.clone();
+        let common = |name| {
+            let mut common = self.common(name, svc);
+            common.http_addr.set_port(port);
+            common
+        };
         let service = match svc {
             Svc::Order => {
                 order_service::build(
                     order_service::Settings {
-                        common: self.common(order_service::SERVICE, svc),
+                        common: common(order_service::SERVICE),
                     },
                     stop.clone(),
                 )
@@ -101,7 +150,7 @@ impl Stack {
             Svc::Payment => {
                 payment_service::build(
                     payment_service::Settings {
-                        common: self.common(payment_service::SERVICE, svc),
+                        common: common(payment_service::SERVICE),
                         simulation: payment_service::Simulation {
                             success_rate: payment_service::gateway::SuccessRate::new(
                                 o.success_rate,
@@ -118,7 +167,7 @@ impl Stack {
             Svc::Inventory => {
                 inventory_service::build(
                     inventory_service::Settings {
-                        common: self.common(inventory_service::SERVICE, svc),
+                        common: common(inventory_service::SERVICE),
                         auto_provision: o.auto_provision,
                     },
                     stop.clone(),
@@ -128,10 +177,10 @@ impl Stack {
             Svc::Saga => {
                 saga_coordinator::build(
                     saga_coordinator::Settings {
-                        common: self.common(saga_coordinator::SERVICE, svc),
+                        common: common(saga_coordinator::SERVICE),
                         timeouts: saga_coordinator::Timeouts {
                             saga: o.saga_timeout,
-                            compensation: Duration::from_secs(300),
+                            compensation: o.compensation_timeout,
                         },
                     },
                     stop.clone(),
@@ -140,19 +189,7 @@ impl Stack {
             }
         }
         .unwrap_or_else(|e| panic!("starting {svc:?}: {e:#}"));
-        let port = service.port();
-        self.ports.insert(svc, port);
-        let tasks = service.tasks();
-        let task = tokio::spawn(service.run_until_stopped());
-        self.running.insert(
-            svc,
-            Running {
-                port,
-                stop,
-                tasks,
-                task,
-            },
-        );
+        (service, stop)
     }
 
     /// The tasks a running service runs beside its HTTP server.
@@ -202,6 +239,124 @@ impl Stack {
             .expect("POST");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// An admin call: `method path` with `body`, with the admin token when `token` says so.
+    pub async fn admin(
+        &self,
+        svc: Svc,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, self.url(svc, path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("admin call");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `PUT /admin/simulation` on payment-service, with the admin token.
+    pub async fn set_simulation(&self, body: Value) -> (u16, Value) {
+        self.admin(
+            Svc::Payment,
+            reqwest::Method::PUT,
+            "/admin/simulation",
+            Some(body),
+            Some(ADMIN),
+        )
+        .await
+    }
+
+    /// Runs `sagactl` with `args` against this stack (its URLs and admin token), in-process.
+    pub async fn sagactl(&self, args: &[&str]) -> Result<String, String> {
+        use clap::Parser as _;
+        let saga_url = self.url(Svc::Saga, "");
+        let payment_url = self.url(Svc::Payment, "");
+        let inventory_url = self.url(Svc::Inventory, "");
+        let mut argv = vec![
+            "sagactl",
+            "--saga-url",
+            &saga_url,
+            "--payment-url",
+            &payment_url,
+            "--inventory-url",
+            &inventory_url,
+            "--token",
+            ADMIN,
+        ];
+        argv.extend_from_slice(args);
+        let cli = sagactl::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let mut out = String::new();
+        sagactl::run(cli, &mut out)
+            .await
+            .map(|()| out)
+            .map_err(|e| format!("{e:#}"))
+    }
+
+    /// Publishes `message` on `subject` straight to JetStream (as a foreign or broken producer
+    /// would), and waits until it is stored.
+    pub async fn publish(
+        &self,
+        subject: &str,
+        message: async_nats::jetstream::message::PublishMessage,
+    ) {
+        let client = messaging::nats::connect(&messaging::nats::NatsSettings::new(
+            self.nats.url(),
+            "e2e-publisher",
+        ))
+        .await
+        .expect("nats");
+        messaging::nats::jetstream(client)
+            .send_publish(subject.to_owned(), message)
+            .await
+            .expect("publish")
+            .await
+            .expect("stored");
+    }
+
+    /// The Prometheus text of every service, one after another.
+    pub async fn metrics(&self) -> String {
+        let mut all = String::new();
+        for svc in ALL {
+            let response = self
+                .http
+                .get(self.url(svc, "/metrics"))
+                .send()
+                .await
+                .expect("metrics");
+            all.push_str(&response.text().await.expect("metrics text"));
+        }
+        all
+    }
+
+    /// Waits until `GET path` on `svc` answers a body that `check` accepts, and returns it.
+    pub async fn until(
+        &self,
+        svc: Svc,
+        path: &str,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        match eventually_ok(what, WAIT, || async {
+            let (_, body) = self.get(svc, path).await;
+            if check(&body) {
+                Ok(body)
+            } else {
+                Err(body.to_string())
+            }
+        })
+        .await
+        {
+            Ok(body) => body,
+            Err(e) => panic!("{e}"),
+        }
     }
 
     pub async fn set_stock(&self, product: &str, on_hand: i64) {

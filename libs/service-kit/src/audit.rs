@@ -1,0 +1,101 @@
+//! The audit log: every admin call that changed something, written in the same transaction as
+//! the change, in the database of the service that made it, and `GET /admin/audit` (an admin
+//! call itself) to read it, newest first. Each entry is also logged once, at info.
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use messaging::db::Migration;
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
+
+use crate::auth::{Actor, AdminToken};
+use crate::error::ApiError;
+use crate::extract::{ApiQuery, Page, page_limit};
+
+/// The audit table, in every service's database (between messaging's migrations and the
+/// service's own).
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 100,
+    description: "admin audit log",
+    sql: include_str!("../migrations/0100_admin_audit.sql"),
+}];
+
+/// One admin action.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Entry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub action: String,
+    pub target: String,
+    pub detail: Option<String>,
+    pub actor: String,
+}
+
+/// Records that `actor` did `action` to `target`, in the caller's transaction.
+pub async fn record(
+    conn: &mut PgConnection,
+    actor: &Actor,
+    action: &str,
+    target: &str,
+    detail: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO admin_audit (action, target, detail, actor) VALUES ($1, $2, $3, $4)")
+        .bind(action)
+        .bind(target)
+        .bind(detail)
+        .bind(actor.as_str())
+        .execute(conn)
+        .await?;
+    tracing::info!(action, target, detail, actor = %actor, "admin action");
+    Ok(())
+}
+
+/// Entries older than `before` (an id), newest first.
+pub async fn list(
+    pool: &PgPool,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Entry>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT id, at, action, target, detail, actor FROM admin_audit \
+         WHERE id < COALESCE($1, 9223372036854775807) ORDER BY id DESC LIMIT $2",
+    )
+    .bind(before)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+#[derive(Clone)]
+struct Audit {
+    pool: PgPool,
+    admin: AdminToken,
+}
+
+/// `GET /admin/audit?limit=&cursor=` (admin).
+pub fn routes(pool: PgPool, admin: AdminToken) -> Router {
+    Router::new()
+        .route("/admin/audit", get(read))
+        .with_state(Audit { pool, admin })
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    limit: Option<u32>,
+    cursor: Option<i64>,
+}
+
+async fn read(
+    State(audit): State<Audit>,
+    headers: HeaderMap,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> Result<Json<Page<Entry, i64>>, ApiError> {
+    audit.admin.check(&headers)?;
+    let limit = page_limit(query.limit)?;
+    let items = list(&audit.pool, query.cursor, limit + 1).await?;
+    Ok(Json(Page::from_fetched(items, limit, |e| e.id)))
+}
