@@ -1,8 +1,9 @@
 //! The HTTP API of saga-coordinator: the sagas (`GET /sagas/{sagaId}`, `GET /sagas`,
 //! `GET /sagas/stats`), what an operator does to one (`POST /sagas/{sagaId}/retry`,
-//! `POST /sagas/{sagaId}/abort`), and the dead letters ([`dlq`]).
+//! `POST /sagas/{sagaId}/abort`), the dead letters ([`dlq`]), and the dashboard ([`ui`]).
 
 pub mod dlq;
+pub mod ui;
 
 use std::time::Duration;
 
@@ -38,6 +39,7 @@ pub fn router(api: Api) -> Router {
         .route("/sagas/{saga_id}/retry", post(retry))
         .route("/sagas/{saga_id}/abort", post(abort))
         .merge(dlq::router())
+        .merge(ui::router())
         .with_state(api)
 }
 
