@@ -37,5 +37,6 @@ if [ $# -eq 0 ]; then
   log "fault injection, short form (docs/reliability.md; scripts/soak.sh is the long form)"
   target/debug/saga-chaos --seconds 60 --rate 15 --bin-dir target/debug > /dev/null
 fi
+ensure_browser
 log "running tests"
 cargo test --workspace --locked -q -- "$@"

@@ -91,6 +91,20 @@ pg_url() { # pg_url DATABASE
   printf 'postgres://%s:%s@127.0.0.1:%s/%s\n' "$PG_APP_USER" "$PG_APP_PASSWORD" "$PG_PORT" "$1"
 }
 
+# What the dashboard's browser test needs (tests/e2e/tests/dashboard.rs): Debian's Chromium, and
+# tests/ui's npm packages (playwright-core, which brings no browser), installed again when
+# package-lock.json is newer than what is installed.
+ensure_browser() {
+  [ -x /usr/bin/chromium ] || apt_install chromium
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 \
+    || die "node and npm not found: install Node.js 20 or later (tests/ui)"
+  if [ ! -f tests/ui/node_modules/.package-lock.json ] \
+    || [ tests/ui/package-lock.json -nt tests/ui/node_modules/.package-lock.json ]; then
+    log "npm ci (tests/ui)"
+    (cd tests/ui && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || die "npm ci in tests/ui failed"
+  fi
+}
+
 ensure_rust() {
   command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (https://rustup.rs)"
 }
