@@ -288,7 +288,7 @@ async fn act(
 ) -> Result<(StatusCode, Json<SagaView>), ApiError> {
     let infra = &api.infra;
     let mut tx = infra.pool.begin().await?;
-    let saga = store::lock_one(&mut tx, saga_id)
+    let (saga, trace) = store::lock_one(&mut tx, saga_id)
         .await
         .context("locking the saga")?
         .ok_or_else(|| ApiError::not_found(format!("no saga {saga_id}")))?;
@@ -328,7 +328,11 @@ async fn act(
     )];
     let mut events = Vec::new();
     if let Reaction::Emit(decision) = reaction {
-        let event = infra.outbox.event(decision, saga_id, None);
+        let mut event = infra.outbox.event(decision, saga_id, None);
+        // The decision continues the saga's own trace (the operator's request is a trace of its
+        // own).
+        event.trace = trace.map(shared_events::TraceParent::child).or(event.trace);
+        crate::reactions::decided(&event);
         seen.push(Seen::of(&event));
         events.push(event);
     }

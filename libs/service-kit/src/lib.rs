@@ -13,6 +13,7 @@ pub mod health;
 pub mod metrics;
 pub mod settings;
 pub mod startup;
+pub mod telemetry;
 
 pub use error::{ApiError, FieldError};
 pub use extract::{ApiJson, ApiPath, ApiQuery};

@@ -15,6 +15,7 @@ pub mod schema;
 pub mod sql;
 pub mod streams;
 pub mod text_enum;
+pub mod trace_context;
 
 pub use domain::{Currency, CustomerId, Invalid, ProductId, Quantity};
 pub use envelope::{DecodeError, Envelope};
@@ -22,3 +23,4 @@ pub use events::*;
 pub use money::{Money, MoneyError};
 pub use reaction::Reaction;
 pub use streams::Stream;
+pub use trace_context::TraceParent;
