@@ -77,6 +77,11 @@ impl Args {
     }
 }
 
+/// The service's OpenAPI description, as `GET /openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    service_kit::api::document(SERVICE, routes::ABOUT, routes::api())
+}
+
 pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Service> {
     let infra = Infra::connect(&settings.common, MIGRATIONS).await?;
     let admin = AdminToken::new(settings.common.admin_token.as_deref());
@@ -92,6 +97,9 @@ pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Ser
         builder.consume(kind, reactions.clone()).await?;
     }
     builder
-        .serve(routes::router(routes::Api { infra, admin }))
+        .serve(
+            routes::api().with_state(routes::Api { infra, admin }),
+            routes::ABOUT,
+        )
         .await
 }

@@ -66,6 +66,11 @@ impl Args {
     }
 }
 
+/// The service's OpenAPI description, as `GET /openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    service_kit::api::document(SERVICE, routes::ABOUT, routes::api())
+}
+
 pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Service> {
     let infra = Infra::connect(&settings.common, MIGRATIONS).await?;
     let mut builder = ServiceBuilder::new(settings.common, infra.clone(), shutdown);
@@ -75,6 +80,9 @@ pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Ser
     let (intake, writer) = intake::Intake::new(infra.pool.clone(), infra.outbox.clone());
     builder.spawn("intake", writer);
     builder
-        .serve(routes::router(routes::AppState { infra, intake }))
+        .serve(
+            routes::api().with_state(routes::AppState { infra, intake }),
+            routes::ABOUT,
+        )
         .await
 }

@@ -122,6 +122,11 @@ impl Args {
     }
 }
 
+/// The service's OpenAPI description, as `GET /openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    service_kit::api::document(SERVICE, routes::ABOUT, routes::api())
+}
+
 pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Service> {
     let infra = Infra::connect(&settings.common, MIGRATIONS).await?;
     let mut builder = ServiceBuilder::new(settings.common, infra.clone(), shutdown.clone());
@@ -157,11 +162,12 @@ pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Ser
         Box::pin(async move { metrics::refresh(&pool, compensation).await })
     }));
     let admin = builder.admin();
+    let api = routes::Api {
+        infra,
+        admin,
+        timeouts: settings.timeouts,
+    };
     builder
-        .serve(routes::router(routes::Api {
-            infra,
-            admin,
-            timeouts: settings.timeouts,
-        }))
+        .serve(routes::api().with_state(api), routes::ABOUT)
         .await
 }

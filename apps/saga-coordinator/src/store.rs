@@ -309,7 +309,8 @@ pub async fn next_deadline(pool: &PgPool) -> Result<Option<f64>, sqlx::Error> {
         .await
 }
 
-#[derive(Serialize)]
+/// A participant of the saga: where it stands, and the id of what it did.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Participant<S> {
     pub status: S,
@@ -319,7 +320,8 @@ pub struct Participant<S> {
     pub reservation_id: Option<Uuid>,
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+/// An event the saga saw or emitted, or an operator's action on it.
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     pub event_id: Uuid,
@@ -335,7 +337,7 @@ pub struct HistoryEntry {
 }
 
 /// A saga as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SagaView {
     pub saga_id: Uuid,
@@ -564,7 +566,7 @@ pub async fn ends(pool: &PgPool, window: Duration) -> Result<Ends, sqlx::Error> 
 }
 
 /// Sagas ended per minute, by outcome, over the last `minutes` minutes (oldest first).
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Minute {
     pub minute: DateTime<Utc>,

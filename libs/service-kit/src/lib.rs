@@ -4,6 +4,7 @@
 //! calls ([`audit`]), health and metrics routes ([`health`], [`metrics`]), and start-up ([`startup`]): database, migrations, NATS, streams, relay,
 //! consumers and the HTTP server, stopped together.
 
+pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod cancellations;

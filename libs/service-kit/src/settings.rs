@@ -33,8 +33,12 @@ impl Defaults {
 pub fn command<C: CommandFactory>(defaults: &Defaults) -> clap::Command {
     C::command()
         .name(defaults.service)
-        .mut_arg("port", |a| a.default_value(defaults.port.to_string()))
-        .mut_arg("database_url", |a| a.default_value(defaults.database_url()))
+        .mut_arg("port", |a| {
+            a.default_value(defaults.port.to_string()).required(false)
+        })
+        .mut_arg("database_url", |a| {
+            a.default_value(defaults.database_url()).required(false)
+        })
 }
 
 /// A service's settings: clap's, with the common ones inside.
@@ -148,11 +152,11 @@ pub enum LogFormat {
 }
 
 fn database_url(text: &str) -> Result<(), String> {
-    text.parse::<sqlx::postgres::PgConnectOptions>()
-        .map(|_| ())
-        .map_err(|_| {
-            "not a PostgreSQL URL such as postgres://user:password@host:5432/database".into()
-        })
+    let postgres = text.starts_with("postgres://") || text.starts_with("postgresql://");
+    match text.parse::<sqlx::postgres::PgConnectOptions>() {
+        Ok(_) if postgres => Ok(()),
+        _ => Err("not a PostgreSQL URL such as postgres://user:password@host:5432/database".into()),
+    }
 }
 
 fn nats_urls(text: &str) -> Result<(), String> {

@@ -21,6 +21,7 @@ use shared_events::EventKind;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::task::{AbortHandle, JoinSet};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::AdminToken;
 use crate::error::{no_route, wrong_method};
@@ -195,10 +196,19 @@ impl ServiceBuilder {
         self.tasks.push((name.to_owned(), Box::pin(task)));
     }
 
-    /// Binds the HTTP listener with `routes` plus health, metrics and the audit log, each
-    /// request counted and timed by its route.
-    pub async fn serve(self, routes: Router) -> anyhow::Result<Service> {
+    /// Binds the HTTP listener with `routes` (described as `about`) plus health, metrics, the
+    /// audit log and `GET /openapi.json`, each request counted and timed by its route.
+    pub async fn serve(self, routes: OpenApiRouter, about: &str) -> anyhow::Result<Service> {
+        let (routes, api) = routes.split_for_parts();
+        let document = Arc::new(crate::api::describe(self.settings.service, about, api));
         let router = routes
+            .route(
+                "/openapi.json",
+                axum::routing::get(move || {
+                    let document = document.clone();
+                    async move { axum::Json(document.as_ref().clone()) }
+                }),
+            )
             .merge(crate::health::routes(
                 self.infra.pool.clone(),
                 self.infra.client.clone(),
@@ -209,6 +219,9 @@ impl ServiceBuilder {
             .method_not_allowed_fallback(wrong_method)
             .layer(axum::middleware::from_fn(crate::metrics::track))
             .layer(crate::metrics::request_spans())
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+                crate::error::panicked,
+            ))
             .layer(DefaultBodyLimit::max(BODY_LIMIT));
         let listener = TcpListener::bind(self.settings.http_addr)
             .await

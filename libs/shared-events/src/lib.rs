@@ -10,6 +10,7 @@ pub mod domain;
 pub mod envelope;
 pub mod events;
 pub mod money;
+pub mod openapi;
 pub mod reaction;
 pub mod schema;
 pub mod sql;
