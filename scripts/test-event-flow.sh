@@ -2,15 +2,19 @@
 # Posts orders for arbitrary products to the running system (scripts/up.sh) and reports how many
 # ended confirmed, cancelled or still pending. Exits 1 if any is still pending at the end.
 #
-#   scripts/test-event-flow.sh [ORDERS]     (default 20; ORDER_PORT, SAGA_TIMEOUT_MS as for up.sh)
+#   scripts/test-event-flow.sh [ORDERS]
+#
+# ORDERS, else NUM_ORDERS, else 20 orders. order-service is ORDER_SERVICE_URL, else
+# http://127.0.0.1:$ORDER_PORT (3004); SAGA_TIMEOUT_MS as for up.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v python3 >/dev/null 2>&1 || { source scripts/lib/infra.sh; apt_install python3; }
-exec python3 - "${1:-20}" <<'PY'
+exec python3 - "${1:-${NUM_ORDERS:-20}}" <<'PY'
 import json, os, random, sys, time, urllib.request, urllib.error
 
 n = int(sys.argv[1])
-base = f"http://127.0.0.1:{os.environ.get('ORDER_PORT', '3004')}"
+base = os.environ.get("ORDER_SERVICE_URL") or f"http://127.0.0.1:{os.environ.get('ORDER_PORT', '3004')}"
+base = base.rstrip("/")
 wait_s = int(os.environ.get("SAGA_TIMEOUT_MS", "30000")) / 1000 + 30
 
 def call(method, path, body=None):

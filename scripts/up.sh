@@ -43,25 +43,50 @@ for db in orders payments inventory sagas; do
   fi
 done
 
-# The admin token: given, or made once and kept.
+# The admin token: given, or made once and kept; in $RUN_DIR/admin-token either way, so that
+# TOKEN=$(cat .run/admin-token) works.
 if [ -z "${ADMIN_TOKEN:-}" ]; then
   [ -s "$RUN_DIR/admin-token" ] || head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$RUN_DIR/admin-token"
   ADMIN_TOKEN=$(cat "$RUN_DIR/admin-token")
+else
+  printf '%s\n' "$ADMIN_TOKEN" > "$RUN_DIR/admin-token"
 fi
+chmod 600 "$RUN_DIR/admin-token"
 export ADMIN_TOKEN
 
-log "building ($PROFILE)"
+log "building ($PROFILE; the first build takes a few minutes, then seconds)"
 if [ "$PROFILE" = release ]; then
-  cargo build --release --locked -q "${PACKAGES[@]/#/-p}"
+  cargo build --release --locked "${PACKAGES[@]/#/-p}"
 else
-  cargo build --locked -q "${PACKAGES[@]/#/-p}"
+  cargo build --locked "${PACKAGES[@]/#/-p}"
 fi
 
+# What a service is started with (its settings), to tell later whether a running one differs.
+service_settings() { # service_settings SERVICE
+  printf 'PORT=%s\nDATABASE_URL=%s\nNATS_URL=%s\nADMIN_TOKEN_SHA=%s\n' "$(service_port "$1")" \
+    "$(pg_url "${DB_PREFIX}$(service_db "$1")")" "nats://127.0.0.1:$NATS_PORT" \
+    "$(printf '%s' "$ADMIN_TOKEN" | sha256sum | cut -c1-12)"
+  case "$1" in
+    payment-service) printf 'PAYMENT_SUCCESS_RATE=%s\nPAYMENT_SEED=%s\nPAYMENT_LATENCY_MS=%s\n' \
+      "${PAYMENT_SUCCESS_RATE:-0.9}" "${PAYMENT_SEED:-0}" "${PAYMENT_LATENCY_MS:-0}" ;;
+    inventory-service) printf 'INVENTORY_AUTO_PROVISION=%s\n' "${INVENTORY_AUTO_PROVISION:-1000}" ;;
+    saga-coordinator) printf 'SAGA_TIMEOUT_MS=%s\n' "${SAGA_TIMEOUT_MS:-30000}" ;;
+  esac
+}
+
 started=()
+stale=()
 for svc in "${SERVICES[@]}"; do
   port=$(service_port "$svc")
   if service_running "$svc"; then
     log "$svc already running (pid $(cat "$RUN_DIR/$svc.pid"))"
+    if [ "target/$TARGET_DIR/$svc" -nt "$RUN_DIR/$svc.pid" ]; then
+      stale+=("$svc runs an older build than target/$TARGET_DIR/$svc")
+    fi
+    if [ -f "$RUN_DIR/$svc.settings" ] && ! diff -q <(service_settings "$svc") "$RUN_DIR/$svc.settings" >/dev/null; then
+      changed=$(diff <(service_settings "$svc") "$RUN_DIR/$svc.settings" | sed -n 's/^< \([A-Z_]*\)=.*/\1/p' | paste -sd, -)
+      stale+=("$svc was started with other settings (${changed})")
+    fi
     continue
   fi
   if port_open "$port"; then
@@ -78,6 +103,7 @@ for svc in "${SERVICES[@]}"; do
     exec nohup "target/$TARGET_DIR/$svc" >> "$RUN_DIR/$svc.log" 2>&1
   ) &
   echo $! > "$RUN_DIR/$svc.pid"
+  service_settings "$svc" > "$RUN_DIR/$svc.settings"
   started+=("$svc")
 done
 
@@ -103,4 +129,8 @@ echo "  NATS               nats://127.0.0.1:$NATS_PORT"
 echo "  PostgreSQL         127.0.0.1:$PG_PORT (databases ${DB_PREFIX}orders, ${DB_PREFIX}payments, ${DB_PREFIX}inventory, ${DB_PREFIX}sagas)"
 echo "  admin token        $ADMIN_TOKEN"
 echo
-echo "Try: scripts/test-event-flow.sh    Stop: scripts/down.sh"
+echo "Try: scripts/test-event-flow.sh    Dashboard: http://127.0.0.1:$(service_port saga-coordinator)/ui    Stop: scripts/down.sh"
+if [ ${#stale[@]} -gt 0 ]; then
+  echo
+  for line in "${stale[@]}"; do echo "note: $line; to apply it: scripts/down.sh && scripts/up.sh"; done
+fi

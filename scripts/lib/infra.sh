@@ -105,6 +105,18 @@ ensure_browser() {
   fi
 }
 
+# Cargo, with the toolchain rust-toolchain.toml names. On a machine whose rustup has that Rust
+# version only under the name "stable" (and no network to fetch it by its number), use stable.
 ensure_rust() {
   command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust (https://rustup.rs)"
+  local pinned
+  pinned=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml 2>/dev/null || true)
+  if [ -n "$pinned" ] && command -v rustup >/dev/null 2>&1 \
+      && ! rustup toolchain list 2>/dev/null | grep -q "^$pinned-"; then
+    if rustc +stable --version 2>/dev/null | grep -q "^rustc $pinned "; then
+      export RUSTUP_TOOLCHAIN=stable
+    else
+      log "rust-toolchain.toml asks for Rust $pinned; rustup will install it"
+    fi
+  fi
 }

@@ -12,10 +12,11 @@ pub mod routes;
 pub mod rules;
 pub mod store;
 
+use clap::Parser;
 use messaging::Shutdown;
 use messaging::db::Migration;
 use service_kit::auth::AdminToken;
-use service_kit::settings::env_or;
+use service_kit::settings::{CommonArgs, Defaults, ServiceArgs};
 use service_kit::{CommonSettings, Infra, Service, ServiceBuilder};
 use shared_events::EventKind;
 
@@ -23,6 +24,13 @@ pub use crate::rules::MAX_ON_HAND;
 
 pub const SERVICE: &str = "inventory-service";
 pub const DEFAULT_PORT: u16 = 3007;
+
+/// Where inventory-service listens and keeps its data by default.
+pub const DEFAULTS: Defaults = Defaults {
+    service: SERVICE,
+    port: DEFAULT_PORT,
+    database: "inventory",
+};
 
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 1000,
@@ -38,19 +46,40 @@ pub struct Settings {
     pub auto_provision: i64,
 }
 
-impl Settings {
-    pub fn from_env() -> anyhow::Result<Settings> {
-        let auto_provision: i64 = env_or("INVENTORY_AUTO_PROVISION", 0)?;
-        if !(0..=MAX_ON_HAND).contains(&auto_provision) {
-            anyhow::bail!(
-                "INVENTORY_AUTO_PROVISION={auto_provision} is not valid: must be 0 to {MAX_ON_HAND}"
-            );
-        }
-        Ok(Settings {
-            common: CommonSettings::from_env(SERVICE, DEFAULT_PORT, "inventory")?,
-            auto_provision,
-        })
+/// inventory-service's command line and environment.
+#[derive(Clone, Debug, Parser)]
+#[command(
+    version,
+    about = "inventory-service: owns stock; reserves, commits and releases it."
+)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Stock given to a product the first time an order names it (0: unknown products fail the
+    /// reservation with UNKNOWN_PRODUCT).
+    #[arg(long, env = "INVENTORY_AUTO_PROVISION", default_value_t = 0,
+          value_parser = clap::value_parser!(i64).range(0..=MAX_ON_HAND))]
+    pub inventory_auto_provision: i64,
+}
+
+impl ServiceArgs for Args {
+    fn common(&self) -> &CommonArgs {
+        &self.common
     }
+}
+
+impl Args {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            common: CommonSettings::from_args(SERVICE, &self.common),
+            auto_provision: self.inventory_auto_provision,
+        }
+    }
+}
+
+/// The service's OpenAPI description, as `GET /openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    service_kit::api::document(SERVICE, routes::ABOUT, routes::api())
 }
 
 pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Service> {
@@ -68,6 +97,9 @@ pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Ser
         builder.consume(kind, reactions.clone()).await?;
     }
     builder
-        .serve(routes::router(routes::Api { infra, admin }))
+        .serve(
+            routes::api().with_state(routes::Api { infra, admin }),
+            routes::ABOUT,
+        )
         .await
 }

@@ -1,10 +1,6 @@
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    service_kit::startup::init_tracing();
-    let settings = inventory_service::Settings::from_env()?;
-    let shutdown = messaging::shutdown::on_signal();
-    inventory_service::build(settings, shutdown)
-        .await?
-        .run_until_stopped()
-        .await
+fn main() -> std::process::ExitCode {
+    service_kit::startup::main(
+        &inventory_service::DEFAULTS,
+        |args: inventory_service::Args, stop| inventory_service::build(args.settings(), stop),
+    )
 }

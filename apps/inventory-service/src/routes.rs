@@ -2,15 +2,18 @@
 //! reservations per order.
 
 use anyhow::Context as _;
+use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
+use service_kit::api::{BodyErrors, Conflict, Errors, Invalid, NotFound, Refused};
 use service_kit::auth::AdminToken;
 use service_kit::extract::{Page, page_limit, query_value};
 use service_kit::{ApiError, ApiJson, ApiPath, ApiQuery, FieldError, Infra};
 use shared_events::ProductId;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::rules::{MAX_ON_HAND, Reservation, SetStockError, set_stock};
@@ -22,13 +25,21 @@ pub struct Api {
     pub admin: AdminToken,
 }
 
-pub fn router(api: Api) -> Router {
-    Router::new()
-        .route("/inventory", get(list))
-        .route("/inventory/{product_id}", get(get_one).put(put_stock))
-        .route("/reservations/{order_id}", get(reservation))
-        .with_state(api)
+/// What the service's description says of it.
+pub const ABOUT: &str = "Owns stock: reserves every line of an order or none, commits on \
+    confirmation, releases or restocks on cancellation; shows stock and reservations. Setting \
+    stock is an admin call.";
+
+/// The routes, each with its description.
+pub fn api() -> OpenApiRouter<Api> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(get_one, put_stock))
+        .routes(routes!(reservation))
 }
+
+/// A page of products.
+pub type ProductPage = Page<Product, ProductId>;
 
 fn product_id(raw: &str) -> Result<ProductId, ApiError> {
     raw.parse().map_err(|_| {
@@ -39,6 +50,10 @@ fn product_id(raw: &str) -> Result<ProductId, ApiError> {
     })
 }
 
+/// One product's stock.
+#[utoipa::path(get, path = "/inventory/{product_id}", tag = "inventory",
+    params(("product_id" = ProductId, Path, description = "The product's id")),
+    responses((status = 200, description = "The product", body = Product), NotFound, Errors))]
 async fn get_one(
     State(api): State<Api>,
     ApiPath(raw): ApiPath<String>,
@@ -51,13 +66,20 @@ async fn get_one(
         .ok_or_else(|| ApiError::not_found(format!("no product {id}")))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct SetStock {
+    /// What is on the shelf: 0 to 1000000000, never less than what orders hold.
+    #[schema(value_type = i64, minimum = 0, maximum = 1_000_000_000)]
     on_hand: serde_json::Value,
 }
 
 /// `PUT /inventory/{productId}` `{"onHand": N}` (admin): sets what is on the shelf.
+#[utoipa::path(put, path = "/inventory/{product_id}", tag = "inventory", request_body = SetStock,
+    params(("product_id" = ProductId, Path, description = "The product's id")),
+    security(("admin_token" = [])),
+    responses((status = 200, description = "The product, with its new stock", body = Product),
+        Refused, Conflict, Invalid, BodyErrors, Errors))]
 async fn put_stock(
     State(api): State<Api>,
     headers: HeaderMap,
@@ -96,17 +118,25 @@ async fn put_stock(
     Ok(Json(product))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Products per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
+    /// The page after this product: the `nextCursor` of the previous page.
+    #[param(value_type = Option<ProductId>)]
     cursor: Option<String>,
 }
 
 /// `GET /inventory?limit=&cursor=`: products in id order.
+#[utoipa::path(get, path = "/inventory", tag = "inventory", params(ListQuery),
+    responses((status = 200, description = "A page of products", body = ProductPage),
+        Invalid, Errors))]
 async fn list(
     State(api): State<Api>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Page<Product, ProductId>>, ApiError> {
+) -> Result<Json<ProductPage>, ApiError> {
     let limit = page_limit(query.limit)?;
     let after: Option<ProductId> = query_value("cursor", query.cursor.as_deref())?;
     let items = store::products(&api.infra.pool, after.as_ref(), limit + 1)
@@ -117,6 +147,11 @@ async fn list(
     })))
 }
 
+/// The reservation made for an order.
+#[utoipa::path(get, path = "/reservations/{order_id}", tag = "inventory",
+    params(("order_id" = Uuid, Path, description = "The order's id")),
+    responses((status = 200, description = "The reservation", body = Reservation),
+        NotFound, Errors))]
 async fn reservation(
     State(api): State<Api>,
     ApiPath(order_id): ApiPath<Uuid>,

@@ -139,7 +139,7 @@ pub fn check(
 }
 
 /// A reservation: what the API shows, and part of the state the rules decide on.
-#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Reservation {
     pub order_id: Uuid,

@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::rules::{Book, Reservation, ReservationFailure, ReservationStatus, Shelf};
 
 /// A product as the API shows it.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Product {
     pub product_id: ProductId,

@@ -13,13 +13,22 @@ pub mod routes;
 pub mod rules;
 pub mod store;
 
+use clap::Parser;
 use messaging::Shutdown;
 use messaging::db::Migration;
+use service_kit::settings::{CommonArgs, Defaults, ServiceArgs};
 use service_kit::{CommonSettings, Infra, Service, ServiceBuilder};
 use shared_events::EventKind;
 
 pub const SERVICE: &str = "order-service";
 pub const DEFAULT_PORT: u16 = 3004;
+
+/// Where order-service listens and keeps its data by default.
+pub const DEFAULTS: Defaults = Defaults {
+    service: SERVICE,
+    port: DEFAULT_PORT,
+    database: "orders",
+};
 
 pub const MIGRATIONS: &[Migration] = &[Migration {
     version: 1000,
@@ -32,12 +41,34 @@ pub struct Settings {
     pub common: CommonSettings,
 }
 
-impl Settings {
-    pub fn from_env() -> anyhow::Result<Settings> {
-        Ok(Settings {
-            common: CommonSettings::from_env(SERVICE, DEFAULT_PORT, "orders")?,
-        })
+/// order-service's command line and environment.
+#[derive(Clone, Debug, Parser)]
+#[command(
+    version,
+    about = "order-service: takes orders over HTTP and owns each order's status."
+)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+impl ServiceArgs for Args {
+    fn common(&self) -> &CommonArgs {
+        &self.common
     }
+}
+
+impl Args {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            common: CommonSettings::from_args(SERVICE, &self.common),
+        }
+    }
+}
+
+/// The service's OpenAPI description, as `GET /openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    service_kit::api::document(SERVICE, routes::ABOUT, routes::api())
 }
 
 pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Service> {
@@ -49,6 +80,9 @@ pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Ser
     let (intake, writer) = intake::Intake::new(infra.pool.clone(), infra.outbox.clone());
     builder.spawn("intake", writer);
     builder
-        .serve(routes::router(routes::AppState { infra, intake }))
+        .serve(
+            routes::api().with_state(routes::AppState { infra, intake }),
+            routes::ABOUT,
+        )
         .await
 }

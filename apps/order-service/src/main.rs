@@ -1,10 +1,6 @@
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    service_kit::startup::init_tracing();
-    let settings = order_service::Settings::from_env()?;
-    let shutdown = messaging::shutdown::on_signal();
-    order_service::build(settings, shutdown)
-        .await?
-        .run_until_stopped()
-        .await
+fn main() -> std::process::ExitCode {
+    service_kit::startup::main(
+        &order_service::DEFAULTS,
+        |args: order_service::Args, stop| order_service::build(args.settings(), stop),
+    )
 }

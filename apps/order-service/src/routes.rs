@@ -1,18 +1,23 @@
-//! The HTTP API of order-service.
+//! The HTTP API of order-service. Each handler's `#[utoipa::path]` is its description in the
+//! OpenAPI document (`GET /openapi.json`, `docs/openapi/order-service.json`).
 
 use anyhow::Context as _;
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::Value;
+use service_kit::api::{BodyErrors, Conflict, Errors, Invalid, NotFound};
 use service_kit::extract::{OptionalJson, Page, page_limit, query_value};
 use service_kit::{ApiError, ApiJson, ApiPath, ApiQuery, FieldError, Infra};
+use shared_events::{Currency, CustomerId, OrderLine};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::intake::Intake;
-use crate::rules::{Command, NewOrder, Order, new_order_id};
+use crate::rules::{Command, NewOrder, Order, OrderStatus, new_order_id};
 use crate::store::{self, Keyed, ListFilter, NewRow};
 
 /// What every route needs: the database and outbox, and the intake that writes new orders.
@@ -22,12 +27,32 @@ pub struct AppState {
     pub intake: Intake,
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/orders", post(create).get(list))
-        .route("/orders/{order_id}", get(get_one))
-        .route("/orders/{order_id}/cancel", post(cancel))
-        .with_state(state)
+/// What the service's description says of it.
+pub const ABOUT: &str = "Takes orders and owns each order's status: PENDING until its saga \
+    decides, then CONFIRMED or CANCELLED.";
+
+/// The routes, each with its description.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create, list))
+        .routes(routes!(get_one))
+        .routes(routes!(cancel))
+}
+
+/// A page of orders.
+pub type OrderPage = Page<Order, Uuid>;
+
+/// A new order, as `POST /orders` takes it.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct CreateOrder {
+    customer_id: CustomerId,
+    /// 1 to 100 lines; a unit price is more than 0 and at most 1000000.
+    #[schema(min_items = 1, max_items = 100)]
+    items: Vec<OrderLine>,
+    /// Default EUR.
+    currency: Option<Currency>,
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -59,6 +84,14 @@ fn replay(existing: Keyed, request: &Value) -> Result<(StatusCode, Json<Order>),
     }
 }
 
+/// Places an order: stored PENDING with its `order.created.v1`, in one transaction. The same
+/// `Idempotency-Key` with the same body answers the same order.
+#[utoipa::path(post, path = "/orders", tag = "orders", request_body = CreateOrder,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "1 to 255 visible ASCII characters: a retry with the same body gets the same order")),
+    responses(
+        (status = 201, description = "The order, PENDING", body = Order),
+        Conflict, Invalid, BodyErrors, Errors))]
 async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -90,6 +123,10 @@ async fn create(
     }
 }
 
+/// One order, with its current status.
+#[utoipa::path(get, path = "/orders/{order_id}", tag = "orders",
+    params(("order_id" = Uuid, Path, description = "The order's id")),
+    responses((status = 200, description = "The order", body = Order), NotFound, Errors))]
 async fn get_one(
     State(AppState { infra, .. }): State<AppState>,
     ApiPath(order_id): ApiPath<Uuid>,
@@ -102,19 +139,30 @@ async fn get_one(
         .ok_or_else(|| ApiError::not_found(format!("no order {order_id}")))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only this customer's orders.
+    #[param(value_type = Option<CustomerId>)]
     customer_id: Option<String>,
+    /// Only orders in this status.
+    #[param(value_type = Option<OrderStatus>)]
     status: Option<String>,
+    /// Orders per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
+    /// The page after this order: the `nextCursor` of the previous page.
     cursor: Option<Uuid>,
 }
 
+/// A page of orders, newest first.
+#[utoipa::path(get, path = "/orders", tag = "orders", params(ListQuery),
+    responses((status = 200, description = "A page of orders", body = OrderPage), Invalid, Errors))]
 async fn list(
     State(AppState { infra, .. }): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Page<Order, Uuid>>, ApiError> {
+) -> Result<Json<OrderPage>, ApiError> {
     let limit = page_limit(query.limit)?;
     let filter = ListFilter {
         customer_id: query_value("customerId", query.customer_id.as_deref())?,
@@ -128,11 +176,19 @@ async fn list(
     Ok(Json(Page::from_fetched(items, limit, |o| o.order_id)))
 }
 
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, ToSchema)]
 struct CancelRequest {
+    /// Why, in the customer's words (at most 500 characters).
     reason: Option<String>,
 }
 
+/// The customer cancels a PENDING or CONFIRMED order: refund and restock follow. Cancelling a
+/// cancelled order again changes nothing.
+#[utoipa::path(post, path = "/orders/{order_id}/cancel", tag = "orders",
+    params(("order_id" = Uuid, Path, description = "The order's id")),
+    request_body(content = Option<CancelRequest>, description = "Optional"),
+    responses((status = 200, description = "The order, CANCELLED", body = Order),
+        NotFound, Invalid, BodyErrors, Errors))]
 async fn cancel(
     State(AppState { infra, .. }): State<AppState>,
     ApiPath(order_id): ApiPath<Uuid>,

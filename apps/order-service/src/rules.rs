@@ -58,7 +58,7 @@ fn unit_price(value: &Value) -> Result<Money, String> {
     Ok(price)
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Line {
     pub product_id: ProductId,
@@ -225,7 +225,7 @@ shared_events::text_enum!(OrderStatus {
 });
 
 /// An order: what the API shows, and the state its rules decide on.
-#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Order {
     pub order_id: Uuid,

@@ -14,9 +14,10 @@ pub mod store;
 
 use std::time::Duration;
 
+use clap::Parser;
 use messaging::Shutdown;
 use messaging::db::Migration;
-use service_kit::settings::{SettingsError, env_or, env_var};
+use service_kit::settings::{CommonArgs, Defaults, ServiceArgs};
 use service_kit::{CommonSettings, Infra, Service, ServiceBuilder};
 use shared_events::EventKind;
 
@@ -26,6 +27,13 @@ use crate::gateway::{Gateway, SuccessRate};
 
 pub const SERVICE: &str = "payment-service";
 pub const DEFAULT_PORT: u16 = 3006;
+
+/// Where payment-service listens and keeps its data by default.
+pub const DEFAULTS: Defaults = Defaults {
+    service: SERVICE,
+    port: DEFAULT_PORT,
+    database: "payments",
+};
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -72,24 +80,6 @@ impl Default for Simulation {
 }
 
 impl Simulation {
-    pub fn from_env() -> Result<Simulation, SettingsError> {
-        let success_rate = match env_var("PAYMENT_SUCCESS_RATE") {
-            None => SuccessRate::DEFAULT,
-            Some(v) => v
-                .parse()
-                .map_err(|e| SettingsError::new("PAYMENT_SUCCESS_RATE", &v, e))?,
-        };
-        Ok(Simulation {
-            success_rate,
-            seed: env_or("PAYMENT_SEED", 0u64)?,
-            latency: {
-                let ms: u64 = env_or("PAYMENT_LATENCY_MS", 0u64)?;
-                gateway::latency(ms)
-                    .map_err(|e| SettingsError::new("PAYMENT_LATENCY_MS", &ms.to_string(), e))?
-            },
-        })
-    }
-
     /// The gateway as this simulation configures it.
     pub fn gateway(&self) -> Gateway {
         Gateway {
@@ -99,13 +89,52 @@ impl Simulation {
     }
 }
 
-impl Settings {
-    pub fn from_env() -> anyhow::Result<Settings> {
-        Ok(Settings {
-            common: CommonSettings::from_env(SERVICE, DEFAULT_PORT, "payments")?,
-            simulation: Simulation::from_env()?,
-        })
+/// payment-service's command line and environment.
+#[derive(Clone, Debug, Parser)]
+#[command(
+    version,
+    about = "payment-service: charges each order once through a simulated gateway and refunds it \
+             when the order is cancelled."
+)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The share of charges the simulated gateway approves, 0 to 1 (applied at the first start;
+    /// then changed at run time with PUT /admin/simulation).
+    #[arg(long, env = "PAYMENT_SUCCESS_RATE", default_value = "0.9")]
+    pub payment_success_rate: SuccessRate,
+    /// The seed of the gateway's decisions: a decision is a pure function of the seed and the
+    /// order id.
+    #[arg(long, env = "PAYMENT_SEED", default_value_t = 0)]
+    pub payment_seed: u64,
+    /// How long the gateway takes to answer, in ms (0 to 10000).
+    #[arg(long, env = "PAYMENT_LATENCY_MS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=gateway::MAX_LATENCY_MS))]
+    pub payment_latency_ms: u64,
+}
+
+impl ServiceArgs for Args {
+    fn common(&self) -> &CommonArgs {
+        &self.common
     }
+}
+
+impl Args {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            common: CommonSettings::from_args(SERVICE, &self.common),
+            simulation: Simulation {
+                success_rate: self.payment_success_rate,
+                seed: self.payment_seed,
+                latency: Duration::from_millis(self.payment_latency_ms),
+            },
+        }
+    }
+}
+
+/// The service's OpenAPI description, as `GET /openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    service_kit::api::document(SERVICE, routes::ABOUT, routes::api())
 }
 
 pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Service> {
@@ -131,6 +160,9 @@ pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Ser
         .consume(EventKind::OrderCancelled, reactions)
         .await?;
     builder
-        .serve(routes::router(routes::Api { infra, admin }))
+        .serve(
+            routes::api().with_state(routes::Api { infra, admin }),
+            routes::ABOUT,
+        )
         .await
 }

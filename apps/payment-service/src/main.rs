@@ -1,10 +1,6 @@
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    service_kit::startup::init_tracing();
-    let settings = payment_service::Settings::from_env()?;
-    let shutdown = messaging::shutdown::on_signal();
-    payment_service::build(settings, shutdown)
-        .await?
-        .run_until_stopped()
-        .await
+fn main() -> std::process::ExitCode {
+    service_kit::startup::main(
+        &payment_service::DEFAULTS,
+        |args: payment_service::Args, stop| payment_service::build(args.settings(), stop),
+    )
 }

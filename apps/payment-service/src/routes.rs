@@ -2,15 +2,18 @@
 //! the simulation settings, `GET|PUT /admin/simulation` (admin calls).
 
 use anyhow::Context as _;
+use axum::Json;
 use axum::extract::{FromRef, State};
 use axum::http::HeaderMap;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use service_kit::api::{BodyErrors, Errors, Invalid, NotFound, Refused};
 use service_kit::auth::AdminToken;
 use service_kit::{ApiError, ApiJson, ApiPath, ApiQuery, FieldError, Infra};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::Simulation;
@@ -30,14 +33,23 @@ impl FromRef<Api> for Infra {
     }
 }
 
-pub fn router(api: Api) -> Router {
-    Router::new()
-        .route("/payments", get(by_order))
-        .route("/payments/{payment_id}", get(by_id))
-        .route("/admin/simulation", get(get_simulation).put(put_simulation))
-        .with_state(api)
+/// What the service's description says of it.
+pub const ABOUT: &str = "Charges each order once through a simulated gateway, refunds a \
+    confirmed charge when its order is cancelled, and shows payments; the gateway's settings \
+    change at run time for every instance.";
+
+/// The routes, each with its description.
+pub fn api() -> OpenApiRouter<Api> {
+    OpenApiRouter::new()
+        .routes(routes!(by_order))
+        .routes(routes!(by_id))
+        .routes(routes!(get_simulation, put_simulation))
 }
 
+/// One payment.
+#[utoipa::path(get, path = "/payments/{payment_id}", tag = "payments",
+    params(("payment_id" = Uuid, Path, description = "The payment's id")),
+    responses((status = 200, description = "The payment", body = Payment), NotFound, Errors))]
 async fn by_id(
     State(infra): State<Infra>,
     ApiPath(payment_id): ApiPath<Uuid>,
@@ -50,13 +62,18 @@ async fn by_id(
         .ok_or_else(|| ApiError::not_found(format!("no payment {payment_id}")))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct ByOrder {
+    /// The order whose payment to show (required).
     order_id: Option<Uuid>,
 }
 
 /// `GET /payments?orderId=`: the order's one payment (an order is charged at most once).
+#[utoipa::path(get, path = "/payments", tag = "payments", params(ByOrder),
+    responses((status = 200, description = "The order's payment", body = Payment),
+        NotFound, Invalid, Errors))]
 async fn by_order(
     State(infra): State<Infra>,
     ApiQuery(query): ApiQuery<ByOrder>,
@@ -73,7 +90,7 @@ async fn by_order(
 }
 
 /// The simulation settings as the API shows them.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct SimulationView {
     success_rate: f64,
@@ -96,6 +113,10 @@ impl From<SimulationRow> for SimulationView {
 }
 
 /// `GET /admin/simulation` (admin): the settings in force.
+#[utoipa::path(get, path = "/admin/simulation", tag = "admin",
+    security(("admin_token" = [])),
+    responses((status = 200, description = "The settings in force", body = SimulationView),
+        Refused, Errors))]
 async fn get_simulation(
     State(api): State<Api>,
     headers: HeaderMap,
@@ -157,8 +178,27 @@ fn changed(current: &Simulation, body: &Value) -> Result<Simulation, Vec<FieldEr
     }
 }
 
+/// New simulation settings: each optional, at least one.
+#[derive(ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct SetSimulation {
+    /// The share of charges approved, 0 to 1.
+    #[schema(minimum = 0, maximum = 1)]
+    success_rate: Option<f64>,
+    /// The gateway's answer time in milliseconds, 0 to 10000.
+    #[schema(minimum = 0, maximum = 10000)]
+    latency_ms: Option<u64>,
+    /// The seed of the gateway's decisions.
+    seed: Option<u64>,
+}
+
 /// `PUT /admin/simulation` `{"successRate", "latencyMs", "seed"}` (each optional, admin): from
 /// the next charge on, for every instance. A bad value changes nothing.
+#[utoipa::path(put, path = "/admin/simulation", tag = "admin", request_body = SetSimulation,
+    security(("admin_token" = [])),
+    responses((status = 200, description = "The settings now in force", body = SimulationView),
+        Refused, Invalid, BodyErrors, Errors))]
 async fn put_simulation(
     State(api): State<Api>,
     headers: HeaderMap,

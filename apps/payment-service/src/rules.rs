@@ -78,7 +78,7 @@ pub fn on_cancelled(standing: Standing) -> Option<Change> {
 }
 
 /// A payment: what the API shows, and the state its rules decide on.
-#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Payment {
     pub payment_id: Uuid,

@@ -18,14 +18,22 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use clap::Parser;
 use messaging::db::Migration;
 use messaging::{RawConsumer, Shutdown};
-use service_kit::settings::env_or;
+use service_kit::settings::{CommonArgs, Defaults, ServiceArgs};
 use service_kit::{CommonSettings, Infra, Service, ServiceBuilder};
 use shared_events::{EventKind, Stream};
 
 pub const SERVICE: &str = "saga-coordinator";
 pub const DEFAULT_PORT: u16 = 3008;
+
+/// Where saga-coordinator listens and keeps its data by default.
+pub const DEFAULTS: Defaults = Defaults {
+    service: SERVICE,
+    port: DEFAULT_PORT,
+    database: "sagas",
+};
 
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -37,6 +45,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 1001,
         description: "operations: counts, ended_at, operator history, dead letters",
         sql: include_str!("../migrations/1001_operations.sql"),
+    },
+    Migration {
+        version: 1002,
+        description: "saga trace",
+        sql: include_str!("../migrations/1002_trace.sql"),
     },
 ];
 
@@ -70,21 +83,48 @@ pub struct Settings {
     pub timeouts: Timeouts,
 }
 
-impl Settings {
-    pub fn from_env() -> anyhow::Result<Settings> {
-        let saga: u64 = env_or("SAGA_TIMEOUT_MS", 30_000)?;
-        let compensation: u64 = env_or("SAGA_COMPENSATION_TIMEOUT_MS", 300_000)?;
-        if saga == 0 || compensation == 0 {
-            anyhow::bail!("SAGA_TIMEOUT_MS and SAGA_COMPENSATION_TIMEOUT_MS must be at least 1");
-        }
-        Ok(Settings {
-            common: CommonSettings::from_env(SERVICE, DEFAULT_PORT, "sagas")?,
-            timeouts: Timeouts {
-                saga: Duration::from_millis(saga),
-                compensation: Duration::from_millis(compensation),
-            },
-        })
+/// saga-coordinator's command line and environment.
+#[derive(Clone, Debug, Parser)]
+#[command(
+    version,
+    about = "saga-coordinator: follows every order's saga, decides its outcome, enforces deadlines; \
+             serves the sagas, the dead letters and the dashboard (/ui)."
+)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// A saga still STARTED this long (ms) after it began is aborted with reason TIMEOUT.
+    #[arg(long, env = "SAGA_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub saga_timeout_ms: u64,
+    /// A saga still COMPENSATING this long (ms) after its compensation began is marked FAILED,
+    /// for an operator.
+    #[arg(long, env = "SAGA_COMPENSATION_TIMEOUT_MS", default_value_t = 300_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub saga_compensation_timeout_ms: u64,
+}
+
+impl ServiceArgs for Args {
+    fn common(&self) -> &CommonArgs {
+        &self.common
     }
+}
+
+impl Args {
+    pub fn settings(&self) -> Settings {
+        Settings {
+            common: CommonSettings::from_args(SERVICE, &self.common),
+            timeouts: Timeouts {
+                saga: Duration::from_millis(self.saga_timeout_ms),
+                compensation: Duration::from_millis(self.saga_compensation_timeout_ms),
+            },
+        }
+    }
+}
+
+/// The service's OpenAPI description, as `GET /openapi.json` serves it.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    service_kit::api::document(SERVICE, routes::ABOUT, routes::api())
 }
 
 pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Service> {
@@ -122,11 +162,12 @@ pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Ser
         Box::pin(async move { metrics::refresh(&pool, compensation).await })
     }));
     let admin = builder.admin();
+    let api = routes::Api {
+        infra,
+        admin,
+        timeouts: settings.timeouts,
+    };
     builder
-        .serve(routes::router(routes::Api {
-            infra,
-            admin,
-            timeouts: settings.timeouts,
-        }))
+        .serve(routes::api().with_state(api), routes::ABOUT)
         .await
 }

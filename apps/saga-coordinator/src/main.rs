@@ -1,10 +1,6 @@
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    service_kit::startup::init_tracing();
-    let settings = saga_coordinator::Settings::from_env()?;
-    let shutdown = messaging::shutdown::on_signal();
-    saga_coordinator::build(settings, shutdown)
-        .await?
-        .run_until_stopped()
-        .await
+fn main() -> std::process::ExitCode {
+    service_kit::startup::main(
+        &saga_coordinator::DEFAULTS,
+        |args: saga_coordinator::Args, stop| saga_coordinator::build(args.settings(), stop),
+    )
 }

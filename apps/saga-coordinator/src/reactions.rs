@@ -10,8 +10,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use messaging::{Batch, Handler, HandlerError, Shutdown};
 use service_kit::Infra;
-use shared_events::{Envelope, Reaction};
-use uuid::Uuid;
+use shared_events::{Envelope, Reaction, TraceParent};
 
 use crate::Timeouts;
 use crate::rules::{Input, Saga, SagaStatus};
@@ -25,9 +24,9 @@ pub struct Coordinator {
 
 impl Handler for Coordinator {
     async fn handle(&self, events: &[Envelope], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
-        let keys: Vec<(Uuid, Uuid)> = events
+        let keys: Vec<store::Key> = events
             .iter()
-            .map(|e| (e.payload.saga_id(), e.payload.order_id()))
+            .map(|e| store::Key::new(e.payload.saga_id(), e.payload.order_id(), e.trace))
             .collect();
         let mut sagas = store::lock(batch.conn(), &keys, self.timeouts.saga)
             .await
@@ -35,6 +34,7 @@ impl Handler for Coordinator {
         let mut changed = BTreeSet::new();
         let mut seen = Vec::with_capacity(events.len() * 2);
         for event in events {
+            let _span = batch.enter(event);
             let saga_id = event.payload.saga_id();
             let saga = sagas
                 .remove(&saga_id)
@@ -47,7 +47,9 @@ impl Handler for Coordinator {
             }
             sagas.insert(saga_id, next);
             if let Reaction::Emit(decision) = reaction {
-                seen.push(store::Seen::of(batch.emit(event, decision)));
+                let emitted = batch.emit(event, decision);
+                decided(emitted);
+                seen.push(store::Seen::of(emitted));
             }
         }
         let changed: Vec<&Saga> = changed.iter().filter_map(|id| sagas.get(id)).collect();
@@ -56,6 +58,20 @@ impl Handler for Coordinator {
             .context("saving the batch's sagas and their history")?;
         crate::metrics::ended(&ends);
         Ok(())
+    }
+}
+
+/// Logs a decision of the coordinator, once, at info.
+pub fn decided(event: &Envelope) {
+    let trace_id = event.trace.map(|t| t.trace_id_hex()).unwrap_or_default();
+    match &event.payload {
+        shared_events::Event::SagaCompleted(d) => tracing::info!(saga_id = %d.saga_id,
+            order_id = %d.order_id, trace_id, decision = "completed", "saga decided"),
+        shared_events::Event::SagaAborted(d) => tracing::info!(saga_id = %d.saga_id,
+            order_id = %d.order_id, trace_id, decision = "aborted", reason = %d.reason,
+            "saga decided"),
+        other => tracing::info!(saga_id = %other.saga_id(), order_id = %other.order_id(), trace_id,
+            decision = other.kind().name(), "saga decided"),
     }
 }
 
@@ -101,7 +117,10 @@ async fn sweep_once(infra: &Infra, timeouts: &Timeouts, limit: i64) -> anyhow::R
         tx.commit().await.context("ending an empty sweep")?;
         return Ok(0);
     }
-    let keys: Vec<(Uuid, Uuid)> = due.iter().map(|d| (d.saga_id, d.order_id)).collect();
+    let keys: Vec<store::Key> = due
+        .iter()
+        .map(|d| store::Key::new(d.saga_id, d.order_id, None))
+        .collect();
     let mut sagas = store::lock(&mut tx, &keys, timeouts.saga)
         .await
         .context("locking the sagas past their deadline")?;
@@ -123,7 +142,14 @@ async fn sweep_once(infra: &Infra, timeouts: &Timeouts, limit: i64) -> anyhow::R
         }
         changed.push(next);
         if let Reaction::Emit(decision) = reaction {
-            emitted.push(infra.outbox.event(decision, d.saga_id, None));
+            let mut event = infra.outbox.event(decision, d.saga_id, None);
+            event.trace = d
+                .trace_parent
+                .as_deref()
+                .and_then(|t| t.parse::<TraceParent>().ok())
+                .map(TraceParent::child);
+            decided(&event);
+            emitted.push(event);
         }
     }
     let seen: Vec<store::Seen> = emitted.iter().map(store::Seen::of).collect();

@@ -7,17 +7,22 @@ pub mod ui;
 
 use std::time::Duration;
 
+use std::collections::BTreeMap;
+
 use anyhow::Context as _;
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use service_kit::api::{BodyErrors, Conflict, Errors, Invalid, NotFound, Refused};
 use service_kit::auth::{Actor, AdminToken};
 use service_kit::extract::{OptionalJson, Page, keep, page_limit, query_value};
 use service_kit::{ApiError, ApiPath, ApiQuery, FieldError, Infra};
 use shared_events::{AbortReason, Reaction};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::Timeouts;
@@ -31,17 +36,25 @@ pub struct Api {
     pub timeouts: Timeouts,
 }
 
-pub fn router(api: Api) -> Router {
-    Router::new()
-        .route("/sagas", get(list))
-        .route("/sagas/stats", get(stats))
-        .route("/sagas/{saga_id}", get(get_one))
-        .route("/sagas/{saga_id}/retry", post(retry))
-        .route("/sagas/{saga_id}/abort", post(abort))
-        .merge(dlq::router())
-        .merge(ui::router())
-        .with_state(api)
+/// What the service's description says of it.
+pub const ABOUT: &str = "Follows every order's saga, persists it with its history, decides its \
+    outcome and enforces its deadlines; what an operator does to sagas and to every service's \
+    dead letters; the dashboard (/ui).";
+
+/// The routes, each with its description.
+pub fn api() -> OpenApiRouter<Api> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(stats))
+        .routes(routes!(get_one))
+        .routes(routes!(retry))
+        .routes(routes!(abort))
+        .merge(dlq::api())
+        .merge(ui::api())
 }
+
+/// A page of sagas.
+pub type SagaPage = Page<SagaView, Uuid>;
 
 async fn view_of(api: &Api, saga_id: Uuid) -> Result<SagaView, ApiError> {
     store::get(&api.infra.pool, saga_id, api.timeouts.compensation)
@@ -50,6 +63,10 @@ async fn view_of(api: &Api, saga_id: Uuid) -> Result<SagaView, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("no saga {saga_id}")))
 }
 
+/// One saga: its participants, deadlines, trace and history (events and operator actions).
+#[utoipa::path(get, path = "/sagas/{saga_id}", tag = "sagas",
+    params(("saga_id" = Uuid, Path, description = "The saga's id")),
+    responses((status = 200, description = "The saga", body = SagaView), NotFound, Errors))]
 async fn get_one(
     State(api): State<Api>,
     ApiPath(saga_id): ApiPath<Uuid>,
@@ -57,16 +74,31 @@ async fn get_one(
     view_of(&api, saga_id).await.map(Json)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only sagas in this status.
+    #[param(value_type = Option<SagaStatus>)]
     status: Option<String>,
+    /// Only the saga of this order.
     order_id: Option<Uuid>,
+    /// Only sagas aborted or compensated for this reason.
+    #[param(value_type = Option<AbortReason>)]
     reason: Option<String>,
+    /// Only sagas created at or after this time (RFC 3339).
+    #[param(value_type = Option<DateTime<Utc>>)]
     created_after: Option<String>,
+    /// Only sagas created before this time (RFC 3339).
+    #[param(value_type = Option<DateTime<Utc>>)]
     created_before: Option<String>,
+    /// true: only sagas past a deadline that no sweep has dealt with yet; false: the others.
+    #[param(value_type = Option<bool>)]
     stuck: Option<String>,
+    /// Sagas per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
+    /// The page after this saga: the `nextCursor` of the previous page.
     cursor: Option<Uuid>,
 }
 
@@ -98,10 +130,12 @@ impl std::str::FromStr for Flag {
 
 /// `GET /sagas?status=&orderId=&reason=&createdAfter=&createdBefore=&stuck=&limit=&cursor=`:
 /// a page of sagas, newest first; the filters combine.
+#[utoipa::path(get, path = "/sagas", tag = "sagas", params(ListQuery),
+    responses((status = 200, description = "A page of sagas", body = SagaPage), Invalid, Errors))]
 async fn list(
     State(api): State<Api>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Page<SagaView, Uuid>>, ApiError> {
+) -> Result<Json<SagaPage>, ApiError> {
     let limit = page_limit(query.limit)?;
     let mut errors = Vec::new();
     let e = &mut errors;
@@ -140,13 +174,14 @@ impl std::str::FromStr for Window {
     type Err = &'static str;
     fn from_str(text: &str) -> Result<Window, &'static str> {
         const WRONG: &str = "must be 1m to 24h, written like 90s, 15m or 2h";
-        let (number, unit) = text.split_at(text.len().saturating_sub(1));
-        let scale = match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
+        let mut chars = text.chars();
+        let scale = match chars.next_back() {
+            Some('s') => 1,
+            Some('m') => 60,
+            Some('h') => 3600,
             _ => return Err(WRONG),
         };
+        let number = chars.as_str();
         if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
             return Err(WRONG);
         }
@@ -163,17 +198,23 @@ impl std::str::FromStr for Window {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct StatsQuery {
+    /// The window for ended sagas and durations: 1m to 24h, like 90s, 15m or 2h (default 15m).
+    #[param(pattern = "^[0-9]+[smh]$")]
     window: Option<String>,
 }
 
-#[derive(Serialize)]
+/// Counts over all sagas, and how long those that ended in the window took.
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Stats {
     window: String,
-    by_status: serde_json::Map<String, serde_json::Value>,
-    by_reason: serde_json::Map<String, serde_json::Value>,
+    /// Every status, with how many sagas are in it.
+    by_status: BTreeMap<String, i64>,
+    /// Every abort reason, with how many sagas were aborted or compensated for it.
+    by_reason: BTreeMap<String, i64>,
     stuck: i64,
     in_flight: i64,
     ended: i64,
@@ -182,7 +223,9 @@ struct Stats {
     ended_per_minute: Vec<store::Minute>,
 }
 
-#[derive(Serialize)]
+/// From start to `COMPLETED` or `COMPENSATED`, of the sagas that ended in the window (0 when
+/// none did).
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 struct Durations {
     p50_ms: f64,
@@ -193,6 +236,8 @@ struct Durations {
 
 /// `GET /sagas/stats?window=15m`: counts over all sagas, and how long the sagas that ended in the
 /// window took.
+#[utoipa::path(get, path = "/sagas/stats", tag = "sagas", params(StatsQuery),
+    responses((status = 200, description = "The stats", body = Stats), Invalid, Errors))]
 async fn stats(
     State(api): State<Api>,
     ApiQuery(query): ApiQuery<StatsQuery>,
@@ -225,7 +270,7 @@ async fn stats(
     };
     let by_status = SagaStatus::ALL
         .iter()
-        .map(|s| (s.as_str().to_owned(), count_of(*s).into()))
+        .map(|s| (s.as_str().to_owned(), count_of(*s)))
         .collect();
     let by_reason = AbortReason::ALL
         .iter()
@@ -235,7 +280,7 @@ async fn stats(
                 .filter(|c| c.reason == Some(*r))
                 .map(|c| c.n)
                 .sum();
-            (r.as_str().to_owned(), n.into())
+            (r.as_str().to_owned(), n)
         })
         .collect();
     Ok(Json(Stats {
@@ -288,7 +333,7 @@ async fn act(
 ) -> Result<(StatusCode, Json<SagaView>), ApiError> {
     let infra = &api.infra;
     let mut tx = infra.pool.begin().await?;
-    let saga = store::lock_one(&mut tx, saga_id)
+    let (saga, trace) = store::lock_one(&mut tx, saga_id)
         .await
         .context("locking the saga")?
         .ok_or_else(|| ApiError::not_found(format!("no saga {saga_id}")))?;
@@ -328,7 +373,11 @@ async fn act(
     )];
     let mut events = Vec::new();
     if let Reaction::Emit(decision) = reaction {
-        let event = infra.outbox.event(decision, saga_id, None);
+        let mut event = infra.outbox.event(decision, saga_id, None);
+        // The decision continues the saga's own trace (the operator's request is a trace of its
+        // own).
+        event.trace = trace.map(shared_events::TraceParent::child).or(event.trace);
+        crate::reactions::decided(&event);
         seen.push(Seen::of(&event));
         events.push(event);
     }
@@ -365,6 +414,11 @@ async fn act(
 
 /// `POST /sagas/{sagaId}/retry` (admin): for a `COMPENSATING` or `FAILED` saga, every participant
 /// that still holds something for the order undoes it again, with a fresh compensation deadline.
+#[utoipa::path(post, path = "/sagas/{saga_id}/retry", tag = "sagas",
+    params(("saga_id" = Uuid, Path, description = "The saga's id")),
+    security(("admin_token" = [])),
+    responses((status = 202, description = "The saga, COMPENSATING again", body = SagaView),
+        Refused, NotFound, Conflict, Errors))]
 async fn retry(
     State(api): State<Api>,
     headers: HeaderMap,
@@ -374,14 +428,21 @@ async fn retry(
     act(&api, saga_id, &actor, Action::Retry, None).await
 }
 
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AbortBody {
+    /// Why (at most 500 characters): in the saga's history, on the order, in the audit log.
     detail: Option<String>,
 }
 
 /// `POST /sagas/{sagaId}/abort` `{"detail"}` (admin): a `STARTED` saga is aborted now with
 /// reason `OPERATOR`, and its order cancelled and compensated.
+#[utoipa::path(post, path = "/sagas/{saga_id}/abort", tag = "sagas",
+    params(("saga_id" = Uuid, Path, description = "The saga's id")),
+    request_body(content = Option<AbortBody>, description = "Optional"),
+    security(("admin_token" = [])),
+    responses((status = 202, description = "The saga, aborted", body = SagaView),
+        Refused, NotFound, Conflict, Invalid, BodyErrors, Errors))]
 async fn abort(
     State(api): State<Api>,
     headers: HeaderMap,
@@ -391,4 +452,31 @@ async fn abort(
     let actor = api.admin.check(&headers)?;
     let detail = note(body.detail)?;
     act(&api, saga_id, &actor, Action::Abort, detail).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_a_number_and_a_unit_from_a_minute_to_a_day() {
+        let seconds = |text: &str| text.parse::<Window>().map(|w| w.0.as_secs());
+        assert_eq!(seconds("90s"), Ok(90));
+        assert_eq!(seconds("15m"), Ok(900));
+        assert_eq!(seconds("24h"), Ok(86_400));
+        for bad in [
+            "59s",
+            "25h",
+            "",
+            "m",
+            "15",
+            "1.5h",
+            "-1h",
+            "1\u{80}",
+            "\u{80}",
+            "99999999999999999999h",
+        ] {
+            assert!(seconds(bad).is_err(), "{bad:?}");
+        }
+    }
 }

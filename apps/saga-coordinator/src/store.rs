@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use shared_events::{AbortReason, Envelope};
+use shared_events::{AbortReason, Envelope, TraceParent};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -16,7 +16,7 @@ use crate::rules::{InventoryStatus, PaymentStatus, Saga, SagaStatus};
 
 const COLUMNS: &str = "saga_id, order_id, status, reason, payment_status, payment_id, inventory_status, \
     reservation_id, order_cancelled, deadline_passed, deadline, compensating_since, ended_at, \
-    created_at, updated_at";
+    created_at, updated_at, trace_parent";
 
 /// A saga's row: its state and when things happen to it.
 #[derive(sqlx::FromRow)]
@@ -28,30 +28,63 @@ struct Row {
     ended_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    trace_parent: Option<String>,
 }
 
-/// The sagas `(saga_id, order_id)`, locked for this transaction in saga id order; each is created
-/// (`STARTED`, deadline `timeout` from now) by whichever of its events arrives first. One
-/// statement: a conflicting insert locks the existing row and returns it unchanged.
+impl Row {
+    fn trace(&self) -> Option<TraceParent> {
+        self.trace_parent.as_deref().and_then(|t| t.parse().ok())
+    }
+}
+
+/// A saga to lock: its id, its order, and the trace of the event that names it.
+#[derive(Clone, Copy, Debug)]
+pub struct Key {
+    pub saga_id: Uuid,
+    pub order_id: Uuid,
+    pub trace: Option<TraceParent>,
+}
+
+impl Key {
+    pub fn new(saga_id: Uuid, order_id: Uuid, trace: Option<TraceParent>) -> Key {
+        Key {
+            saga_id,
+            order_id,
+            trace,
+        }
+    }
+}
+
+/// The sagas of `keys`, locked for this transaction in saga id order; each is created
+/// (`STARTED`, deadline `timeout` from now, in the trace of the event that names it) by
+/// whichever of its events arrives first. One statement: a conflicting insert locks the
+/// existing row and returns it unchanged.
 pub async fn lock(
     conn: &mut PgConnection,
-    keys: &[(Uuid, Uuid)],
+    keys: &[Key],
     timeout: Duration,
 ) -> Result<HashMap<Uuid, Saga>, sqlx::Error> {
     let mut keys = keys.to_vec();
-    keys.sort_unstable();
-    keys.dedup_by_key(|(saga_id, _)| *saga_id);
-    let (saga_ids, order_ids): (Vec<Uuid>, Vec<Uuid>) = keys.into_iter().unzip();
+    keys.sort_by_key(|k| k.saga_id);
+    keys.dedup_by_key(|k| k.saga_id);
+    let saga_ids: Vec<Uuid> = keys.iter().map(|k| k.saga_id).collect();
+    let order_ids: Vec<Uuid> = keys.iter().map(|k| k.order_id).collect();
+    let traces: Vec<Option<String>> = keys
+        .iter()
+        .map(|k| k.trace.map(|t| t.to_string()))
+        .collect();
     let sql = format!(
-        "INSERT INTO sagas (saga_id, order_id, status, payment_status, inventory_status, deadline) \
-         SELECT s, o, 'STARTED', 'PENDING', 'PENDING', now() + make_interval(secs => $3) \
-         FROM unnest($1::uuid[], $2::uuid[]) AS t(s, o) \
+        "INSERT INTO sagas (saga_id, order_id, status, payment_status, inventory_status, deadline, \
+             trace_parent) \
+         SELECT s, o, 'STARTED', 'PENDING', 'PENDING', now() + make_interval(secs => $3), tp \
+         FROM unnest($1::uuid[], $2::uuid[], $4::text[]) AS t(s, o, tp) \
          ON CONFLICT (saga_id) DO UPDATE SET saga_id = EXCLUDED.saga_id RETURNING {COLUMNS}"
     );
     let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(&saga_ids)
         .bind(&order_ids)
         .bind(timeout.as_secs_f64())
+        .bind(&traces)
         .fetch_all(conn)
         .await?;
     Ok(rows.into_iter().map(|r| (r.saga.saga_id, r.saga)).collect())
@@ -186,14 +219,20 @@ struct EndedRow {
     seconds: Option<f64>,
 }
 
-/// One saga, locked for this transaction; `None` for an unknown saga.
-pub async fn lock_one(conn: &mut PgConnection, saga_id: Uuid) -> Result<Option<Saga>, sqlx::Error> {
+/// One saga, locked for this transaction, with its trace; `None` for an unknown saga.
+pub async fn lock_one(
+    conn: &mut PgConnection,
+    saga_id: Uuid,
+) -> Result<Option<(Saga, Option<TraceParent>)>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM sagas WHERE saga_id = $1 FOR UPDATE");
     let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(saga_id)
         .fetch_optional(conn)
         .await?;
-    Ok(row.map(|r| r.saga))
+    Ok(row.map(|r| {
+        let trace = r.trace();
+        (r.saga, trace)
+    }))
 }
 
 /// Starts a saga's compensation deadline again from now (an operator retried it).
@@ -215,6 +254,8 @@ pub async fn restart_compensation(
 pub struct Due {
     pub saga_id: Uuid,
     pub order_id: Uuid,
+    /// The saga's trace, which the sweep's decision continues.
+    pub trace_parent: Option<String>,
     /// Its own deadline passed (`STARTED`, or `COMPENSATING` waiting for a participant's answer);
     /// else its compensation is overdue.
     pub deadline: bool,
@@ -234,8 +275,8 @@ pub async fn due(
 ) -> Result<Vec<Due>, sqlx::Error> {
     // Each part reads its own partial index; the outer query locks what they found.
     let sql = format!(
-        "SELECT saga_id, order_id, (status = 'STARTED' OR ({WAITING} AND deadline <= now())) \
-             AS deadline \
+        "SELECT saga_id, order_id, trace_parent, \
+             (status = 'STARTED' OR ({WAITING} AND deadline <= now())) AS deadline \
          FROM sagas WHERE saga_id IN ( \
              (SELECT saga_id FROM sagas WHERE status = 'STARTED' AND deadline <= now() \
               ORDER BY deadline LIMIT $2) \
@@ -268,7 +309,8 @@ pub async fn next_deadline(pool: &PgPool) -> Result<Option<f64>, sqlx::Error> {
         .await
 }
 
-#[derive(Serialize)]
+/// A participant of the saga: where it stands, and the id of what it did.
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Participant<S> {
     pub status: S,
@@ -278,7 +320,8 @@ pub struct Participant<S> {
     pub reservation_id: Option<Uuid>,
 }
 
-#[derive(Serialize, sqlx::FromRow)]
+/// An event the saga saw or emitted, or an operator's action on it.
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     pub event_id: Uuid,
@@ -294,7 +337,7 @@ pub struct HistoryEntry {
 }
 
 /// A saga as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SagaView {
     pub saga_id: Uuid,
@@ -310,6 +353,9 @@ pub struct SagaView {
     /// When it last reached `COMPLETED` or `COMPENSATED`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<DateTime<Utc>>,
+    /// The trace of everything its order caused (32 hex digits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -317,6 +363,7 @@ pub struct SagaView {
 }
 
 fn view(row: Row, compensation_timeout: Duration) -> SagaView {
+    let trace_id = row.trace().map(|t| t.trace_id_hex());
     let Row {
         saga,
         deadline,
@@ -324,6 +371,7 @@ fn view(row: Row, compensation_timeout: Duration) -> SagaView {
         ended_at,
         created_at,
         updated_at,
+        trace_parent: _,
     } = row;
     SagaView {
         saga_id: saga.saga_id,
@@ -347,6 +395,7 @@ fn view(row: Row, compensation_timeout: Duration) -> SagaView {
                 .map(|t| since + t)
         }),
         ended_at,
+        trace_id,
         created_at,
         updated_at,
         history: None,
@@ -517,7 +566,7 @@ pub async fn ends(pool: &PgPool, window: Duration) -> Result<Ends, sqlx::Error> 
 }
 
 /// Sagas ended per minute, by outcome, over the last `minutes` minutes (oldest first).
-#[derive(Serialize, sqlx::FromRow)]
+#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Minute {
     pub minute: DateTime<Utc>,

@@ -33,6 +33,8 @@ use crate::nats::{ProvisionError, consumer_config, ensure_consumer};
 use crate::outbox::{Outbox, is_inbox_conflict};
 use crate::pull::{Batches, Pulling};
 use crate::shutdown::Shutdown;
+use crate::trace::{self, TraceParent};
+use tracing::Instrument as _;
 
 /// What one durable consumer of one service listens to, and how it batches and retries.
 #[derive(Clone, Debug)]
@@ -126,6 +128,8 @@ pub struct Batch<'a> {
     outbox: &'a Outbox,
     emitted: Vec<Envelope>,
     deferred: HashMap<Uuid, String>,
+    /// The trace of the event being decided on (see [`Batch::enter`]): what it emits continues.
+    current: Option<TraceParent>,
 }
 
 impl Batch<'_> {
@@ -136,11 +140,21 @@ impl Batch<'_> {
 
     /// Emits an event caused by `cause`, in its saga; it is published once the batch commits.
     pub fn emit(&mut self, cause: &Envelope, payload: impl Into<Event>) -> &Envelope {
-        let event = self
+        let mut event = self
             .outbox
             .event(payload, cause.correlation_id, Some(cause.event_id));
+        event.trace = self.current.or(cause.trace.map(TraceParent::child));
         self.emitted.push(event);
         &self.emitted[self.emitted.len() - 1]
+    }
+
+    /// Starts deciding on `event`: until the next call, what is emitted continues its trace, in a
+    /// span of its own (a child in that trace, when spans are made). Keep the span while deciding.
+    pub fn enter(&mut self, event: &Envelope) -> tracing::span::EnteredSpan {
+        let span = crate::traced_span!(event.trace, "decide", event_id = %event.event_id,
+            subject = event.subject(), saga_id = %event.correlation_id);
+        self.current = event.trace.map(|t| trace::within(t, &span));
+        span.entered()
     }
 
     /// Runs a service's rules over the batch's events in delivery order: `decide` takes the
@@ -153,6 +167,7 @@ impl Batch<'_> {
         mut decide: impl FnMut(S, &Envelope) -> Result<(S, Reaction), HandlerError>,
     ) -> Result<S, HandlerError> {
         for event in events {
+            let _span = self.enter(event);
             let (next, reaction) = decide(state, event)?;
             state = next;
             self.react(event, reaction);
@@ -362,7 +377,12 @@ impl<H: Handler> Consumer<H> {
                     self.dead_letter(&message, "SUBJECT_MISMATCH", &why, delivered)
                         .await
                 }
-                Ok(event) => {
+                Ok(mut event) => {
+                    event.trace = message
+                        .headers
+                        .as_ref()
+                        .and_then(|h| h.get(trace::HEADER))
+                        .and_then(|v| v.as_str().parse().ok());
                     deliveries.push(Delivery {
                         message,
                         event,
@@ -376,7 +396,16 @@ impl<H: Handler> Consumer<H> {
         if !deliveries.is_empty() {
             metrics::histogram!(m::BATCH_SIZE, "consumer" => self.inner.durable.clone())
                 .record(deliveries.len() as f64);
-            self.handle_batch(deliveries).await;
+            // One span for the batch (its transaction and acks), linked to each event's trace;
+            // each event is decided on in a span of its own trace (see Batch::enter).
+            let span = crate::traced_span!(None::<TraceParent>, "consume", consumer = %self.inner.durable,
+                events = deliveries.len());
+            for d in &deliveries {
+                if let Some(t) = d.event.trace {
+                    trace::link(&span, t);
+                }
+            }
+            self.handle_batch(deliveries).instrument(span).await;
         }
         metrics::histogram!(m::HANDLER_SECONDS, "consumer" => self.inner.durable.clone())
             .record(started.elapsed().as_secs_f64());
@@ -494,6 +523,7 @@ impl<H: Handler> Consumer<H> {
             outbox: &self.inner.outbox,
             emitted: Vec::new(),
             deferred: HashMap::new(),
+            current: None,
         };
         self.inner.handler.handle(&events, &mut batch).await?;
         let Batch {

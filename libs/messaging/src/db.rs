@@ -34,6 +34,11 @@ const MESSAGING_MIGRATIONS: &[Migration] = &[
         description: "dead letters",
         sql: include_str!("../migrations/0002_dead_letters.sql"),
     },
+    Migration {
+        version: 3,
+        description: "outbox trace context",
+        sql: include_str!("../migrations/0003_outbox_trace.sql"),
+    },
 ];
 
 /// Applies this library's migrations and then each layer's (in the order given), each once.

@@ -8,6 +8,7 @@
 //! - [`consumer`]: durable pull consumers that handle batches of deliveries in a transaction with
 //!   the inbox; [`pull`]: the pull loop they run, and raw consumers for streams of non-events.
 //! - [`metrics`] and [`shutdown`]: what every long-running task reports, and how it stops.
+//! - [`trace`]: the trace context every event carries, and the spans of the traced paths.
 
 pub mod backoff;
 pub mod consumer;
@@ -17,6 +18,7 @@ pub mod nats;
 pub mod outbox;
 pub mod pull;
 pub mod shutdown;
+pub mod trace;
 
 pub use consumer::{Batch, Consumer, ConsumerSpec, Handler, HandlerError};
 pub use outbox::{Outbox, Relay, RelayConfig, RelayStats, Written};

@@ -16,6 +16,8 @@ use shared_events::Stream;
 /// none of them is ever logged.
 #[derive(Clone, Debug)]
 pub struct NatsSettings {
+    /// One server, or several comma-separated (the nodes of a cluster: the client connects to
+    /// one and fails over to the others).
     pub url: String,
     pub creds_file: Option<PathBuf>,
     /// A CA certificate to trust for TLS; setting it also requires TLS.
@@ -23,6 +25,8 @@ pub struct NatsSettings {
     pub require_tls: bool,
     /// The client name the server shows for this connection.
     pub client_name: String,
+    /// Replicas of every stream provisioned (1 on a single server, 3 on a three-node cluster).
+    pub stream_replicas: usize,
 }
 
 impl NatsSettings {
@@ -33,30 +37,28 @@ impl NatsSettings {
             tls_ca_file: None,
             require_tls: false,
             client_name: client_name.into(),
+            stream_replicas: 1,
         }
     }
 
-    /// `NATS_URL` (default `nats://127.0.0.1:4222`), `NATS_CREDS_FILE`, `NATS_TLS_CA_FILE`,
-    /// `NATS_TLS_REQUIRED` (`true`/`false`).
-    pub fn from_env(client_name: &str) -> Self {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        NatsSettings {
-            url: var("NATS_URL").unwrap_or_else(|| "nats://127.0.0.1:4222".into()),
-            creds_file: var("NATS_CREDS_FILE").map(PathBuf::from),
-            tls_ca_file: var("NATS_TLS_CA_FILE").map(PathBuf::from),
-            require_tls: var("NATS_TLS_REQUIRED").is_some_and(|v| v == "true" || v == "1"),
-            client_name: client_name.into(),
-        }
+    /// Each server of [`NatsSettings::url`].
+    pub fn servers(&self) -> Vec<&str> {
+        self.url.split(',').map(str::trim).collect()
     }
 
-    /// The URL with any password replaced, for logs.
+    /// The servers with any password replaced, for logs.
     pub fn redacted_url(&self) -> String {
-        match (self.url.find("://"), self.url.rfind('@')) {
+        let redact = |url: &str| match (url.find("://"), url.rfind('@')) {
             (Some(scheme), Some(at)) if at > scheme => {
-                format!("{}://***@{}", &self.url[..scheme], &self.url[at + 1..])
+                format!("{}://***@{}", &url[..scheme], &url[at + 1..])
             }
-            _ => self.url.clone(),
-        }
+            _ => url.to_owned(),
+        };
+        self.servers()
+            .into_iter()
+            .map(redact)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 }
 
@@ -80,7 +82,7 @@ pub async fn connect(settings: &NatsSettings) -> anyhow::Result<async_nats::Clie
         options = options.require_tls(true);
     }
     options
-        .connect(settings.url.as_str())
+        .connect(settings.servers())
         .await
         .with_context(|| format!("connecting to NATS at {}", settings.redacted_url()))
 }
@@ -118,7 +120,7 @@ pub const MAX_EVENT_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The configuration of each stream: file storage, kept by age so that consumers can be added
 /// later and events replayed, with a two-minute window in which a repeated `Nats-Msg-Id` is
 /// stored once.
-pub fn stream_config(stream: Stream) -> stream::Config {
+pub fn stream_config(stream: Stream, replicas: usize) -> stream::Config {
     stream::Config {
         name: stream.name().into(),
         subjects: vec![stream.subjects().into()],
@@ -131,7 +133,7 @@ pub fn stream_config(stream: Stream) -> stream::Config {
             MAX_EVENT_AGE
         },
         duplicate_window: Duration::from_secs(120),
-        num_replicas: 1,
+        num_replicas: replicas.max(1),
         ..Default::default()
     }
 }
@@ -174,12 +176,22 @@ pub fn stream_differences(asked: &stream::Config, stored: &stream::Config) -> Ve
         format!("{:?}", asked.duplicate_window),
         format!("{:?}", stored.duplicate_window),
     );
+    cmp(
+        "num_replicas",
+        asked.num_replicas.to_string(),
+        stored.num_replicas.to_string(),
+    );
     out
 }
 
-/// Creates the stream, or brings an existing one to the asked configuration, and checks it.
-pub async fn ensure_stream(js: &jetstream::Context, stream: Stream) -> Result<(), ProvisionError> {
-    let asked = stream_config(stream);
+/// Creates the stream, or brings an existing one to the asked configuration (its replicas
+/// included: a stream of one replica grows to three), and checks what the server stored.
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    stream: Stream,
+    replicas: usize,
+) -> Result<(), ProvisionError> {
+    let asked = stream_config(stream, replicas);
     let what = format!("stream {}", stream.name());
     let mut handle = js
         .get_or_create_stream(asked.clone())
@@ -205,10 +217,13 @@ pub async fn ensure_stream(js: &jetstream::Context, stream: Stream) -> Result<()
     }
 }
 
-/// Provisions every stream of the system.
-pub async fn ensure_streams(js: &jetstream::Context) -> Result<(), ProvisionError> {
+/// Provisions every stream of the system, each with `replicas` replicas.
+pub async fn ensure_streams(
+    js: &jetstream::Context,
+    replicas: usize,
+) -> Result<(), ProvisionError> {
     for stream in Stream::ALL {
-        ensure_stream(js, stream).await?;
+        ensure_stream(js, stream, replicas).await?;
     }
     Ok(())
 }
@@ -343,6 +358,12 @@ mod tests {
     fn credentials_never_reach_the_logged_url() {
         let s = NatsSettings::new("nats://app:s3cret@nats.internal:4222", "t");
         assert_eq!(s.redacted_url(), "nats://***@nats.internal:4222");
+        let cluster = NatsSettings::new("nats://a:s3cret@n1:4222, nats://a:s3cret@n2:4223", "t");
+        assert_eq!(cluster.servers().len(), 2);
+        assert_eq!(
+            cluster.redacted_url(),
+            "nats://***@n1:4222,nats://***@n2:4223"
+        );
         assert!(!s.redacted_url().contains("s3cret"));
         let plain = NatsSettings::new("nats://127.0.0.1:4222", "t");
         assert_eq!(plain.redacted_url(), "nats://127.0.0.1:4222");

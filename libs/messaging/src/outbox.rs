@@ -37,6 +37,7 @@ use uuid::Uuid;
 use crate::backoff;
 use crate::metrics as m;
 use crate::shutdown::Shutdown;
+use crate::trace::{self, TraceParent};
 
 /// Events handed from committed transactions to the relay. Bounded: past the bound, events are
 /// left to the poller.
@@ -60,6 +61,7 @@ struct Row {
     event_id: Uuid,
     subject: String,
     body: bytes::Bytes,
+    trace: Option<TraceParent>,
 }
 
 /// An unsent outbox row as the poller reads it.
@@ -68,6 +70,7 @@ struct Stored {
     event_id: Uuid,
     subject: String,
     body: Vec<u8>,
+    traceparent: Option<String>,
 }
 
 /// What the outbox holds unsent.
@@ -133,14 +136,17 @@ impl Outbox {
         &self.producer
     }
 
-    /// A new event of this service, in saga `correlation_id`, caused by `causation_id`.
+    /// A new event of this service, in saga `correlation_id`, caused by `causation_id`. It
+    /// continues the trace of the request being served, if any (see [`crate::trace::current`]).
     pub fn event(
         &self,
         payload: impl Into<Event>,
         correlation_id: Uuid,
         causation_id: Option<Uuid>,
     ) -> Envelope {
-        Envelope::new(payload, correlation_id, causation_id, &self.producer)
+        let mut event = Envelope::new(payload, correlation_id, causation_id, &self.producer);
+        event.trace = crate::trace::current();
+        event
     }
 
     /// Queues `event` for publishing as part of the caller's transaction.
@@ -177,6 +183,7 @@ impl Outbox {
                 event_id: e.event_id,
                 subject: e.subject().to_owned(),
                 body: e.to_bytes().into(),
+                trace: e.trace,
             })
             .collect();
         let (consumer, handled) = handled.unwrap_or_default();
@@ -186,14 +193,18 @@ impl Outbox {
         let ids: Vec<Uuid> = rows.iter().map(|r| r.event_id).collect();
         let subjects: Vec<&str> = rows.iter().map(|r| r.subject.as_str()).collect();
         let bodies: Vec<&[u8]> = rows.iter().map(|r| r.body.as_ref()).collect();
+        let traces: Vec<Option<String>> = rows
+            .iter()
+            .map(|r| r.trace.map(|t| t.to_string()))
+            .collect();
         let (event_ids, inbox_subjects): (Vec<Uuid>, Vec<&str>) = handled.iter().copied().unzip();
         // clock_timestamp(), not the transaction's start: the hand-off lease counts from the write.
         sqlx::query(
             "WITH inbox AS (INSERT INTO messaging_inbox (consumer, event_id, subject) \
              SELECT $4, e, s FROM unnest($5::uuid[], $6::text[]) AS t(e, s)) \
-             INSERT INTO messaging_outbox (event_id, subject, body, created_at) \
-             SELECT e, s, b, clock_timestamp() \
-             FROM unnest($1::uuid[], $2::text[], $3::bytea[]) AS t(e, s, b)",
+             INSERT INTO messaging_outbox (event_id, subject, body, traceparent, created_at) \
+             SELECT e, s, b, tp, clock_timestamp() \
+             FROM unnest($1::uuid[], $2::text[], $3::bytea[], $7::text[]) AS t(e, s, b, tp)",
         )
         .bind(&ids)
         .bind(&subjects)
@@ -201,6 +212,7 @@ impl Outbox {
         .bind(consumer)
         .bind(&event_ids)
         .bind(&inbox_subjects)
+        .bind(&traces)
         .execute(conn)
         .await?;
         Ok(Written { at, rows })
@@ -502,9 +514,14 @@ impl Relay {
         let mut pending = Vec::with_capacity(rows.len());
         let mut failure = None;
         for row in rows {
-            let publish = PublishMessage::build()
-                .message_id(row.event_id.to_string())
-                .payload(row.body.clone());
+            let mut publish = PublishMessage::build().message_id(row.event_id.to_string());
+            if let Some(trace) = row.trace {
+                let span = crate::traced_span!(Some(trace), "publish", subject = %row.subject,
+                    event_id = %row.event_id);
+                let sent = trace::current_of(&span).unwrap_or(trace);
+                publish = publish.header(trace::HEADER, sent.to_string().as_str());
+            }
+            let publish = publish.payload(row.body.clone());
             match self.js.send_publish(row.subject.clone(), publish).await {
                 Ok(ack) => pending.push((row.event_id, row.subject.as_str(), ack.into_future())),
                 Err(e) => {
@@ -554,7 +571,7 @@ impl Relay {
     pub async fn publish_batch(&self) -> Result<usize, RelayError> {
         let mut tx = self.pool.begin().await?;
         let found: Vec<Stored> = sqlx::query_as(
-            "SELECT event_id, subject, body FROM messaging_outbox \
+            "SELECT event_id, subject, body, traceparent FROM messaging_outbox \
              WHERE sent_at IS NULL AND created_at <= now() - make_interval(secs => $2) \
              ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
@@ -572,6 +589,7 @@ impl Relay {
                 event_id: r.event_id,
                 subject: r.subject,
                 body: r.body.into(),
+                trace: r.traceparent.and_then(|t| t.parse().ok()),
             })
             .collect();
         let refs: Vec<&Row> = rows.iter().collect();

@@ -43,7 +43,7 @@ async fn rig() -> Rig {
         .await
         .expect("migrate");
     let js = connect(&nats, "test").await;
-    ensure_streams(&js).await.expect("streams");
+    ensure_streams(&js, 1).await.expect("streams");
     Rig {
         nats,
         pool,
@@ -869,7 +869,7 @@ async fn a_poison_message_replayed_after_the_duplicate_window_is_not_dead_letter
 
     // JetStream's duplicate window can no longer catch a second copy, and the consumer loses its
     // acks (as a crashed server can): the stream is delivered again from the start.
-    let mut dlq = messaging::nats::stream_config(shared_events::Stream::Dlq);
+    let mut dlq = messaging::nats::stream_config(shared_events::Stream::Dlq, 1);
     dlq.duplicate_window = Duration::from_millis(100);
     rig.js.update_stream(dlq).await.expect("shrink the window");
     tokio::time::sleep(Duration::from_millis(300)).await; // let the window pass
@@ -1109,8 +1109,8 @@ async fn shutdown_lets_in_flight_handling_commit_and_ack_before_returning() {
 async fn provisioning_is_idempotent_and_fails_loudly_when_the_server_keeps_another_config() {
     let nats = NatsServer::start().await.expect("nats");
     let js = connect(&nats, "provision").await;
-    ensure_streams(&js).await.expect("first");
-    ensure_streams(&js)
+    ensure_streams(&js, 1).await.expect("first");
+    ensure_streams(&js, 1)
         .await
         .expect("second run changes nothing");
     let asked = messaging::nats::consumer_config(
@@ -1143,7 +1143,7 @@ async fn provisioning_is_idempotent_and_fails_loudly_when_the_server_keeps_anoth
     })
     .await
     .expect("memory stream");
-    let err = messaging::nats::ensure_stream(&js, shared_events::Stream::Sagas)
+    let err = messaging::nats::ensure_stream(&js, shared_events::Stream::Sagas, 1)
         .await
         .expect_err("mismatch");
     assert!(err.to_string().contains("storage"), "{err}");

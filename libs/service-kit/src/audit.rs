@@ -4,12 +4,13 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use messaging::db::Migration;
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::{Actor, AdminToken};
 use crate::error::ApiError;
@@ -24,9 +25,9 @@ pub const MIGRATIONS: &[Migration] = &[Migration {
 }];
 
 /// One admin action.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Entry {
+pub struct AuditEntry {
     pub id: i64,
     pub at: DateTime<Utc>,
     pub action: String,
@@ -59,7 +60,7 @@ pub async fn list(
     pool: &PgPool,
     before: Option<i64>,
     limit: i64,
-) -> Result<Vec<Entry>, sqlx::Error> {
+) -> Result<Vec<AuditEntry>, sqlx::Error> {
     sqlx::query_as(
         "SELECT id, at, action, target, detail, actor FROM admin_audit \
          WHERE id < COALESCE($1, 9223372036854775807) ORDER BY id DESC LIMIT $2",
@@ -76,24 +77,45 @@ struct Audit {
     admin: AdminToken,
 }
 
-/// `GET /admin/audit?limit=&cursor=` (admin).
-pub fn routes(pool: PgPool, admin: AdminToken) -> Router {
-    Router::new()
-        .route("/admin/audit", get(read))
-        .with_state(Audit { pool, admin })
+/// A page of the audit log.
+pub type AuditPage = Page<AuditEntry, i64>;
+
+fn api() -> OpenApiRouter<Audit> {
+    OpenApiRouter::new().routes(routes!(read))
 }
 
-#[derive(Deserialize)]
+/// `GET /admin/audit?limit=&cursor=` (admin).
+pub fn routes(pool: PgPool, admin: AdminToken) -> Router {
+    let (router, _) = api().split_for_parts();
+    router.with_state(Audit { pool, admin })
+}
+
+/// The description of these routes.
+pub fn document() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
+    /// Entries per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
+    /// The page after this id: the `nextCursor` of the previous page.
     cursor: Option<i64>,
 }
 
+/// The audit log of this service: every admin call that changed something, newest first.
+#[utoipa::path(get, path = "/admin/audit", tag = "admin", params(AuditQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "A page of entries", body = AuditPage),
+        crate::api::Refused, crate::api::Invalid, crate::api::Errors))]
 async fn read(
     State(audit): State<Audit>,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<AuditQuery>,
-) -> Result<Json<Page<Entry, i64>>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     audit.admin.check(&headers)?;
     let limit = page_limit(query.limit)?;
     let items = list(&audit.pool, query.cursor, limit + 1).await?;

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 /// One problem with one field of a request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,
@@ -106,29 +106,44 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
+/// The body of every error answer.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorInner,
 }
 
-#[derive(Serialize)]
-struct Inner<'a> {
-    code: &'a str,
-    message: &'a str,
-    details: &'a [FieldError],
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorInner {
+    /// A stable code, e.g. VALIDATION_FAILED, NOT_FOUND, SAGA_NOT_RETRYABLE.
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+    /// For VALIDATION_FAILED: each field and what is wrong with it.
+    pub details: Vec<FieldError>,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Body {
-            error: Inner {
-                code: self.code,
-                message: &self.message,
-                details: &self.details,
+        let body = ErrorBody {
+            error: ErrorInner {
+                code: self.code.to_owned(),
+                message: self.message,
+                details: self.details,
             },
         };
         (self.status, axum::Json(body)).into_response()
     }
+}
+
+/// The answer to a request whose handler panicked (a bug): a 500 in the error shape, logged,
+/// instead of a dropped connection.
+pub fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let why = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into());
+    ApiError::internal(format!("handler panicked: {why}")).into_response()
 }
 
 /// The 404 for paths no route matches.

@@ -8,10 +8,11 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
+use serde::Serialize;
 use sqlx::PgPool;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Brings a service's gauges up to date just before `/metrics` is read (say, counts from its
 /// database), so that they cost nothing between scrapes.
@@ -24,22 +25,59 @@ struct Probes {
     refresh: Option<Refresh>,
 }
 
-pub fn routes(pool: PgPool, client: async_nats::Client, refresh: Option<Refresh>) -> Router {
-    Router::new()
-        .route(
-            "/health/live",
-            get(|| async { Json(json!({"status": "ok"})) }),
-        )
-        .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics))
-        .with_state(Probes {
-            pool,
-            client,
-            refresh,
-        })
+fn api() -> OpenApiRouter<Probes> {
+    OpenApiRouter::new()
+        .routes(routes!(live))
+        .routes(routes!(ready))
+        .routes(routes!(metrics))
 }
 
-async fn ready(State(probes): State<Probes>) -> impl IntoResponse {
+pub fn routes(pool: PgPool, client: async_nats::Client, refresh: Option<Refresh>) -> Router {
+    let (router, _) = api().split_for_parts();
+    router.with_state(Probes {
+        pool,
+        client,
+        refresh,
+    })
+}
+
+/// The description of these routes.
+pub fn document() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
+/// What a health check answers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`, or `unavailable` when a dependency is.
+    status: &'static str,
+    /// Each dependency's state (readiness only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    checks: Option<Checks>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Checks {
+    database: &'static str,
+    nats: &'static str,
+}
+
+/// The process is up.
+#[utoipa::path(get, path = "/health/live", tag = "service",
+    responses((status = 200, description = "Alive", body = Health)))]
+async fn live() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        checks: None,
+    })
+}
+
+/// The service can work: its database and NATS are reachable.
+#[utoipa::path(get, path = "/health/ready", tag = "service",
+    responses(
+        (status = 200, description = "Ready", body = Health),
+        (status = 503, description = "The database or NATS is unreachable", body = Health)))]
+async fn ready(State(probes): State<Probes>) -> (StatusCode, Json<Health>) {
     let database = tokio::time::timeout(
         Duration::from_secs(2),
         sqlx::query("SELECT 1").execute(&probes.pool),
@@ -55,13 +93,20 @@ async fn ready(State(probes): State<Probes>) -> impl IntoResponse {
     };
     (
         status,
-        Json(json!({
-            "status": word(database && nats),
-            "checks": {"database": word(database), "nats": word(nats)},
-        })),
+        Json(Health {
+            status: word(database && nats),
+            checks: Some(Checks {
+                database: word(database),
+                nats: word(nats),
+            }),
+        }),
     )
 }
 
+/// Prometheus metrics of this process (text exposition format).
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "The metrics", body = String,
+        content_type = "text/plain; version=0.0.4")))]
 async fn metrics(State(probes): State<Probes>) -> impl IntoResponse {
     if let Some(refresh) = &probes.refresh {
         // A gauge that cannot be refreshed in time keeps its last value.

@@ -4,6 +4,7 @@
 //! calls ([`audit`]), health and metrics routes ([`health`], [`metrics`]), and start-up ([`startup`]): database, migrations, NATS, streams, relay,
 //! consumers and the HTTP server, stopped together.
 
+pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod cancellations;
@@ -13,6 +14,7 @@ pub mod health;
 pub mod metrics;
 pub mod settings;
 pub mod startup;
+pub mod telemetry;
 
 pub use error::{ApiError, FieldError};
 pub use extract::{ApiJson, ApiPath, ApiQuery};

@@ -21,26 +21,51 @@ use shared_events::EventKind;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::task::{AbortHandle, JoinSet};
+use utoipa_axum::router::OpenApiRouter;
 
 use crate::auth::AdminToken;
 use crate::error::{no_route, wrong_method};
 use crate::extract::BODY_LIMIT;
 use crate::health::Refresh;
-use crate::settings::CommonSettings;
+use crate::settings::{CommonSettings, Defaults, ServiceArgs};
 
-/// Logs to stderr; `RUST_LOG` takes `info`, `debug`, or per-target directives like
-/// `info,sqlx=warn`.
-pub fn init_tracing() {
-    use tracing_subscriber::layer::SubscriberExt as _;
-    use tracing_subscriber::util::SubscriberInitExt as _;
-    let filter: tracing_subscriber::filter::Targets = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| "info,sqlx=warn,async_nats=warn".parse().unwrap_or_default());
-    let _ = tracing_subscriber::registry()
-        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
-        .with(filter)
-        .try_init();
+/// A service's whole process: reads its settings (`--help` and bad settings exit here), installs
+/// logging and tracing, builds the service with `build` and runs it until it is asked to stop
+/// or a task of it dies; then exports the last spans. Exits non-zero if the service failed.
+pub fn main<A, F, Fut>(defaults: &Defaults, build: F) -> std::process::ExitCode
+where
+    A: ServiceArgs,
+    F: FnOnce(A, Shutdown) -> Fut,
+    Fut: Future<Output = anyhow::Result<Service>>,
+{
+    let args: A = crate::settings::parse(defaults);
+    let telemetry = crate::telemetry::init(defaults.service, &args.common().telemetry);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        let shutdown = messaging::shutdown::on_signal();
+        build(args, shutdown).await?.run_until_stopped().await
+    });
+    drop(runtime);
+    if let Err(e) = &result {
+        tracing::error!(error = %format!("{e:#}"), "{} failed", defaults.service);
+    }
+    telemetry.shutdown();
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// The database pool, the NATS connection and the service's outbox.
@@ -93,7 +118,7 @@ impl Infra {
             .context("migrating the database")?;
         let client = retry("NATS", || messaging::nats::connect(&settings.nats)).await?;
         let js = messaging::nats::jetstream(client.clone());
-        messaging::nats::ensure_streams(&js)
+        messaging::nats::ensure_streams(&js, settings.nats.stream_replicas)
             .await
             .context("provisioning JetStream streams")?;
         Ok(Infra {
@@ -171,10 +196,19 @@ impl ServiceBuilder {
         self.tasks.push((name.to_owned(), Box::pin(task)));
     }
 
-    /// Binds the HTTP listener with `routes` plus health, metrics and the audit log, each
-    /// request counted and timed by its route.
-    pub async fn serve(self, routes: Router) -> anyhow::Result<Service> {
+    /// Binds the HTTP listener with `routes` (described as `about`) plus health, metrics, the
+    /// audit log and `GET /openapi.json`, each request counted and timed by its route.
+    pub async fn serve(self, routes: OpenApiRouter, about: &str) -> anyhow::Result<Service> {
+        let (routes, api) = routes.split_for_parts();
+        let document = Arc::new(crate::api::describe(self.settings.service, about, api));
         let router = routes
+            .route(
+                "/openapi.json",
+                axum::routing::get(move || {
+                    let document = document.clone();
+                    async move { axum::Json(document.as_ref().clone()) }
+                }),
+            )
             .merge(crate::health::routes(
                 self.infra.pool.clone(),
                 self.infra.client.clone(),
@@ -184,6 +218,10 @@ impl ServiceBuilder {
             .fallback(no_route)
             .method_not_allowed_fallback(wrong_method)
             .layer(axum::middleware::from_fn(crate::metrics::track))
+            .layer(crate::metrics::request_spans())
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+                crate::error::panicked,
+            ))
             .layer(DefaultBodyLimit::max(BODY_LIMIT));
         let listener = TcpListener::bind(self.settings.http_addr)
             .await

@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::events::{Event, EventKind};
+use crate::trace_context::TraceParent;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -26,6 +27,10 @@ pub struct Envelope<P = Event> {
     pub causation_id: Option<Uuid>,
     pub producer: String,
     pub payload: P,
+    /// The trace the event belongs to. Not part of the envelope on the wire: it travels as the
+    /// message's `traceparent` header, and is stored beside the event in the outbox.
+    #[serde(skip)]
+    pub trace: Option<TraceParent>,
 }
 
 /// Why bytes from the wire are not an event this build can handle.
@@ -75,6 +80,7 @@ impl Envelope<Event> {
             causation_id,
             producer: producer.to_owned(),
             payload,
+            trace: None,
         }
     }
 
@@ -119,6 +125,7 @@ impl Envelope<Event> {
             causation_id: raw.causation_id,
             producer: raw.producer,
             payload,
+            trace: None,
         })
     }
 }

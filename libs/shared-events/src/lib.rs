@@ -10,11 +10,13 @@ pub mod domain;
 pub mod envelope;
 pub mod events;
 pub mod money;
+pub mod openapi;
 pub mod reaction;
 pub mod schema;
 pub mod sql;
 pub mod streams;
 pub mod text_enum;
+pub mod trace_context;
 
 pub use domain::{Currency, CustomerId, Invalid, ProductId, Quantity};
 pub use envelope::{DecodeError, Envelope};
@@ -22,3 +24,4 @@ pub use events::*;
 pub use money::{Money, MoneyError};
 pub use reaction::Reaction;
 pub use streams::Stream;
+pub use trace_context::TraceParent;

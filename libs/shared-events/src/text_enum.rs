@@ -71,6 +71,7 @@ macro_rules! text_enum {
         }
 
         $crate::__text_column!($name);
+        $crate::__text_schema!($name);
     };
 }
 

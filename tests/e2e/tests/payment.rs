@@ -36,7 +36,7 @@ async fn decisions(seed: u64, orders: &[Uuid]) -> Vec<String> {
             .await
             .expect("connect"),
     );
-    ensure_streams(&js).await.expect("streams");
+    ensure_streams(&js, 1).await.expect("streams");
     for order_id in orders {
         let created = OrderCreated {
             order_id: *order_id,

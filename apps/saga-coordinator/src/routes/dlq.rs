@@ -12,36 +12,43 @@ use std::future::IntoFuture;
 
 use anyhow::Context as _;
 use async_nats::jetstream::message::PublishMessage;
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use service_kit::api::{BodyErrors, Conflict, Errors, Invalid, NotFound, Refused};
 use service_kit::auth::Actor;
 use service_kit::extract::{OptionalJson, Page, keep, page_limit, query_value};
 use service_kit::{ApiError, ApiJson, ApiPath, ApiQuery, FieldError};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{Api, note};
 use crate::rules::DlqStatus;
 use crate::store::dlq::{self, DeadLetter, Filter};
 
-pub fn router() -> Router<Api> {
-    Router::new()
-        .route("/dlq", get(list))
-        .route("/dlq/replay", post(replay_matching))
-        .route("/dlq/{id}", get(get_one))
-        .route("/dlq/{id}/replay", post(replay))
-        .route("/dlq/{id}/discard", post(discard))
+/// The routes, each with its description.
+pub fn api() -> OpenApiRouter<Api> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(replay_matching))
+        .routes(routes!(get_one))
+        .routes(routes!(replay))
+        .routes(routes!(discard))
 }
 
+/// A page of dead letters.
+pub type DeadLetterPage = Page<DeadLetterEntry, i64>;
+
 /// A dead letter as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Entry {
+pub struct DeadLetterEntry {
     id: i64,
     consumer: String,
     subject: String,
@@ -53,6 +60,7 @@ pub struct Entry {
     event_type: Option<String>,
     status: DlqStatus,
     /// The original message body: JSON when it parses, else the text (invalid UTF-8 replaced).
+    #[schema(value_type = Object)]
     payload: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     status_changed_at: Option<DateTime<Utc>>,
@@ -62,14 +70,15 @@ pub struct Entry {
     status_detail: Option<String>,
     /// The original message's headers (`GET /dlq/{id}` only).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<std::collections::BTreeMap<String, String>>)]
     headers: Option<Value>,
 }
 
-fn entry(d: DeadLetter, with_headers: bool) -> Entry {
+fn entry(d: DeadLetter, with_headers: bool) -> DeadLetterEntry {
     let l = d.letter;
     let payload = serde_json::from_slice(&l.payload)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&l.payload).into_owned()));
-    Entry {
+    DeadLetterEntry {
         id: l.id,
         consumer: l.consumer,
         subject: l.subject,
@@ -102,21 +111,34 @@ impl std::str::FromStr for Word {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only dead letters of this durable consumer, e.g. payment-service-order-created-v1.
     consumer: Option<String>,
+    /// Only dead letters of this original subject, e.g. order.created.v1.
     subject: Option<String>,
+    /// Only dead letters for this reason, e.g. MALFORMED or RETRIES_EXHAUSTED.
     reason: Option<String>,
+    /// Only dead letters in this status.
+    #[param(value_type = Option<DlqStatus>)]
     status: Option<String>,
+    /// Entries per page, 1 to 100 (default 20).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
+    /// The page after this entry: the `nextCursor` of the previous page.
     cursor: Option<i64>,
 }
 
-/// `GET /dlq?consumer=&subject=&reason=&status=&limit=&cursor=`: a page, oldest first.
+/// `GET /dlq?consumer=&subject=&reason=&status=&limit=&cursor=`: every service's dead letters,
+/// oldest first; the filters combine.
+#[utoipa::path(get, path = "/dlq", tag = "dead letters", params(ListQuery),
+    responses((status = 200, description = "A page of dead letters", body = DeadLetterPage),
+        Invalid, Errors))]
 async fn list(
     State(api): State<Api>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> Result<Json<Page<Entry, i64>>, ApiError> {
+) -> Result<Json<DeadLetterPage>, ApiError> {
     let limit = page_limit(query.limit)?;
     let mut errors = Vec::new();
     let e = &mut errors;
@@ -142,10 +164,15 @@ async fn list(
     }))
 }
 
+/// One dead letter, with the original message's headers.
+#[utoipa::path(get, path = "/dlq/{id}", tag = "dead letters",
+    params(("id" = i64, Path, description = "The entry's id: its sequence in the DLQ stream")),
+    responses((status = 200, description = "The dead letter", body = DeadLetterEntry),
+        NotFound, Errors))]
 async fn get_one(
     State(api): State<Api>,
     ApiPath(id): ApiPath<i64>,
-) -> Result<Json<Entry>, ApiError> {
+) -> Result<Json<DeadLetterEntry>, ApiError> {
     dlq::get(&api.infra.pool, id)
         .await
         .context("reading a dead letter")?
@@ -235,12 +262,18 @@ async fn replay_locked(
     Ok(marked)
 }
 
-/// `POST /dlq/{id}/replay` (admin).
+/// `POST /dlq/{id}/replay` (admin): the original message is published again, to its original
+/// subject, under a new `Nats-Msg-Id`, for the consumer that dead-lettered it.
+#[utoipa::path(post, path = "/dlq/{id}/replay", tag = "dead letters",
+    params(("id" = i64, Path, description = "The entry's id")),
+    security(("admin_token" = [])),
+    responses((status = 202, description = "The entry, REPLAYED", body = DeadLetterEntry),
+        Refused, NotFound, Conflict, Errors))]
 async fn replay(
     State(api): State<Api>,
     headers: HeaderMap,
     ApiPath(id): ApiPath<i64>,
-) -> Result<(StatusCode, Json<Entry>), ApiError> {
+) -> Result<(StatusCode, Json<DeadLetterEntry>), ApiError> {
     let actor = api.admin.check(&headers)?;
     let mut tx = api.infra.pool.begin().await?;
     let d = lock_dead_entry(&mut tx, id).await?;
@@ -252,7 +285,8 @@ async fn replay(
     Ok((StatusCode::ACCEPTED, Json(entry(d, true))))
 }
 
-#[derive(Deserialize)]
+/// Which `DEAD` entries to replay: each filter optional, at least one; all must hold.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReplayMatching {
     consumer: Option<String>,
@@ -260,13 +294,17 @@ struct ReplayMatching {
     reason: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Replayed {
     replayed: usize,
 }
 
 /// `POST /dlq/replay` `{"consumer", "subject", "reason"}` (each optional, at least one; admin):
 /// replays every `DEAD` entry that matches.
+#[utoipa::path(post, path = "/dlq/replay", tag = "dead letters", request_body = ReplayMatching,
+    security(("admin_token" = [])),
+    responses((status = 202, description = "How many entries were replayed", body = Replayed),
+        Refused, Invalid, BodyErrors, Errors))]
 async fn replay_matching(
     State(api): State<Api>,
     headers: HeaderMap,
@@ -315,20 +353,27 @@ async fn replay_matching(
     Ok((StatusCode::ACCEPTED, Json(Replayed { replayed })))
 }
 
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct DiscardBody {
+    /// Why (at most 500 characters): kept with the entry and in the audit log.
     detail: Option<String>,
 }
 
 /// `POST /dlq/{id}/discard` `{"detail"}` (admin): the entry becomes `DISCARDED`; nothing is
 /// published.
+#[utoipa::path(post, path = "/dlq/{id}/discard", tag = "dead letters",
+    params(("id" = i64, Path, description = "The entry's id")),
+    request_body(content = Option<DiscardBody>, description = "Optional"),
+    security(("admin_token" = [])),
+    responses((status = 200, description = "The entry, DISCARDED", body = DeadLetterEntry),
+        Refused, NotFound, Conflict, Invalid, BodyErrors, Errors))]
 async fn discard(
     State(api): State<Api>,
     headers: HeaderMap,
     ApiPath(id): ApiPath<i64>,
     OptionalJson(body): OptionalJson<DiscardBody>,
-) -> Result<Json<Entry>, ApiError> {
+) -> Result<Json<DeadLetterEntry>, ApiError> {
     let actor = api.admin.check(&headers)?;
     let detail = note(body.detail)?;
     let mut tx = api.infra.pool.begin().await?;

@@ -1,10 +1,10 @@
 //! `GET /ui`: the saga dashboard, a page served from the binary (its files are compiled in), that
 //! loads nothing from anywhere but this service: a Content-Security-Policy tells the browser so.
 
-use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::Api;
 
@@ -17,21 +17,44 @@ const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; \
     form-action 'none'; frame-ancestors 'none'";
 
-pub fn router() -> Router<Api> {
-    Router::new()
-        .route(
-            "/ui",
-            get(|| async { file(INDEX, "text/html; charset=utf-8") }),
-        )
-        .route("/ui/", get(|| async { Redirect::permanent("/ui") }))
-        .route(
-            "/ui/app.js",
-            get(|| async { file(SCRIPT, "text/javascript; charset=utf-8") }),
-        )
-        .route(
-            "/ui/app.css",
-            get(|| async { file(STYLE, "text/css; charset=utf-8") }),
-        )
+/// The routes, each with its description.
+pub fn api() -> OpenApiRouter<Api> {
+    OpenApiRouter::new()
+        .routes(routes!(page))
+        .routes(routes!(page_slash))
+        .routes(routes!(script))
+        .routes(routes!(style))
+}
+
+/// The saga dashboard.
+#[utoipa::path(get, path = "/ui", tag = "dashboard",
+    responses((status = 200, description = "The page", body = String,
+        content_type = "text/html; charset=utf-8")))]
+async fn page() -> Response {
+    file(INDEX, "text/html; charset=utf-8")
+}
+
+/// The dashboard, at its one address.
+#[utoipa::path(get, path = "/ui/", tag = "dashboard",
+    responses((status = 308, description = "To /ui")))]
+async fn page_slash() -> Redirect {
+    Redirect::permanent("/ui")
+}
+
+/// The dashboard's script.
+#[utoipa::path(get, path = "/ui/app.js", tag = "dashboard",
+    responses((status = 200, description = "The script", body = String,
+        content_type = "text/javascript; charset=utf-8")))]
+async fn script() -> Response {
+    file(SCRIPT, "text/javascript; charset=utf-8")
+}
+
+/// The dashboard's styles.
+#[utoipa::path(get, path = "/ui/app.css", tag = "dashboard",
+    responses((status = 200, description = "The styles", body = String,
+        content_type = "text/css; charset=utf-8")))]
+async fn style() -> Response {
+    file(STYLE, "text/css; charset=utf-8")
 }
 
 fn file(body: &'static str, content_type: &'static str) -> Response {
