@@ -20,6 +20,11 @@ pub struct Reactions {
 }
 
 impl Handler for Reactions {
+    /// Everything this service does for one order happens one transaction at a time.
+    fn serialise_on(&self, events: &[Envelope]) -> Vec<Uuid> {
+        events.iter().map(|e| e.payload.order_id()).collect()
+    }
+
     async fn handle(&self, events: &[Envelope], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
         let order_ids: Vec<Uuid> = events.iter().map(|e| e.payload.order_id()).collect();
         let named: BTreeSet<_> = events

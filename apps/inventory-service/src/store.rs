@@ -107,8 +107,8 @@ pub async fn reservation(
         .await
 }
 
-/// Serialises everything this service does for the batch's orders (transaction-scoped
-/// advisory locks keyed by order), reads where they stand, then locks every product they touch
+/// In a transaction serialised on the batch's orders (see `Reactions::serialise_on`): reads
+/// where the orders stand, then locks every product they touch
 /// (those `named` by new orders and those of their reservations), in product order: each
 /// transaction takes its locks in the same global order (orders, then products), so concurrent
 /// batches wait for each other instead of deadlocking. With `auto_provision`, a product named
@@ -119,7 +119,6 @@ pub async fn load(
     named: &BTreeSet<ProductId>,
     auto_provision: i64,
 ) -> Result<Book, sqlx::Error> {
-    messaging::db::lock_keys(conn, order_ids).await?;
     // Each order's reservation, if any, and whether it was cancelled before it was seen.
     let known = service_kit::cancellations::load::<Reservation>(
         &mut *conn,

@@ -15,6 +15,11 @@ use crate::store;
 pub struct Reactions;
 
 impl Handler for Reactions {
+    /// Everything this service does for one order happens one transaction at a time.
+    fn serialise_on(&self, events: &[Envelope]) -> Vec<Uuid> {
+        events.iter().map(|e| e.payload.order_id()).collect()
+    }
+
     async fn handle(&self, events: &[Envelope], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
         let ids: Vec<Uuid> = events.iter().map(|e| e.payload.order_id()).collect();
         let book = store::load(batch.conn(), &ids)

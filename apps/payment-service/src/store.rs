@@ -35,10 +35,9 @@ pub async fn by_id(
         .await
 }
 
-/// Serialises everything this service does for `order_ids` (transaction-scoped advisory locks
-/// keyed by the orders), then reads where their payments stand.
+/// Where the payments of `order_ids` stand. Called in a transaction serialised on those orders
+/// (see `Reactions::serialise_on`).
 pub async fn load(conn: &mut PgConnection, order_ids: &[Uuid]) -> Result<Book, sqlx::Error> {
-    messaging::db::lock_keys(conn, order_ids).await?;
     let known =
         service_kit::cancellations::load::<Payment>(conn, "payments", COLUMNS, order_ids).await?;
     Ok(Book::new(known.rows, known.cancelled_first))

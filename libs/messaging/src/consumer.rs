@@ -196,6 +196,14 @@ impl Batch<'_> {
 
 /// A service's reaction to one kind of event.
 pub trait Handler: Send + Sync + 'static {
+    /// Keys (for example the orders the events name) on which the batch's transaction is
+    /// serialised with every other transaction naming one of them, on any instance; taken with
+    /// the transaction's first statement (see [`crate::db::begin_serialised`]). None by default.
+    fn serialise_on(&self, events: &[Envelope]) -> Vec<Uuid> {
+        let _ = events;
+        Vec::new()
+    }
+
     /// Handles `events`, each new to this consumer, in delivery order, inside `batch`'s
     /// transaction. An error rolls back the whole batch.
     fn handle(
@@ -480,9 +488,8 @@ impl<H: Handler> Consumer<H> {
                 Err(HandlerError::Database(e)) if is_inbox_conflict(&e) => {
                     let ids: Vec<Uuid> = deliveries.iter().map(|d| d.event.event_id).collect();
                     let known: Vec<Uuid> = sqlx::query_scalar(
-                        "SELECT event_id FROM messaging_inbox WHERE consumer = $1 AND event_id = ANY($2)",
+                        "SELECT event_id FROM messaging_inbox WHERE event_id = ANY($1)",
                     )
-                    .bind(&self.inner.durable)
                     .bind(&ids)
                     .fetch_all(&self.inner.pool)
                     .await?;
@@ -517,7 +524,8 @@ impl<H: Handler> Consumer<H> {
                 deferred: HashMap::new(),
             });
         }
-        let mut tx = self.inner.pool.begin().await?;
+        let keys = self.inner.handler.serialise_on(&events);
+        let mut tx = crate::db::begin_serialised(&self.inner.pool, &keys).await?;
         let mut batch = Batch {
             tx: &mut tx,
             outbox: &self.inner.outbox,
@@ -531,12 +539,12 @@ impl<H: Handler> Consumer<H> {
         } = batch;
         // In event id order, so that two instances holding overlapping batches wait for each
         // other instead of deadlocking.
-        let mut handled: Vec<(Uuid, &str)> = events
+        let mut handled: Vec<Uuid> = events
             .iter()
             .filter(|e| !deferred.contains_key(&e.event_id))
-            .map(|e| (e.event_id, e.subject()))
+            .map(|e| e.event_id)
             .collect();
-        handled.sort_unstable_by_key(|(id, _)| *id);
+        handled.sort_unstable();
         let written = self
             .inner
             .outbox
@@ -544,7 +552,7 @@ impl<H: Handler> Consumer<H> {
             .await?;
         self.inner.outbox.commit(tx, written).await?;
         Ok(Committed {
-            handled: handled.into_iter().map(|(id, _)| id).collect(),
+            handled: handled.into_iter().collect(),
             deferred,
         })
     }

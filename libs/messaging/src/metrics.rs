@@ -23,6 +23,10 @@ pub const OUTBOX_BACKLOG: &str = "messaging_outbox_backlog";
 pub const OUTBOX_OLDEST_AGE: &str = "messaging_outbox_oldest_unsent_age_seconds";
 /// Messages sent to the DLQ stream. Labels: `consumer`, `reason`.
 pub const DEAD_LETTERED: &str = "messaging_dead_lettered_total";
+/// Inbox rows deleted past the redelivery horizon.
+pub const INBOX_PRUNED: &str = "messaging_inbox_pruned_total";
+/// Sent outbox rows deleted past the retention.
+pub const OUTBOX_PRUNED: &str = "messaging_outbox_pruned_total";
 
 fn describe() {
     describe_counter!(
@@ -32,6 +36,14 @@ fn describe() {
     describe_counter!(
         EVENTS_REPUBLISHED,
         "Outbox publishes JetStream had already stored (deduplicated)"
+    );
+    describe_counter!(
+        OUTBOX_PRUNED,
+        "Sent outbox rows deleted once older than the retention"
+    );
+    describe_counter!(
+        INBOX_PRUNED,
+        "Inbox rows deleted once no redelivery of their event was possible"
     );
     describe_counter!(
         EVENTS_CONSUMED,

@@ -5,12 +5,16 @@
 //! hands the committed events to the [`Relay`]. The relay publishes them to JetStream with
 //! `Nats-Msg-Id` = event id, waits for every publish ack, and only then stamps the rows sent.
 //! Crashing anywhere in between leaves the rows unsent, and they are published again: JetStream
-//! drops the repeat within its duplicate window, and the consumers' inbox drops it after.
+//! drops the repeat within its duplicate window, and the consumers' inbox drops it after. Sent
+//! rows are kept for the relay's retention (a day by default), so that events a NATS server
+//! acknowledged and then lost can be published again (docs/operations.md), then deleted.
 //!
 //! Two paths lead to JetStream:
 //!
 //! - the **hand-off**: events committed by this process go straight to its relay, which needs no
-//!   query to find them. Their `sent_at` stamps are written together, a few milliseconds later.
+//!   query to find them. Their `sent_at` stamps are written together, up to a second later (one
+//!   statement for all the events of that second: at low rates a stamp per event cost more than
+//!   the publish).
 //! - the **poller**: once a second, the relay of every instance looks for unsent rows older than
 //!   the hand-off lease (rows of a process that died before publishing them, or whose hand-off
 //!   failed), locks them with `FOR UPDATE SKIP LOCKED`, publishes and stamps them in one
@@ -58,6 +62,8 @@ struct Handed {
 /// An outbox row as it is published: the body exactly as stored.
 #[derive(Clone)]
 struct Row {
+    /// The row's key, known once it is written.
+    id: i64,
     event_id: Uuid,
     subject: String,
     body: bytes::Bytes,
@@ -67,6 +73,7 @@ struct Row {
 /// An unsent outbox row as the poller reads it.
 #[derive(sqlx::FromRow)]
 struct Stored {
+    id: i64,
     event_id: Uuid,
     subject: String,
     body: Vec<u8>,
@@ -167,19 +174,20 @@ impl Outbox {
         self.add_all_handled(conn, None, events).await
     }
 
-    /// Like [`Outbox::add_all`], and in the same statement records `handled` (event ids with
-    /// their subjects) in `consumer`'s inbox. An event the inbox holds already makes the statement
+    /// Like [`Outbox::add_all`], and in the same statement records the events `handled`
+    /// in the inbox, as handled by `consumer`. An event the inbox holds already makes the statement
     /// fail on the inbox's key (see [`is_inbox_conflict`]).
     pub(crate) async fn add_all_handled(
         &self,
         conn: &mut PgConnection,
-        handled: Option<(&str, &[(Uuid, &str)])>,
+        handled: Option<(&str, &[Uuid])>,
         events: Vec<Envelope>,
     ) -> Result<Written, sqlx::Error> {
         let at = Instant::now();
-        let rows: Vec<Row> = events
+        let mut rows: Vec<Row> = events
             .iter()
             .map(|e| Row {
+                id: 0,
                 event_id: e.event_id,
                 subject: e.subject().to_owned(),
                 body: e.to_bytes().into(),
@@ -197,24 +205,27 @@ impl Outbox {
             .iter()
             .map(|r| r.trace.map(|t| t.to_string()))
             .collect();
-        let (event_ids, inbox_subjects): (Vec<Uuid>, Vec<&str>) = handled.iter().copied().unzip();
         // clock_timestamp(), not the transaction's start: the hand-off lease counts from the write.
-        sqlx::query(
-            "WITH inbox AS (INSERT INTO messaging_inbox (consumer, event_id, subject) \
-             SELECT $4, e, s FROM unnest($5::uuid[], $6::text[]) AS t(e, s)) \
+        let keys: Vec<(Uuid, i64)> = sqlx::query_as(
+            "WITH inbox AS (INSERT INTO messaging_inbox (consumer, event_id) \
+             SELECT $4, e FROM unnest($5::uuid[]) AS e) \
              INSERT INTO messaging_outbox (event_id, subject, body, traceparent, created_at) \
              SELECT e, s, b, tp, clock_timestamp() \
-             FROM unnest($1::uuid[], $2::text[], $3::bytea[], $7::text[]) AS t(e, s, b, tp)",
+             FROM unnest($1::uuid[], $2::text[], $3::bytea[], $6::text[]) AS t(e, s, b, tp) \
+             RETURNING event_id, id",
         )
         .bind(&ids)
         .bind(&subjects)
         .bind(&bodies)
         .bind(consumer)
-        .bind(&event_ids)
-        .bind(&inbox_subjects)
+        .bind(handled)
         .bind(&traces)
-        .execute(conn)
+        .fetch_all(conn)
         .await?;
+        let keys: std::collections::HashMap<Uuid, i64> = keys.into_iter().collect();
+        for row in &mut rows {
+            row.id = keys.get(&row.event_id).copied().unwrap_or_default();
+        }
         Ok(Written { at, rows })
     }
 
@@ -283,10 +294,13 @@ pub struct RelayConfig {
     /// How long a row belongs to the hand-off of the process that wrote it; after that the
     /// poller of any instance publishes it.
     pub handoff_lease: Duration,
-    /// How long `sent_at` stamps are gathered before they are written together.
+    /// How long `sent_at` stamps are gathered before they are written together. At most a third
+    /// of the hand-off lease is used: an unstamped row is safe from the poller only while its
+    /// lease runs.
     pub mark_delay: Duration,
-    /// Published rows older than this are deleted, and inbox rows older than this plus the
-    /// streams' maximum age (by then no redelivery of their event is possible).
+    /// Sent rows are deleted once this old, and inbox rows once older than the streams' maximum
+    /// age plus this (by then no redelivery of their event is possible; docs/messaging.md,
+    /// "Retention").
     pub retention: Duration,
     pub retry_base: Duration,
     pub retry_max: Duration,
@@ -298,7 +312,7 @@ impl Default for RelayConfig {
             batch_size: 256,
             poll_interval: Duration::from_secs(1),
             handoff_lease: Duration::from_secs(15),
-            mark_delay: Duration::from_millis(50),
+            mark_delay: Duration::from_secs(1),
             retention: Duration::from_secs(24 * 3600),
             retry_base: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
@@ -339,7 +353,8 @@ pub enum RelayError {
 
 /// What one publish round achieved: the events JetStream acknowledged, and the first failure.
 struct Published {
-    acked: Vec<Uuid>,
+    /// Row ids.
+    acked: Vec<i64>,
     failure: Option<RelayError>,
 }
 
@@ -362,13 +377,15 @@ impl Relay {
     /// gathered are written, before it returns.
     pub async fn run(self, shutdown: Shutdown) {
         let young = self.config.handoff_lease / 3;
-        let mut marks: Vec<Uuid> = Vec::new();
+        // A published row is stamped within a third of the lease too, so the poller never finds
+        // a row the hand-off published.
+        let mark_delay = self.config.mark_delay.min(young);
+        let mut marks: Vec<i64> = Vec::new();
         let mut marks_due = Instant::now();
         let mut handoff_failures = 0u32;
         let mut poll_failures = 0u32;
         let mut next_poll = Instant::now();
         let mut last_prune = Instant::now();
-        let mut last_report: Option<Instant> = None;
         loop {
             let stopping = shutdown.is_cancelled();
             let handed = self.outbox.take_handed(self.config.batch_size, young);
@@ -376,9 +393,9 @@ impl Relay {
                 let rows: Vec<&Row> = handed.iter().map(|h| &h.row).collect();
                 let published = self.publish(&rows).await;
                 if marks.is_empty() {
-                    marks_due = Instant::now() + self.config.mark_delay;
+                    marks_due = Instant::now() + mark_delay;
                 }
-                let acked: std::collections::HashSet<Uuid> =
+                let acked: std::collections::HashSet<i64> =
                     published.acked.iter().copied().collect();
                 marks.extend(published.acked);
                 let failure = published.failure;
@@ -392,7 +409,7 @@ impl Relay {
                     handoff_failures += 1;
                     let unacked: Vec<Handed> = handed
                         .into_iter()
-                        .filter(|h| !acked.contains(&h.row.event_id))
+                        .filter(|h| !acked.contains(&h.row.id))
                         .collect();
                     self.outbox.put_back(unacked);
                     if stopping {
@@ -435,12 +452,6 @@ impl Relay {
                         next_poll = Instant::now() + delay;
                     }
                 }
-                if last_report.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
-                    last_report = Some(Instant::now());
-                    if let Err(e) = self.report_backlog().await {
-                        tracing::debug!(error = %e, "reading outbox backlog");
-                    }
-                }
                 if last_prune.elapsed() >= Duration::from_secs(60) {
                     last_prune = Instant::now();
                     if let Err(e) = self.prune().await {
@@ -476,11 +487,11 @@ impl Relay {
         }
     }
 
-    /// Stamps `marks` sent, in one statement. A lost stamp only means a later republish, which
-    /// JetStream and the inbox drop.
-    async fn flush_marks(&self, marks: &mut Vec<Uuid>) {
+    /// Stamps the rows `marks` sent, in one statement. A lost stamp only means a later
+    /// republish, which JetStream and the inbox drop.
+    async fn flush_marks(&self, marks: &mut Vec<i64>) {
         let result = sqlx::query(
-            "UPDATE messaging_outbox SET sent_at = now() WHERE event_id = ANY($1) AND sent_at IS NULL",
+            "UPDATE messaging_outbox SET sent_at = now() WHERE id = ANY($1) AND sent_at IS NULL",
         )
         .bind(&*marks)
         .execute(&self.pool)
@@ -523,7 +534,7 @@ impl Relay {
             }
             let publish = publish.payload(row.body.clone());
             match self.js.send_publish(row.subject.clone(), publish).await {
-                Ok(ack) => pending.push((row.event_id, row.subject.as_str(), ack.into_future())),
+                Ok(ack) => pending.push((row.id, row.subject.as_str(), ack.into_future())),
                 Err(e) => {
                     failure = Some(RelayError::Publish {
                         subject: row.subject.clone(),
@@ -560,9 +571,15 @@ impl Relay {
         Published { acked, failure }
     }
 
-    /// Publishes unsent rows past their hand-off lease, round after round while full rounds come.
+    /// Reports the backlog, and publishes rows past their hand-off lease, round after round
+    /// while full rounds come. When no row is past its lease (the usual case), that is one
+    /// statement.
     async fn poll(&self) -> Result<(), RelayError> {
-        while self.publish_batch().await? >= self.config.batch_size {}
+        let backlog = self.report_backlog().await?;
+        let lease = self.config.handoff_lease.as_secs_f64();
+        if backlog.oldest_age.is_some_and(|age| age >= lease) {
+            while self.publish_batch().await? >= self.config.batch_size {}
+        }
         Ok(())
     }
 
@@ -571,7 +588,7 @@ impl Relay {
     pub async fn publish_batch(&self) -> Result<usize, RelayError> {
         let mut tx = self.pool.begin().await?;
         let found: Vec<Stored> = sqlx::query_as(
-            "SELECT event_id, subject, body, traceparent FROM messaging_outbox \
+            "SELECT id, event_id, subject, body, traceparent FROM messaging_outbox \
              WHERE sent_at IS NULL AND created_at <= now() - make_interval(secs => $2) \
              ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
@@ -586,6 +603,7 @@ impl Relay {
         let rows: Vec<Row> = found
             .into_iter()
             .map(|r| Row {
+                id: r.id,
                 event_id: r.event_id,
                 subject: r.subject,
                 body: r.body.into(),
@@ -595,7 +613,7 @@ impl Relay {
         let refs: Vec<&Row> = rows.iter().collect();
         let published = self.publish(&refs).await;
         if !published.acked.is_empty() {
-            sqlx::query("UPDATE messaging_outbox SET sent_at = now() WHERE event_id = ANY($1)")
+            sqlx::query("UPDATE messaging_outbox SET sent_at = now() WHERE id = ANY($1)")
                 .bind(&published.acked)
                 .execute(&mut *tx)
                 .await?;
@@ -610,7 +628,7 @@ impl Relay {
         }
     }
 
-    async fn report_backlog(&self) -> Result<(), sqlx::Error> {
+    async fn report_backlog(&self) -> Result<Backlog, sqlx::Error> {
         let backlog: Backlog = sqlx::query_as(
             "SELECT count(*) AS rows, EXTRACT(EPOCH FROM now() - min(created_at))::float8 AS oldest_age \
              FROM messaging_outbox WHERE sent_at IS NULL",
@@ -621,24 +639,51 @@ impl Relay {
         metrics::gauge!(m::OUTBOX_BACKLOG, "service" => service.clone()).set(backlog.rows as f64);
         metrics::gauge!(m::OUTBOX_OLDEST_AGE, "service" => service)
             .set(backlog.oldest_age.unwrap_or(0.0));
-        Ok(())
+        Ok(backlog)
     }
 
+    /// Deletes sent rows past the retention and inbox rows past the redelivery horizon, a
+    /// bounded batch per statement, so that a large backlog of old rows never holds one long
+    /// transaction. Sent rows are taken from the oldest by key (ids grow with time), so no
+    /// index on `sent_at` is kept up on every stamp, and a round reads at most a batch.
     async fn prune(&self) -> Result<(), sqlx::Error> {
+        const BATCH: i64 = 10_000;
         let retention = self.config.retention.as_secs_f64();
-        sqlx::query(
-            "DELETE FROM messaging_outbox WHERE sent_at < now() - make_interval(secs => $1)",
-        )
-        .bind(retention)
-        .execute(&self.pool)
-        .await?;
-        let redelivery_horizon = crate::nats::MAX_EVENT_AGE.as_secs_f64() + retention;
-        sqlx::query(
-            "DELETE FROM messaging_inbox WHERE handled_at < now() - make_interval(secs => $1)",
-        )
-        .bind(redelivery_horizon)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        loop {
+            let deleted = sqlx::query(
+                "DELETE FROM messaging_outbox WHERE id IN ( \
+                     SELECT id FROM ( \
+                         SELECT id, sent_at FROM messaging_outbox ORDER BY id LIMIT $2) oldest \
+                     WHERE sent_at < now() - make_interval(secs => $1))",
+            )
+            .bind(retention)
+            .bind(BATCH)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            metrics::counter!(m::OUTBOX_PRUNED).increment(deleted);
+            // Each round reads the oldest rows only; none of them old enough means none is.
+            if deleted == 0 {
+                break;
+            }
+        }
+        let horizon = crate::nats::MAX_EVENT_AGE.as_secs_f64() + retention;
+        loop {
+            let deleted = sqlx::query(
+                "DELETE FROM messaging_inbox WHERE event_id IN ( \
+                     SELECT event_id FROM messaging_inbox \
+                     WHERE handled_at < now() - make_interval(secs => $1) \
+                     ORDER BY handled_at LIMIT $2)",
+            )
+            .bind(horizon)
+            .bind(BATCH)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            metrics::counter!(m::INBOX_PRUNED).increment(deleted);
+            if deleted < BATCH as u64 {
+                return Ok(());
+            }
+        }
     }
 }
