@@ -32,11 +32,18 @@ pub const DEFAULTS: Defaults = Defaults {
     database: "inventory",
 };
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1000,
-    description: "stock",
-    sql: include_str!("../migrations/1000_stock.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1000,
+        description: "stock",
+        sql: include_str!("../migrations/1000_stock.sql"),
+    },
+    Migration {
+        version: 1001,
+        description: "reservation updates without index writes",
+        sql: include_str!("../migrations/1001_hot_updates.sql"),
+    },
+];
 
 #[derive(Clone, Debug)]
 pub struct Settings {

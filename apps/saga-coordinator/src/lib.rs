@@ -51,6 +51,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "saga trace",
         sql: include_str!("../migrations/1002_trace.sql"),
     },
+    Migration {
+        version: 1003,
+        description: "saga writes without index updates or triggers",
+        sql: include_str!("../migrations/1003_hot_updates.sql"),
+    },
 ];
 
 /// Every event of a saga that the coordinator follows.

@@ -26,7 +26,10 @@ impl Handler for Coordinator {
     async fn handle(&self, events: &[Envelope], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
         let keys: Vec<store::Key> = events
             .iter()
-            .map(|e| store::Key::new(e.payload.saga_id(), e.payload.order_id(), e.trace))
+            .map(|e| {
+                store::Key::new(e.payload.saga_id(), e.payload.order_id(), e.trace)
+                    .likely_new(matches!(e.payload, shared_events::Event::OrderCreated(_)))
+            })
             .collect();
         let mut sagas = store::lock(batch.conn(), &keys, self.timeouts.saga)
             .await

@@ -43,6 +43,9 @@ pub struct Key {
     pub saga_id: Uuid,
     pub order_id: Uuid,
     pub trace: Option<TraceParent>,
+    /// Whether the saga is likely new (the event is the order's creation): then it is inserted
+    /// first, else looked up first.
+    pub likely_new: bool,
 }
 
 impl Key {
@@ -51,14 +54,24 @@ impl Key {
             saga_id,
             order_id,
             trace,
+            likely_new: false,
         }
+    }
+
+    /// The key of a saga the event likely starts.
+    pub fn likely_new(self, likely_new: bool) -> Key {
+        Key { likely_new, ..self }
     }
 }
 
-/// The sagas of `keys`, locked for this transaction in saga id order; each is created
-/// (`STARTED`, deadline `timeout` from now, in the trace of the event that names it) by
-/// whichever of its events arrives first. One statement: a conflicting insert locks the
-/// existing row and returns it unchanged.
+/// The sagas of `keys`, locked for this transaction; each is created (`STARTED`, with its
+/// deadline) by whichever of its events arrives first.
+///
+/// Nothing is written to a saga that exists (an upsert would write a new row version each
+/// time). When no key is likely new, one statement locks the sagas; otherwise, or for those it did
+/// not find, one statement inserts the sagas not there yet and locks the others (and counts the
+/// new ones). A saga created by a concurrent transaction after that statement's snapshot is
+/// neither inserted nor seen; the next round locks it.
 pub async fn lock(
     conn: &mut PgConnection,
     keys: &[Key],
@@ -67,27 +80,55 @@ pub async fn lock(
     let mut keys = keys.to_vec();
     keys.sort_by_key(|k| k.saga_id);
     keys.dedup_by_key(|k| k.saga_id);
-    let saga_ids: Vec<Uuid> = keys.iter().map(|k| k.saga_id).collect();
-    let order_ids: Vec<Uuid> = keys.iter().map(|k| k.order_id).collect();
-    let traces: Vec<Option<String>> = keys
-        .iter()
-        .map(|k| k.trace.map(|t| t.to_string()))
-        .collect();
-    let sql = format!(
-        "INSERT INTO sagas (saga_id, order_id, status, payment_status, inventory_status, deadline, \
-             trace_parent) \
-         SELECT s, o, 'STARTED', 'PENDING', 'PENDING', now() + make_interval(secs => $3), tp \
-         FROM unnest($1::uuid[], $2::uuid[], $4::text[]) AS t(s, o, tp) \
-         ON CONFLICT (saga_id) DO UPDATE SET saga_id = EXCLUDED.saga_id RETURNING {COLUMNS}"
-    );
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(&saga_ids)
-        .bind(&order_ids)
-        .bind(timeout.as_secs_f64())
-        .bind(&traces)
-        .fetch_all(conn)
-        .await?;
-    Ok(rows.into_iter().map(|r| (r.saga.saga_id, r.saga)).collect())
+    let mut found = HashMap::with_capacity(keys.len());
+    if !keys.iter().any(|k| k.likely_new) {
+        let saga_ids: Vec<Uuid> = keys.iter().map(|k| k.saga_id).collect();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM sagas WHERE saga_id = ANY($1) ORDER BY saga_id FOR UPDATE"
+        );
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(&saga_ids)
+            .fetch_all(&mut *conn)
+            .await?;
+        found.extend(rows.into_iter().map(|r| (r.saga.saga_id, r.saga)));
+        keys.retain(|k| !found.contains_key(&k.saga_id));
+    }
+    for _ in 0..3 {
+        if keys.is_empty() {
+            break;
+        }
+        let saga_ids: Vec<Uuid> = keys.iter().map(|k| k.saga_id).collect();
+        let order_ids: Vec<Uuid> = keys.iter().map(|k| k.order_id).collect();
+        let traces: Vec<Option<String>> = keys
+            .iter()
+            .map(|k| k.trace.map(|t| t.to_string()))
+            .collect();
+        let sql = format!(
+            "WITH created AS ( \
+                 INSERT INTO sagas (saga_id, order_id, status, payment_status, inventory_status, \
+                     deadline, trace_parent) \
+                 SELECT s, o, 'STARTED', 'PENDING', 'PENDING', now() + make_interval(secs => $3), \
+                     tp \
+                 FROM unnest($1::uuid[], $2::uuid[], $4::text[]) AS t(s, o, tp) \
+                 ON CONFLICT (saga_id) DO NOTHING RETURNING {COLUMNS}), \
+             counted AS ( \
+                 INSERT INTO saga_count_deltas (status, reason, d) \
+                 SELECT 'STARTED', '', count(*) FROM created HAVING count(*) > 0), \
+             existing AS ( \
+                 SELECT {COLUMNS} FROM sagas WHERE saga_id = ANY($1) ORDER BY saga_id FOR UPDATE) \
+             SELECT * FROM created UNION ALL SELECT * FROM existing"
+        );
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(&saga_ids)
+            .bind(&order_ids)
+            .bind(timeout.as_secs_f64())
+            .bind(&traces)
+            .fetch_all(&mut *conn)
+            .await?;
+        found.extend(rows.into_iter().map(|r| (r.saga.saga_id, r.saga)));
+        keys.retain(|k| !found.contains_key(&k.saga_id));
+    }
+    Ok(found)
 }
 
 /// One event a saga saw or emitted, or an operator's action on it, for its history.
@@ -159,13 +200,17 @@ pub async fn save(
     let seen_actors: Vec<Option<&str>> = seen.iter().map(|s| s.actor.as_deref()).collect();
     let seen_details: Vec<Option<&str>> = seen.iter().map(|s| s.detail.as_deref()).collect();
     // In SET, `sagas.status` is the status before this update: a saga ends when it becomes
-    // COMPLETED or COMPENSATED from another status. RETURNING sees the row after it.
+    // COMPLETED or COMPENSATED from another status. RETURNING sees the row after it, `before`
+    // (the same snapshot as the update's) the row before it: their difference goes to the counts.
     sqlx::query_as(
         "WITH history AS ( \
              INSERT INTO saga_history (saga_id, event_id, event_type, occurred_at, actor, detail) \
              SELECT * FROM unnest($9::uuid[], $10::uuid[], $11::text[], $12::timestamptz[], \
                                   $13::text[], $14::text[]) \
-             ON CONFLICT DO NOTHING) \
+             ON CONFLICT DO NOTHING), \
+         before AS (SELECT saga_id, status, COALESCE(reason, '') AS reason FROM sagas \
+                    WHERE saga_id = ANY($1)), \
+         saved AS ( \
          UPDATE sagas SET status = x.status, reason = x.reason, payment_status = x.payment, \
          payment_id = x.payment_id, inventory_status = x.inventory, reservation_id = x.reservation_id, \
          order_cancelled = x.order_cancelled, deadline_passed = x.deadline_passed, \
@@ -179,9 +224,17 @@ pub async fn save(
               AS x(saga_id, status, reason, payment, payment_id, inventory, reservation_id, \
                    order_cancelled, deadline_passed) \
          WHERE sagas.saga_id = x.saga_id \
-         RETURNING sagas.status, \
+         RETURNING sagas.saga_id, sagas.status, COALESCE(sagas.reason, '') AS reason, \
              CASE WHEN sagas.ended_at = now() \
-                  THEN EXTRACT(EPOCH FROM sagas.ended_at - sagas.created_at)::float8 END AS seconds",
+                  THEN EXTRACT(EPOCH FROM sagas.ended_at - sagas.created_at)::float8 END AS seconds), \
+         counted AS ( \
+             INSERT INTO saga_count_deltas (status, reason, d) \
+             SELECT status, reason, sum(d) FROM ( \
+                 SELECT status, reason, 1 AS d FROM saved \
+                 UNION ALL SELECT b.status, b.reason, -1 FROM before b \
+                     JOIN saved USING (saga_id)) c \
+             GROUP BY 1, 2 HAVING sum(d) <> 0) \
+         SELECT status, seconds FROM saved",
     )
     .bind(&ids)
     .bind(&statuses)
