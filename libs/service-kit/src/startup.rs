@@ -40,7 +40,10 @@ where
 {
     let args: A = crate::settings::parse(defaults);
     let telemetry = crate::telemetry::init(defaults.service, &args.common().telemetry);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // One thread: a service's work is short steps waiting on PostgreSQL and NATS, which one
+    // thread keeps up with at any rate the machine reaches, and tasks that never move between
+    // threads wake no idle worker (two workers woke each other tens of times per order).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
