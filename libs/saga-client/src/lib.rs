@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::str::FromStr;
 
+use futures_util::StreamExt as _;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
@@ -33,7 +34,39 @@ pub struct Tally {
     pub charged: Decimal,
 }
 
+/// Orders the invariant check reads at the same time.
+const CHECK_CONCURRENCY: usize = 32;
+
+/// What the services say of one order.
+struct Order<'a> {
+    id: &'a str,
+    order: Value,
+    payment: (u16, Value),
+    reservation: (u16, Value),
+    saga: Value,
+}
+
 impl Client {
+    /// The order, then its payment, reservation and saga together.
+    async fn read_order<'a>(&self, id: &'a String) -> Result<Order<'a>, String> {
+        let (_, order) = self.get(Svc::Order, &format!("/orders/{id}")).await?;
+        let saga_path = format!("/sagas/{}", order["sagaId"].as_str().unwrap_or(""));
+        let payment_path = format!("/payments?orderId={id}");
+        let reservation_path = format!("/reservations/{id}");
+        let (payment, reservation, saga) = futures_util::try_join!(
+            self.get(Svc::Payment, &payment_path),
+            self.get(Svc::Inventory, &reservation_path),
+            self.get(Svc::Saga, &saga_path),
+        )?;
+        Ok(Order {
+            id,
+            order,
+            payment,
+            reservation,
+            saga: saga.1,
+        })
+    }
+
     pub fn new(base: HashMap<Svc, String>) -> Client {
         Client {
             http: reqwest::Client::new(),
@@ -74,17 +107,19 @@ impl Client {
         let mut tally = Tally::default();
         let mut confirmed_total = Decimal::ZERO;
         let mut committed: HashMap<String, i64> = HashMap::new();
-        for id in orders {
-            let (_, order) = self.get(Svc::Order, &format!("/orders/{id}")).await?;
+        // Several orders read at once (a large run has hundreds of thousands), judged in order.
+        let mut read = futures_util::stream::iter(orders)
+            .map(|id| self.read_order(id))
+            .buffered(CHECK_CONCURRENCY);
+        while let Some(found) = read.next().await {
+            let Order {
+                id,
+                order,
+                payment: (pay_status, payment),
+                reservation: (res_status, reservation),
+                saga,
+            } = found?;
             let status = order["status"].as_str().unwrap_or("?").to_owned();
-            let (pay_status, payment) = self
-                .get(Svc::Payment, &format!("/payments?orderId={id}"))
-                .await?;
-            let (res_status, reservation) = self
-                .get(Svc::Inventory, &format!("/reservations/{id}"))
-                .await?;
-            let saga_path = format!("/sagas/{}", order["sagaId"].as_str().unwrap_or(""));
-            let (_, saga) = self.get(Svc::Saga, &saga_path).await?;
             let pay = if pay_status == 404 {
                 "NONE"
             } else {
@@ -136,6 +171,7 @@ impl Client {
                 }
             }
         }
+        drop(read);
         if tally.charged != confirmed_total {
             return Err(format!(
                 "charges {} != confirmed order totals {confirmed_total}",
