@@ -1,0 +1,438 @@
+#!/usr/bin/env python3
+"""The benchmark's runs and its report; started by scripts/bench.sh, which builds and starts
+the stack and passes where it runs through the environment.
+
+    bench.py run --label LABEL --results DIR [--short]   measure, write DIR/<time>-<LABEL>.json
+    bench.py report --results DIR --out FILE             write FILE from the newest runs
+
+A run measures, on the running stack: CPU while idle; open-loop runs at 20, 50, 200 and 1,000
+orders/s (the one at 200/s is the latency run) with CPU per order by process and the machine's
+busy share; the per-hop breakdown of the 200/s run from the saga history's timestamps; closed
+loops of 64 and 128 orders in flight (with the invariant check); each service's peak RSS; and
+perf profiles at 50/s and at 64 in flight. With the label `stored-N` (databases holding N orders
+beforehand) it runs only the latency run and the closed loop at 64.
+"""
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cpu  # noqa: E402
+
+SERVICES = ["order-service", "payment-service", "inventory-service", "saga-coordinator"]
+GROUPS = SERVICES + ["nats-server", "postgresql"]
+ENV = os.environ
+
+
+def pg_url(db):
+    return (f"postgres://{ENV['PG_APP_USER']}:{ENV['PG_APP_PASSWORD']}@127.0.0.1:{ENV['PG_PORT']}/"
+            f"{ENV['DB_PREFIX']}{db}")
+
+
+def psql_json(db, sql):
+    out = subprocess.run(["psql", pg_url(db), "-Atc", sql], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    return json.loads(out) if out else None
+
+
+def snapshot():
+    args = []
+    for svc in SERVICES:
+        with open(f"{ENV['RUN_DIR']}/{svc}.pid") as f:
+            args += ["--service", f"{svc}={f.read().strip()}"]
+    args += ["--nats", ENV["NATS_PID"], "--db-prefix", ENV["DB_PREFIX"]]
+    return cpu.snap(args)
+
+
+def load_command(extra, json_path):
+    return ["target/release/saga-load", *extra, "--products", "100", "--expected-rate", "0.9",
+            "--json", json_path,
+            "--order-url", f"http://127.0.0.1:{ENV['ORDER_PORT']}",
+            "--payment-url", f"http://127.0.0.1:{ENV['PAYMENT_PORT']}",
+            "--inventory-url", f"http://127.0.0.1:{ENV['INVENTORY_PORT']}",
+            "--saga-url", f"http://127.0.0.1:{ENV['SAGA_PORT']}",
+            "--nats-url", f"nats://127.0.0.1:{ENV['NATS_PORT']}",
+            "--admin-token", ENV["ADMIN_TOKEN"]]
+
+
+def log(message):
+    print(f"==> {message}", file=sys.stderr, flush=True)
+
+
+def load_run(name, extra, seconds, check, work, during=None):
+    """Runs saga-load for `seconds`; counts CPU from 5 s after the start to 3 s before the
+    end of sending (the start and the final check are not steady state). `during`, if given,
+    runs in the counted window (a profile)."""
+    json_path = f"{work}/{name}.json"
+    args = extra + ["--seconds", str(seconds)] + ([] if check else ["--no-check"])
+    log(f"{name}: saga-load {' '.join(args)}")
+    started = time.time()
+    with open(f"{work}/{name}.txt", "w") as out:
+        proc = subprocess.Popen(load_command(args, json_path), stdout=out, stderr=subprocess.STDOUT)
+        window = None
+        lead, tail = (5, 3) if seconds >= 15 else (1, 1)
+        time.sleep(max(0, started + lead - time.time()))
+        before = snapshot()
+        if during:
+            threading.Thread(target=during, daemon=True).start()
+        time.sleep(max(0, started + seconds - tail - time.time()))
+        after = snapshot()
+        window = cpu.diff(before, after)
+        proc.wait()
+    with open(json_path) as f:
+        report = json.load(f)
+    return {"name": name, "args": args, "report": report, "window": window,
+            "window_start": before["at"], "window_end": after["at"]}
+
+
+def per_order(run, rate=None):
+    """CPU per order in the counted window: µs by group, and in all."""
+    w = run["window"]
+    if rate is None:
+        rate = run["report"]["throughputOrdersPerSecond"]
+    orders = rate * w["seconds"]
+    by = {g: w["cpu"].get(g, 0.0) / orders * 1e6 for g in GROUPS}
+    return {"ordersInWindow": orders, "byGroupUs": by, "totalUs": sum(by.values()),
+            "busyShare": w["machineBusyShare"],
+            "ourCoresUsed": sum(w["cpu"].values()) / w["seconds"]}
+
+
+def hops(since, until):
+    """Per-hop latencies (ms, p50/p90/p99) of the sagas created in [since, until), from the
+    coordinator's history: when each event was written (occurredAt) and when the coordinator
+    took it (receivedAt)."""
+    sql = f"""
+WITH s AS (
+  SELECT saga_id FROM sagas
+  WHERE created_at >= to_timestamp({since}) AND created_at < to_timestamp({until})),
+e AS (
+  SELECT h.saga_id,
+    max(h.occurred_at) FILTER (WHERE h.event_type = 'order.created') AS created,
+    max(h.received_at) FILTER (WHERE h.event_type = 'order.created') AS created_rx,
+    max(h.occurred_at) FILTER (WHERE h.event_type LIKE 'payment.%') AS paid,
+    max(h.received_at) FILTER (WHERE h.event_type LIKE 'payment.%') AS paid_rx,
+    max(h.occurred_at) FILTER (WHERE h.event_type IN ('inventory.reserved', 'inventory.failed')) AS held,
+    max(h.received_at) FILTER (WHERE h.event_type IN ('inventory.reserved', 'inventory.failed')) AS held_rx,
+    max(h.occurred_at) FILTER (WHERE h.event_type IN ('saga.completed', 'saga.aborted')) AS decided,
+    max(h.occurred_at) FILTER (WHERE h.event_type IN ('order.confirmed', 'order.cancelled')) AS ended,
+    max(h.received_at) FILTER (WHERE h.event_type IN ('order.confirmed', 'order.cancelled')) AS ended_rx
+  FROM saga_history h JOIN s USING (saga_id) GROUP BY h.saga_id),
+d AS (
+  SELECT
+    extract(epoch FROM created_rx - created) * 1000 AS "order.created: written -> coordinator",
+    extract(epoch FROM paid - created) * 1000 AS "order.created written -> payment decided",
+    extract(epoch FROM held - created) * 1000 AS "order.created written -> inventory decided",
+    extract(epoch FROM paid_rx - paid) * 1000 AS "payment.*: written -> coordinator",
+    extract(epoch FROM held_rx - held) * 1000 AS "inventory.*: written -> coordinator",
+    extract(epoch FROM decided - greatest(paid_rx, held_rx)) * 1000 AS "last answer taken -> saga decided",
+    extract(epoch FROM ended - decided) * 1000 AS "saga decided -> order confirmed or cancelled",
+    extract(epoch FROM ended_rx - ended) * 1000 AS "order.confirmed: written -> coordinator",
+    extract(epoch FROM ended - created) * 1000 AS "order.created written -> order ended (total)"
+  FROM e WHERE created IS NOT NULL AND ended IS NOT NULL AND decided IS NOT NULL)
+SELECT json_agg(json_build_object('hop', k, 'n', n, 'p50', p50, 'p90', p90, 'p99', p99) ORDER BY o)
+FROM (
+  SELECT k, o, count(v) AS n,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY v) AS p50,
+    percentile_cont(0.9) WITHIN GROUP (ORDER BY v) AS p90,
+    percentile_cont(0.99) WITHIN GROUP (ORDER BY v) AS p99
+  FROM d, LATERAL (SELECT key, value::float8, ordinality
+                   FROM jsonb_each_text(to_jsonb(d)) WITH ORDINALITY) AS j(k, v, o)
+  GROUP BY k, o) x;
+"""
+    return psql_json("sagas", sql) or []
+
+
+def rss():
+    out = {}
+    for svc in SERVICES:
+        with open(f"{ENV['RUN_DIR']}/{svc}.pid") as f:
+            pid = f.read().strip()
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    out[svc] = int(line.split()[1]) / 1024
+    return out
+
+
+def profile(path, seconds):
+    """A perf profile of the whole machine for `seconds`: samples by process, and the hottest
+    symbols of each group. Written to `path` (text); nothing if perf is missing."""
+    def run():
+        data = path + ".data"
+        rec = subprocess.run(["perf", "record", "-F", "499", "-a", "-o", data, "--", "sleep",
+                              str(seconds)], capture_output=True, text=True)
+        if rec.returncode != 0:
+            with open(path, "w") as f:
+                f.write("perf record failed: " + rec.stderr[-500:])
+            return
+        by_comm = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                                  "--sort", "comm", "-g", "none"], capture_output=True,
+                                 text=True).stdout
+        by_sym = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                                 "--sort", "comm,dso,sym", "-g", "none", "--percent-limit", "0.4"],
+                                capture_output=True, text=True).stdout
+        keep = lambda text, n: "\n".join(
+            [l for l in text.splitlines() if re.match(r"^ +[0-9]", l)][:n])
+        with open(path, "w") as f:
+            f.write("samples by process (comm; postgres backends are all 'postgres')\n")
+            f.write(keep(by_comm, 20) + "\n\nhottest symbols (self time, >= 0.4% of all samples)\n")
+            f.write("\n".join(l[:160] for l in keep(by_sym, 60).splitlines()) + "\n")
+        os.remove(data)
+    return run
+
+
+def run(label, results, short):
+    work = ENV["BENCH_WORK"]
+    stored = label.startswith("stored")
+    secs = (lambda s: max(8, s // 6)) if short else (lambda s: s)
+    result = {"label": label, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+              "machine": machine(), "short": short, "runs": {}}
+    if not stored:
+        log("idle: 10 s")
+        before = snapshot()
+        time.sleep(10)
+        result["idle"] = cpu.diff(before, snapshot())
+    runs = result["runs"]
+    plan = [("rate-200", ["--rate", "200"], secs(60), True)]
+    if not stored:
+        plan = [("rate-20", ["--rate", "20"], secs(30), False),
+                ("rate-50", ["--rate", "50"], secs(30), False)] + plan + \
+               [("rate-1000", ["--rate", "1000"], secs(30), False)]
+    plan += [("closed-64", ["--concurrency", "64"], secs(60), True)]
+    if not stored:
+        plan += [("closed-128", ["--concurrency", "128"], secs(60), True)]
+    for name, extra, seconds, check in plan:
+        during = None
+        if not stored and not short and name in ("rate-50", "closed-64"):
+            during = profile(f"{work}/profile-{name}.txt", 10)
+        r = load_run(name, extra, seconds, check, work, during)
+        rate = float(extra[1]) if extra[0] == "--rate" else None
+        r["perOrder"] = per_order(r, rate)
+        if name == "rate-200":
+            r["hops"] = hops(r["window_start"], r["window_end"])
+        if during:
+            time.sleep(1)
+            path = f"{work}/profile-{name}.txt"
+            if os.path.exists(path):
+                with open(path) as f:
+                    r["profile"] = f.read()
+        runs[name] = r
+    result["rssMiB"] = rss()
+    os.makedirs(results, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = f"{results}/{stamp}-{label}.json"
+    with open(path, "w") as f:
+        json.dump(result, f, indent=1)
+    log(f"results in {path}")
+
+
+def machine():
+    sh = lambda c: subprocess.run(c, shell=True, capture_output=True, text=True).stdout.strip()
+    return {"cores": os.cpu_count(), "cpu": sh("lscpu | sed -n 's/^Model name: *//p'"),
+            "memGiB": sh("free -g | awk '/Mem:/ {print $2}'"), "kernel": platform.release(),
+            "postgres": sh("psql --version | awk '{print $3}'"),
+            "nats": sh(f"{ENV.get('NATS_BIN', 'nats-server')} --version")}
+
+
+# ---------------------------------------------------------------------------------------------
+# The report: docs/benchmarks.md from the newest runs of each label.
+
+def fmt(values, unit="", digits=1):
+    """One figure, or the range of several runs' figures ("lo–hi")."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    lo, hi = min(values), max(values)
+    f = lambda v: f"{v:,.{digits}f}"
+    return f"{f(lo)}{unit}" if f(lo) == f(hi) else f"{f(lo)}–{f(hi)}{unit}"
+
+
+def verdict(ok):
+    return "met" if ok else "**not met**"
+
+
+def report(results, out):
+    files = sorted(f for f in os.listdir(results) if f.endswith(".json"))
+    by_label = {}
+    for name in files:
+        with open(f"{results}/{name}") as f:
+            r = json.load(f)
+        if not r.get("short"):
+            by_label.setdefault(r["label"], []).append(r)
+    empty = by_label.get("empty", [])[-2:]
+    stored_label = next((l for l in sorted(by_label) if l.startswith("stored")), None)
+    stored = by_label.get(stored_label, [])[-2:] if stored_label else []
+    if not empty:
+        sys.exit("no full run labelled 'empty' in " + results)
+
+    def vals(runs, run, path):
+        out = []
+        for r in runs:
+            v = r["runs"].get(run)
+            for p in path:
+                v = None if v is None else v.get(p)
+            out.append(v)
+        return out
+
+    lat = lambda runs, run, which, q: vals(runs, run, ["report", which, q])
+    thr = lambda runs, run: vals(runs, run, ["report", "throughputOrdersPerSecond"])
+    cpo = lambda runs, run: vals(runs, run, ["perOrder", "totalUs"])
+    m = empty[-1]["machine"]
+    dates = ", ".join(r["date"][:16].replace("T", " ") + " UTC" for r in empty + stored)
+    L = ["# Benchmarks", "",
+         "Measured by `scripts/bench.sh` (the four services in release build, NATS and PostgreSQL "
+         "on one machine, fresh databases, the load generator `saga-load` on the same machine). "
+         "Every figure below is from the newest two runs; where they differ, the range is given.", "",
+         f"- runs: {dates}",
+         f"- machine: {m['cores']} cores ({m['cpu']}), {m['memGiB']} GiB, kernel {m['kernel']}; "
+         f"PostgreSQL {m['postgres']} with its default settings (synchronous_commit on, fsync on); "
+         f"{m['nats']}",
+         "- commands: `scripts/bench.sh` (fresh databases) and `scripts/bench.sh --stored 10000000` "
+         "(the same runs on databases holding 10 million orders)", ""]
+
+    # Targets.
+    p200 = lambda runs: lat(runs, "rate-200", "postLatency", "p99Ms")
+    e50 = lambda runs: lat(runs, "rate-200", "orderToEndLatency", "p50Ms")
+    e99 = lambda runs: lat(runs, "rate-200", "orderToEndLatency", "p99Ms")
+    ok = lambda vs, pred: all(v is not None and pred(v) for v in vs)
+    inv = lambda runs, run: vals(runs, run, ["report", "invariants"])
+    unf = lambda runs, run: vals(runs, run, ["report", "unfinished"])
+    cpu_rates = ["rate-20", "rate-50", "rate-200", "rate-1000", "closed-64", "closed-128"]
+    all_cpu = [v for run in cpu_rates for v in cpo(empty, run)]
+    rss_all = [r["rssMiB"][s] for r in empty for s in SERVICES]
+    idle_ms = [sum(r["idle"]["cpu"].values()) / r["idle"]["seconds"] * 1000 for r in empty]
+    L += ["## Targets", "", "| target | measured | |", "| --- | --- | --- |",
+          f"| 200 orders/s open loop, 60 s: POST p99 ≤ 5 ms | {fmt(p200(empty), ' ms')} | {verdict(ok(p200(empty), lambda v: v <= 5))} |",
+          f"| … order-to-end p50 ≤ 10 ms | {fmt(e50(empty), ' ms')} | {verdict(ok(e50(empty), lambda v: v <= 10))} |",
+          f"| … order-to-end p99 ≤ 25 ms | {fmt(e99(empty), ' ms')} | {verdict(ok(e99(empty), lambda v: v <= 25))} |"]
+    for run in ("closed-64", "closed-128"):
+        n = run.split("-")[1]
+        good = ok(thr(empty, run), lambda v: v >= 3000) and ok(inv(empty, run), lambda v: v == "hold") \
+            and ok(unf(empty, run), lambda v: v == 0)
+        L.append(f"| closed loop, {n} in flight, 60 s: ≥ 3,000 orders/s first POST to last end, all "
+                 f"terminal, invariants holding | {fmt(thr(empty, run), '/s', 0)}; unfinished "
+                 f"{fmt(unf(empty, run), '', 0)}; invariants {', '.join(sorted(set(str(v) for v in inv(empty, run))))} | {verdict(good)} |")
+    L += [f"| CPU per order, all processes, every rate from 20/s to saturation: ≤ 800 µs | "
+          f"{fmt(all_cpu, ' µs', 0)} (table below) | {verdict(ok(all_cpu, lambda v: v <= 800))} |",
+          f"| peak RSS ≤ 64 MiB per service | {fmt(rss_all, ' MiB')} | {verdict(ok(rss_all, lambda v: v <= 64))} |",
+          f"| idle CPU ~0 | {fmt(idle_ms, ' ms of CPU per second', 1)} (services, NATS and PostgreSQL together) | "
+          f"{verdict(ok(idle_ms, lambda v: v <= 20))} |"]
+    if stored:
+        for what, f_empty, f_stored in (
+                ("200/s POST p99", p200(empty), p200(stored)),
+                ("200/s order-to-end p50", e50(empty), e50(stored)),
+                ("200/s order-to-end p99", e99(empty), e99(stored)),
+                ("closed loop 64: orders/s", thr(empty, "closed-64"), thr(stored, "closed-64"))):
+            worse = (lambda a, b: b < a * 0.8) if "orders/s" in what else (lambda a, b: b > a * 1.2)
+            good = bool(f_empty and f_stored) and not worse(max(f_empty) if "orders/s" in what
+                                                            else min(f_empty),
+                                                            min(f_stored) if "orders/s" in what
+                                                            else max(f_stored))
+            L.append(f"| growth: {what} with {stored_label.split('-')[1]} orders stored, within 20% | "
+                     f"empty {fmt(f_empty)}, stored {fmt(f_stored)} | {verdict(good)} |")
+    L.append("")
+
+    # CPU per order.
+    L += ["## CPU per order", "",
+          "CPU time of each process group (/proc: user plus system) over the steady part of each run "
+          "(from 5 s after its start to 3 s before its end), divided by the orders sent in that time "
+          "(open loop: the rate; closed loop: the throughput). The load generator is not counted; the "
+          "machine's busy share counts everything, the load generator and the kernel included.", "",
+          "| run | orders/s | all | " + " | ".join(GROUPS) + " | cores used by these | machine busy |",
+          "| --- " * (5 + len(GROUPS)) + "|"]
+    for run in cpu_rates:
+        rows = [r["runs"][run] for r in empty if run in r["runs"]]
+        if not rows:
+            continue
+        cells = [fmt([x["perOrder"]["byGroupUs"][g] for x in rows], "", 0) for g in GROUPS]
+        L.append(f"| {run} | {fmt([x['report']['throughputOrdersPerSecond'] for x in rows], '', 0)} | "
+                 f"**{fmt([x['perOrder']['totalUs'] for x in rows], ' µs', 0)}** | " + " | ".join(cells) +
+                 f" | {fmt([x['perOrder']['ourCoresUsed'] for x in rows], '', 2)} | "
+                 f"{fmt([x['perOrder']['busyShare'] * 100 for x in rows], '%', 0)} |")
+    L += ["", f"Idle, 10 s: " + ", ".join(
+        f"{g} {fmt([r['idle']['cpu'].get(g, 0) / r['idle']['seconds'] * 1000 for r in empty], ' ms/s', 1)}"
+        for g in GROUPS) + ".", ""]
+
+    # Runs.
+    L += ["## Runs", "", "| run | orders | orders/s (first POST to last end) | POST p50 / p99 | "
+          "order-to-end p50 / p90 / p99 | unfinished | invariants |", "| --- " * 7 + "|"]
+    for label, runs in (("", empty), (" (stored)", stored)):
+        for run in ["rate-20", "rate-50", "rate-200", "rate-1000", "closed-64", "closed-128"]:
+            rows = [r["runs"][run]["report"] for r in runs if run in r["runs"]]
+            if not rows:
+                continue
+            g = lambda k, q: [x[k][q] for x in rows]
+            L.append(f"| {run}{label} | {fmt([x['orders'] for x in rows], '', 0)} | "
+                     f"{fmt([x['throughputOrdersPerSecond'] for x in rows], '', 0)} | "
+                     f"{fmt(g('postLatency', 'p50Ms'))} / {fmt(g('postLatency', 'p99Ms'))} ms | "
+                     f"{fmt(g('orderToEndLatency', 'p50Ms'))} / {fmt(g('orderToEndLatency', 'p90Ms'))} / "
+                     f"{fmt(g('orderToEndLatency', 'p99Ms'))} ms | {fmt([x['unfinished'] for x in rows], '', 0)} | "
+                     f"{', '.join(sorted(set(str(x.get('invariants')) for x in rows)))} |")
+    L.append("")
+
+    # Hops.
+    L += ["## Where an order's time goes (200 orders/s)", "",
+          "From the saga coordinator's history of the orders created in the counted window: when each "
+          "event was written (its `occurredAt`, stamped by its producer in the transaction that writes "
+          "it to the outbox) and when the coordinator took it (`receivedAt`, in its transaction). "
+          "\"written → decided\" spans the producer's commit, the relay's publish, JetStream, the "
+          "consumer's pull, its transaction up to the decision. The confirmed path is POST → "
+          "`order.created` → payment and inventory (in parallel) → coordinator → `saga.completed` → "
+          "order-service → `order.confirmed`.", "",
+          "| hop | p50 | p90 | p99 |", "| --- | --- | --- | --- |"]
+    hop_names = []
+    for r in empty:
+        for h in r["runs"].get("rate-200", {}).get("hops", []):
+            if h["hop"] not in hop_names:
+                hop_names.append(h["hop"])
+    for name in hop_names:
+        pick = lambda q: [h[q] for r in empty for h in r["runs"]["rate-200"].get("hops", [])
+                          if h["hop"] == name]
+        L.append(f"| {name} | {fmt(pick('p50'), ' ms', 2)} | {fmt(pick('p90'), ' ms', 2)} | "
+                 f"{fmt(pick('p99'), ' ms', 2)} |")
+    L += ["", "POST to `order.created` written, and `order.confirmed` written to the load generator "
+          "seeing it, are the rest of the order-to-end figure above.", ""]
+
+    # RSS.
+    L += ["## Memory", "", "Peak RSS (VmHWM) of each service after all the runs: " + ", ".join(
+        f"{s} {fmt([r['rssMiB'][s] for r in empty], ' MiB')}" for s in SERVICES) + ".", ""]
+
+    # Profiles.
+    newest = empty[-1]
+    for run in ("rate-50", "closed-64"):
+        prof = newest["runs"].get(run, {}).get("profile")
+        if prof:
+            L += [f"## Profile: {run} (newest run)", "",
+                  "`perf record -F 499 -a` for 10 s inside the counted window.", "", "```",
+                  prof.strip(), "```", ""]
+
+    marker = "<!-- written by hand below -->"
+    kept = ""
+    if os.path.exists(out):
+        old = open(out).read()
+        if marker in old:
+            kept = old[old.index(marker):]
+    with open(out, "w") as f:
+        f.write("\n".join(L) + "\n" + (kept or marker + "\n"))
+    log(f"wrote {out}")
+
+
+def main():
+    args = sys.argv[1:]
+    opt = lambda name, default=None: args[args.index(name) + 1] if name in args else default
+    if args[:1] == ["run"]:
+        run(opt("--label", "empty"), opt("--results"), "--short" in args)
+    elif args[:1] == ["report"]:
+        report(opt("--results"), opt("--out"))
+    else:
+        sys.exit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
