@@ -239,6 +239,11 @@ impl Stack {
         }
     }
 
+    /// The URL of a service's database.
+    pub fn database_url(&self, svc: Svc) -> String {
+        self.dbs[&svc].url.clone()
+    }
+
     pub fn url(&self, svc: Svc, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.ports[&svc])
     }
