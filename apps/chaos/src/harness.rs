@@ -454,35 +454,37 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         orders.len()
     );
 
-    // The verdict.
+    // The verdict: every check runs, and the report says which failed.
+    let mut failed: Vec<String> = Vec::new();
     let settle = Duration::from_millis(SAGA_TIMEOUT_MS) + Duration::from_secs(120);
     let deadline = Instant::now() + settle;
     let tally = loop {
         match client.check_invariants(&orders, &stock).await {
-            Ok(tally) => break tally,
+            Ok(tally) => break Some(tally),
             Err(e) if Instant::now() > deadline => {
-                bail!("invariants do not hold after {settle:?}: {e}")
+                failed.push(format!("invariants do not hold after {settle:?}: {e}"));
+                break None;
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     };
-    let never_charged = check_fabricated(&client, &fabricated).await?;
-    let unsent = unsent_outbox(&pools, deadline).await?;
-    let dead_letters = check_dlq(&js, &poison).await?;
+    let never_charged = noted(&mut failed, check_fabricated(&client, &fabricated).await);
+    let unsent = noted(&mut failed, unsent_outbox(&pools, deadline).await);
+    if let Nats::Cluster(cluster) = &nats {
+        noted(&mut failed, whole_again(cluster).await);
+        noted(&mut failed, replicas_agree(cluster).await);
+    }
+    let dead_letters = noted(&mut failed, check_dlq(&js, &poison).await);
     let double_charges: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM (SELECT order_id FROM payments GROUP BY order_id HAVING count(*) > 1) d",
     )
     .fetch_one(&pools[&Svc::Payment])
     .await?;
     if double_charges != 0 {
-        bail!("{double_charges} orders charged more than once");
+        failed.push(format!("{double_charges} orders charged more than once"));
     }
     duplicator.abort();
     supervisor.abort();
-    if let Nats::Cluster(cluster) = &nats {
-        // Every replica of every stream holds everything again.
-        whole_again(cluster).await?;
-    }
     let exits = exits.lock().await.clone();
 
     let longest = faults
@@ -513,14 +515,14 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             )
         })
         .collect();
-    let report = json!({
+    let mut report = json!({
         "nats": if options.cluster { "cluster" } else { "single" },
         "natsNodes": match &nats { Nats::Single(_) => 1, Nats::Cluster(c) => c.len() },
         "streamReplicas": replicas,
         "durationSeconds": options.duration.as_secs_f64(),
         "orders": orders.len(),
-        "confirmed": tally.confirmed,
-        "cancelled": tally.cancelled,
+        "confirmed": tally.as_ref().map(|t| t.confirmed),
+        "cancelled": tally.as_ref().map(|t| t.cancelled),
         "postRetries": counters.post_retries.load(Ordering::Relaxed),
         "faultsInjected": faults.len(),
         "faultsByKind": by_kind,
@@ -529,7 +531,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         "cancelBeforeCreateNeverCharged": never_charged,
         "poisonMessagesFed": poison.len(),
         "deadLetters": dead_letters,
-        "ordersLost": orders.len() - (tally.confirmed + tally.cancelled),
+        "ordersLost": tally.as_ref().map(|t| orders.len() - (t.confirmed + t.cancelled)),
         "ordersChargedTwice": double_charges,
         "outboxRowsUnsent": unsent,
         "serviceExits": exits.len(),
@@ -549,11 +551,16 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             r
         }).collect::<Vec<_>>(),
     });
+    report["everyGuaranteeHeld"] = json!(failed.is_empty());
+    report["failedChecks"] = json!(failed);
     let text = serde_json::to_string_pretty(&report)?;
     if let Some(path) = &options.report {
         std::fs::write(path, &text)?;
     }
     println!("{text}");
+    if !failed.is_empty() {
+        bail!("{}", failed.join("; "));
+    }
     println!("chaos: every guarantee held");
     drop(procs);
     let _ = std::fs::remove_dir_all(&run_dir);
@@ -597,6 +604,42 @@ async fn whole_again(cluster: &NatsCluster) -> anyhow::Result<()> {
             .wait_stream_current(stream.name(), Duration::from_secs(60))
             .await?;
     }
+    Ok(())
+}
+
+/// Every node holds the same messages at the same sequences of every stream, once nothing is
+/// published any more.
+async fn replicas_agree(cluster: &NatsCluster) -> anyhow::Result<()> {
+    for stream in shared_events::Stream::ALL {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let states = cluster.replica_states(stream.name()).await?;
+            let agree =
+                states.len() == cluster.len() && states.windows(2).all(|w| w[0].same_as(&w[1]));
+            if agree {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the replicas of stream {} disagree: {}",
+                    stream.name(),
+                    states
+                        .iter()
+                        .map(|s| format!(
+                            "{} holds {} messages, sequences {} to {}",
+                            cluster.name(s.node),
+                            s.messages,
+                            s.first_seq,
+                            s.last_seq
+                        ))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    eprintln!("chaos: every replica of every stream holds the same messages");
     Ok(())
 }
 
@@ -666,6 +709,18 @@ async fn wait_live(http: &reqwest::Client, procs: &Mutex<Vec<Proc>>) -> anyhow::
         }
     }
     Ok(())
+}
+
+/// The value of a check that passed; a check that failed is added to `failed`.
+fn noted<T>(failed: &mut Vec<String>, check: anyhow::Result<T>) -> Option<T> {
+    match check {
+        Ok(value) => Some(value),
+        Err(e) => {
+            eprintln!("chaos: check failed: {e:#}");
+            failed.push(format!("{e:#}"));
+            None
+        }
+    }
 }
 
 /// The database's clock, in seconds since the epoch.

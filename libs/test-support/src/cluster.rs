@@ -61,6 +61,23 @@ impl StreamPlacement {
     }
 }
 
+/// What one node holds of a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicaState {
+    pub node: usize,
+    pub messages: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+}
+
+impl ReplicaState {
+    /// The same messages at the same sequences, whichever node holds them.
+    pub fn same_as(&self, other: &ReplicaState) -> bool {
+        (self.messages, self.first_seq, self.last_seq)
+            == (other.messages, other.first_seq, other.last_seq)
+    }
+}
+
 /// A JetStream cluster of nats-server processes. Killed and its stores removed on drop.
 pub struct NatsCluster {
     dir: PathBuf,
@@ -397,6 +414,40 @@ impl NatsCluster {
         })
         .await
         .map_err(anyhow::Error::msg)
+    }
+
+    /// What each running node holds of the stream, by its own account (its monitoring endpoint,
+    /// `/jsz`): messages, first and last sequence. Replicas that agree hold the same.
+    pub async fn replica_states(&self, stream: &str) -> anyhow::Result<Vec<ReplicaState>> {
+        let mut states = Vec::new();
+        for node in self.running() {
+            let body: Value = reqwest::Client::new()
+                .get(format!(
+                    "{}/jsz?accounts=true&streams=true",
+                    self.monitor_url(node)
+                ))
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let found = body["account_details"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten())
+                .find(|s| s["name"] == stream);
+            if let Some(detail) = found {
+                let state = &detail["state"];
+                states.push(ReplicaState {
+                    node,
+                    messages: state["messages"].as_u64().unwrap_or(0),
+                    first_seq: state["first_seq"].as_u64().unwrap_or(0),
+                    last_seq: state["last_seq"].as_u64().unwrap_or(0),
+                });
+            }
+        }
+        Ok(states)
     }
 
     /// Waits until every replica of the stream is current (a restarted node has caught up).

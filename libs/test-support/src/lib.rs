@@ -18,7 +18,7 @@ use sqlx::{Executor, PgPool};
 use tokio::process::{Child, Command};
 
 mod cluster;
-pub use cluster::{CLUSTER_NAME, NatsCluster, StreamPlacement};
+pub use cluster::{CLUSTER_NAME, NatsCluster, ReplicaState, StreamPlacement};
 
 /// A nats-server of the test's own. Killed and its store removed on drop.
 pub struct NatsServer {
