@@ -2,20 +2,23 @@
 # The long form of the fault-injection suite: the four services, two instances each, under a
 # steady order load while services are killed, NATS and PostgreSQL restarted, every event
 # delivered twice and poison fed; then every guarantee is checked (see docs/reliability.md).
+# With --cluster, NATS is a three-node JetStream cluster (streams with three replicas) and its
+# nodes are killed, stopped and restarted too.
 #
-#   scripts/soak.sh --minutes N [--rate ORDERS_PER_S] [--profile release|dev] [--report FILE]
+#   scripts/soak.sh --minutes N [--rate ORDERS_PER_S] [--profile release|dev] [--report FILE] [--cluster]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/infra.sh
 source scripts/lib/infra.sh
 
-minutes=10 rate=20 profile=release report=""
+minutes=10 rate=20 profile=release report="" cluster=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) minutes=$2; shift 2 ;;
     --rate) rate=$2; shift 2 ;;
     --profile) profile=$2; shift 2 ;;
     --report) report=$2; shift 2 ;;
+    --cluster) cluster=1; shift ;;
     *) die "unknown argument $1 (see the top of scripts/soak.sh)" ;;
   esac
 done
@@ -31,4 +34,5 @@ else
 fi
 args=(--minutes "$minutes" --rate "$rate" --bin-dir "$dir")
 [ -n "$report" ] && args+=(--report "$report")
+[ -n "$cluster" ] && args+=(--cluster)
 exec "$dir/saga-chaos" "${args[@]}"

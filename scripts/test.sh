@@ -34,6 +34,8 @@ cargo build --workspace --all-targets --locked -q
 if [ $# -eq 0 ]; then
   log "scripts/up.sh, test-event-flow.sh and down.sh on a fresh set of ports"
   scripts/test-up.sh
+  log "NATS_CLUSTER=3 scripts/up.sh: three nodes, a node killed and started again"
+  scripts/test-up-cluster.sh
   log "schemathesis against every service's OpenAPI document"
   scripts/test-api.sh
   log "fault injection, short form (docs/reliability.md; scripts/soak.sh is the long form)"

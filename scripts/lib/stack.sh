@@ -9,6 +9,19 @@ case "$PROFILE" in
   dev|debug) TARGET_DIR=debug ;;
   *) echo "PROFILE must be release or dev" >&2; exit 1 ;;
 esac
+# NATS_CLUSTER unset (or 1): one nats-server on $NATS_PORT. NATS_CLUSTER=3: a three-node
+# JetStream cluster, nodes nats-1..nats-3 on client ports NATS_PORT..NATS_PORT+2, route ports
+# NATS_ROUTE_PORT..+2 (default NATS_PORT+2000: 6222..6224) and monitoring ports
+# NATS_MONITOR_PORT..+2 (default NATS_PORT+4000: 8222..8224), every stream with three replicas.
+NATS_CLUSTER="${NATS_CLUSTER:-1}"
+case "$NATS_CLUSTER" in
+  1) NATS_NODES=1 ;;
+  3) NATS_NODES=3 ;;
+  *) echo "NATS_CLUSTER must be 3 (a three-node cluster), or unset for one server" >&2; exit 1 ;;
+esac
+NATS_ROUTE_PORT="${NATS_ROUTE_PORT:-$((NATS_PORT + 2000))}"
+NATS_MONITOR_PORT="${NATS_MONITOR_PORT:-$((NATS_PORT + 4000))}"
+NATS_REPLICAS=$NATS_NODES
 SERVICES=(order-service payment-service inventory-service saga-coordinator)
 PACKAGES=("${SERVICES[@]}")
 
@@ -47,3 +60,23 @@ pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 service_running() {
   pid_alive "$RUN_DIR/$1.pid" && curl -fsS "http://127.0.0.1:$(service_port "$1")/health/live" >/dev/null 2>&1
 }
+
+# The nodes of the cluster (NATS_CLUSTER=3): nats-1, nats-2, nats-3.
+nats_node_name() { echo "nats-$1"; }
+nats_client_port() { echo $((NATS_PORT + $1 - 1)); }
+nats_route_port() { echo $((NATS_ROUTE_PORT + $1 - 1)); }
+nats_monitor_port() { echo $((NATS_MONITOR_PORT + $1 - 1)); }
+
+# The services' NATS_URL: the one server, or every node of the cluster.
+nats_urls() {
+  local i urls=()
+  for i in $(seq 1 "$NATS_NODES"); do urls+=("nats://127.0.0.1:$(nats_client_port "$i")"); done
+  (IFS=,; echo "${urls[*]}")
+}
+
+# The meta leader a node's monitoring endpoint reports (empty while there is none).
+nats_meta_leader() { # nats_meta_leader MONITOR_PORT
+  curl -fsS --max-time 2 "http://127.0.0.1:$1/jsz" 2>/dev/null | tr -d ' \n' \
+    | sed -n 's/.*"meta_cluster":{[^}]*"leader":"\([^"]*\)".*/\1/p'
+}
+nats_sees_meta_leader() { [ -n "$(nats_meta_leader "$1")" ]; }

@@ -1,5 +1,6 @@
-//! The harness: infrastructure of its own (nats-server, PostgreSQL), the services as processes,
-//! a careful client, a duplicator, the fault schedule, and the final verdict.
+//! The harness: infrastructure of its own (nats-server or a three-node JetStream cluster,
+//! PostgreSQL), the services as processes, restarted when they exit as a process manager would, a
+//! careful client, a duplicator, the fault schedule, and the final verdict.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use saga_client::{Client, Svc};
 use serde_json::{Value, json};
 use shared_events::EventKind;
 use sqlx::PgPool;
-use test_support::{NatsServer, PgServer, free_port};
+use test_support::{NatsCluster, NatsServer, PgServer, free_port};
 use tokio::process::{Child, Command};
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -25,6 +26,8 @@ pub struct Options {
     pub rate: f64,
     pub bin_dir: PathBuf,
     pub report: Option<PathBuf>,
+    /// NATS as a three-node cluster, streams with three replicas, and the cluster's faults.
+    pub cluster: bool,
 }
 
 const ADMIN: &str = "chaos-admin";
@@ -35,6 +38,76 @@ const SERVICES: [(&str, Svc, &str); 4] = [
     ("inventory-service", Svc::Inventory, "inventory"),
     ("saga-coordinator", Svc::Saga, "sagas"),
 ];
+
+/// How long a killed node stays down before it is started again: longer than a leader election
+/// (4 to 9 s on nats-server 2.9), so the system carries on without it for a while.
+const NODE_DOWN: Duration = Duration::from_secs(8);
+/// How long a node is stopped for the fault "stop a node past the deadline": three saga deadlines.
+const NODE_DOWN_PAST_DEADLINE: Duration = Duration::from_millis(SAGA_TIMEOUT_MS * 3);
+/// The streams whose leaders are killed in turn.
+const LEADER_STREAMS: [&str; 4] = ["ORDERS", "PAYMENTS", "INVENTORY", "SAGAS"];
+
+/// The faults, in the order they are injected, round after round.
+const SCHEDULE: [&str; 9] = [
+    "kill order-service",
+    "kill payment-service",
+    "kill inventory-service",
+    "kill saga-coordinator",
+    "kill one of each pair",
+    "restart nats-server",
+    "restart postgresql",
+    "cancel before create",
+    "poison",
+];
+
+/// The faults with NATS as a cluster: the same, with the node faults in place of the one
+/// server's restart, spread among the others.
+const CLUSTER_SCHEDULE: [&str; 13] = [
+    "kill order-service",
+    "kill a stream leader",
+    "kill payment-service",
+    "kill the meta leader",
+    "kill inventory-service",
+    "kill a node",
+    "kill saga-coordinator",
+    "stop a node past the deadline",
+    "kill one of each pair",
+    "rolling restart",
+    "restart postgresql",
+    "cancel before create",
+    "poison",
+];
+
+/// The NATS the services use: one server, or a cluster.
+enum Nats {
+    Single(NatsServer),
+    Cluster(NatsCluster),
+}
+
+impl Nats {
+    /// The `NATS_URL` of the services: every node.
+    fn urls(&self) -> String {
+        match self {
+            Nats::Single(server) => server.url(),
+            Nats::Cluster(cluster) => cluster.urls(),
+        }
+    }
+
+    /// Replicas of every stream.
+    fn replicas(&self) -> usize {
+        match self {
+            Nats::Single(_) => 1,
+            Nats::Cluster(cluster) => cluster.len(),
+        }
+    }
+
+    fn cluster(&mut self) -> anyhow::Result<&mut NatsCluster> {
+        match self {
+            Nats::Cluster(cluster) => Ok(cluster),
+            Nats::Single(_) => bail!("a cluster fault without a cluster"),
+        }
+    }
+}
 
 /// One service process.
 struct Proc {
@@ -72,6 +145,24 @@ impl Proc {
     fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+
+    /// `order-service-a`, ...: the name of its log.
+    fn label(&self) -> String {
+        self.log
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.name.to_owned())
+    }
+}
+
+/// A service process that exited by itself, and was started again.
+#[derive(Clone, Debug)]
+struct Exit {
+    process: String,
+    status: String,
+    at: Duration,
+    /// The last line of its log.
+    last_words: String,
 }
 
 #[derive(Default, Debug)]
@@ -81,13 +172,46 @@ struct Counters {
     duplicates: AtomicU64,
 }
 
-type Faults = Vec<(String, Duration)>;
+/// A fault injected, and how soon the system made progress again.
+#[derive(Clone, Debug, Default)]
+struct Fault {
+    /// What was done (`kill the ORDERS leader`, ...).
+    kind: String,
+    /// The node it was done to, for the cluster's faults.
+    node: String,
+    /// From the fault until a saga reached its end again (`COMPLETED` or `COMPENSATED`).
+    sagas_moving: Duration,
+    /// From the fault until an order accepted after it was `CONFIRMED`: the whole flow, through
+    /// every stream, works again.
+    orders_confirmed: Duration,
+}
+
+/// The median and the largest of some durations, in seconds.
+fn median_max(mut values: Vec<Duration>) -> Value {
+    values.sort_unstable();
+    let median = values.get(values.len() / 2).copied().unwrap_or_default();
+    let max = values.last().copied().unwrap_or_default();
+    json!({"median": median.as_secs_f64(), "max": max.as_secs_f64()})
+}
 
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let run_dir = std::env::temp_dir().join(format!("saga-chaos-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&run_dir)?;
     eprintln!("chaos: logs in {}", run_dir.display());
-    let mut nats = NatsServer::start().await?;
+    let mut nats = if options.cluster {
+        let cluster = NatsCluster::start().await?;
+        eprintln!("chaos: NATS cluster {}", cluster.urls());
+        Nats::Cluster(cluster)
+    } else {
+        Nats::Single(NatsServer::start().await?)
+    };
+    let replicas = nats.replicas();
+    let js = messaging::nats::jetstream(
+        messaging::nats::connect(&messaging::nats::NatsSettings::new(nats.urls(), "chaos")).await?,
+    );
+    if let Nats::Cluster(cluster) = &nats {
+        provision_streams(&js, cluster, replicas).await?;
+    }
     let mut pg = PgServer::start().await?;
     let mut pools = HashMap::new();
     for (_, svc, db) in SERVICES {
@@ -103,7 +227,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             let env = vec![
                 ("PORT".into(), port.to_string()),
                 ("DATABASE_URL".into(), pg.url(db)),
-                ("NATS_URL".into(), nats.url()),
+                ("NATS_URL".into(), nats.urls()),
+                ("NATS_STREAM_REPLICAS".into(), replicas.to_string()),
                 ("ADMIN_TOKEN".into(), ADMIN.into()),
                 ("PAYMENT_SUCCESS_RATE".into(), "0.8".into()),
                 ("PAYMENT_SEED".into(), "11".into()),
@@ -127,6 +252,14 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let procs = Arc::new(Mutex::new(procs));
     let http = reqwest::Client::new();
     wait_live(&http, &procs).await?;
+    let started = Instant::now();
+    let exits = Arc::new(Mutex::new(Vec::new()));
+    let supervisor = tokio::spawn(supervise(
+        procs.clone(),
+        options.bin_dir.clone(),
+        started,
+        exits.clone(),
+    ));
     let client = {
         let procs = procs.lock().await;
         let base = SERVICES
@@ -161,9 +294,6 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         }
     }
 
-    let js = messaging::nats::jetstream(
-        messaging::nats::connect(&messaging::nats::NatsSettings::new(nats.url(), "chaos")).await?,
-    );
     let counters = Arc::new(Counters::default());
     let stop_load = Arc::new(AtomicBool::new(false));
     let duplicator = tokio::spawn(duplicate_everything(js.clone(), counters.clone()));
@@ -177,26 +307,25 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     ));
 
     // The fault schedule, round after round until the time is up.
-    let started = Instant::now();
-    let mut faults: Faults = Vec::new();
+    let mut faults: Vec<Fault> = Vec::new();
     let mut poison = Vec::new();
     let mut fabricated = Vec::new();
-    let schedule = [
-        "kill order-service",
-        "kill payment-service",
-        "kill inventory-service",
-        "kill saga-coordinator",
-        "kill one of each pair",
-        "restart nats-server",
-        "restart postgresql",
-        "cancel before create",
-        "poison",
-    ];
+    let schedule: &[&str] = if options.cluster {
+        &CLUSTER_SCHEDULE
+    } else {
+        &SCHEDULE
+    };
     let mut round = 0usize;
+    let mut leader_kills = 0usize;
     while started.elapsed() < options.duration {
         let fault = schedule[round % schedule.len()];
         round += 1;
         let before = terminal_sagas(&pools[&Svc::Saga]).await;
+        let since = db_clock(&pools[&Svc::Order]).await?;
+        let mut label = fault.to_owned();
+        let mut place = String::new();
+        // A node to start again once it has been down this long.
+        let mut down: Option<(usize, Duration)> = None;
         let at = Instant::now();
         match fault {
             "kill one of each pair" => {
@@ -209,8 +338,51 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 }
             }
             "restart nats-server" => {
-                nats.kill().await;
-                nats.start_again().await?;
+                if let Nats::Single(server) = &mut nats {
+                    server.kill().await;
+                    server.start_again().await?;
+                }
+            }
+            "kill a stream leader" => {
+                let stream = LEADER_STREAMS[leader_kills % LEADER_STREAMS.len()];
+                leader_kills += 1;
+                let cluster = nats.cluster()?;
+                let leader = cluster
+                    .wait_stream_leader(stream, None, Duration::from_secs(60))
+                    .await?;
+                label = format!("kill the {stream} leader");
+                place = cluster.name(leader).to_owned();
+                cluster.kill(leader).await;
+                down = Some((leader, NODE_DOWN));
+            }
+            "kill the meta leader" => {
+                let cluster = nats.cluster()?;
+                let leader = cluster.wait_meta_leader(Duration::from_secs(60)).await?;
+                place = cluster.name(leader).to_owned();
+                cluster.kill(leader).await;
+                down = Some((leader, NODE_DOWN));
+            }
+            "kill a node" => {
+                let cluster = nats.cluster()?;
+                let node = fastrand::usize(..cluster.len());
+                place = cluster.name(node).to_owned();
+                cluster.kill(node).await;
+                down = Some((node, NODE_DOWN));
+            }
+            "stop a node past the deadline" => {
+                let cluster = nats.cluster()?;
+                let node = fastrand::usize(..cluster.len());
+                place = cluster.name(node).to_owned();
+                cluster.stop(node).await?;
+                down = Some((node, NODE_DOWN_PAST_DEADLINE));
+            }
+            "rolling restart" => {
+                let cluster = nats.cluster()?;
+                for node in 0..cluster.len() {
+                    cluster.stop(node).await?;
+                    cluster.start_again(node).await?;
+                    whole_again(cluster).await?;
+                }
             }
             "restart postgresql" => {
                 pg.kill().await?;
@@ -229,21 +401,49 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
                 }
             }
         }
-        // Until a saga reaches its end again after the fault.
-        let recovered = loop {
-            if terminal_sagas(&pools[&Svc::Saga]).await > before {
-                break at.elapsed();
+        // Until a saga reaches its end again after the fault, and an order placed after it is
+        // confirmed.
+        let (mut sagas_moving, mut orders_confirmed) = (None, None);
+        let (sagas_moving, orders_confirmed) = loop {
+            if sagas_moving.is_none() && terminal_sagas(&pools[&Svc::Saga]).await > before {
+                sagas_moving = Some(at.elapsed());
+            }
+            if orders_confirmed.is_none() && confirmed_since(&pools[&Svc::Order], since).await {
+                orders_confirmed = Some(at.elapsed());
+            }
+            if let (Some(s), Some(o)) = (sagas_moving, orders_confirmed) {
+                break (s, o);
             }
             if at.elapsed() > Duration::from_secs(120) {
-                bail!("no saga moved for 120 s after {fault}");
+                if sagas_moving.is_none() {
+                    bail!("no saga moved for 120 s after {label}");
+                }
+                bail!("no order placed after {label} was confirmed within 120 s");
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
+        let at_node = if place.is_empty() {
+            String::new()
+        } else {
+            format!(" ({place})")
+        };
         eprintln!(
-            "chaos: {fault}: sagas moving again after {:.2}s",
-            recovered.as_secs_f64()
+            "chaos: {label}{at_node}: sagas moving again after {:.2}s, a new order confirmed after {:.2}s",
+            sagas_moving.as_secs_f64(),
+            orders_confirmed.as_secs_f64()
         );
-        faults.push((fault.to_owned(), recovered));
+        faults.push(Fault {
+            kind: label,
+            node: place,
+            sagas_moving,
+            orders_confirmed,
+        });
+        if let Some((node, for_how_long)) = down {
+            tokio::time::sleep(for_how_long.saturating_sub(at.elapsed())).await;
+            let cluster = nats.cluster()?;
+            cluster.start_again(node).await?;
+            whole_again(cluster).await?;
+        }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
     stop_load.store(true, Ordering::Relaxed);
@@ -254,41 +454,75 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         orders.len()
     );
 
-    // The verdict.
+    // The verdict: every check runs, and the report says which failed.
+    let mut failed: Vec<String> = Vec::new();
     let settle = Duration::from_millis(SAGA_TIMEOUT_MS) + Duration::from_secs(120);
     let deadline = Instant::now() + settle;
     let tally = loop {
         match client.check_invariants(&orders, &stock).await {
-            Ok(tally) => break tally,
+            Ok(tally) => break Some(tally),
             Err(e) if Instant::now() > deadline => {
-                bail!("invariants do not hold after {settle:?}: {e}")
+                failed.push(format!("invariants do not hold after {settle:?}: {e}"));
+                break None;
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     };
-    let never_charged = check_fabricated(&client, &fabricated).await?;
-    let unsent = unsent_outbox(&pools, deadline).await?;
-    let dead_letters = check_dlq(&js, &poison).await?;
+    let never_charged = noted(&mut failed, check_fabricated(&client, &fabricated).await);
+    let unsent = noted(&mut failed, unsent_outbox(&pools, deadline).await);
+    if let Nats::Cluster(cluster) = &nats {
+        noted(&mut failed, whole_again(cluster).await);
+        noted(&mut failed, replicas_agree(cluster).await);
+    }
+    let dead_letters = noted(&mut failed, check_dlq(&js, &poison).await);
     let double_charges: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM (SELECT order_id FROM payments GROUP BY order_id HAVING count(*) > 1) d",
     )
     .fetch_one(&pools[&Svc::Payment])
     .await?;
     if double_charges != 0 {
-        bail!("{double_charges} orders charged more than once");
+        failed.push(format!("{double_charges} orders charged more than once"));
     }
     duplicator.abort();
+    supervisor.abort();
+    let exits = exits.lock().await.clone();
 
-    let longest = faults.iter().map(|(_, d)| *d).max().unwrap_or_default();
+    let longest = faults
+        .iter()
+        .max_by_key(|f| f.sagas_moving)
+        .cloned()
+        .unwrap_or_default();
+    let longest_flow = faults
+        .iter()
+        .max_by_key(|f| f.orders_confirmed)
+        .cloned()
+        .unwrap_or_default();
     let mut by_kind: HashMap<&str, usize> = HashMap::new();
-    for (f, _) in &faults {
-        *by_kind.entry(f.as_str()).or_default() += 1;
+    let mut kinds: BTreeSet<&str> = BTreeSet::new();
+    for f in &faults {
+        *by_kind.entry(f.kind.as_str()).or_default() += 1;
+        kinds.insert(f.kind.as_str());
     }
-    let report = json!({
+    let recovery_by_kind: serde_json::Map<String, Value> = kinds
+        .iter()
+        .map(|kind| {
+            let of_kind = || faults.iter().filter(|f| f.kind == *kind);
+            let moving = median_max(of_kind().map(|f| f.sagas_moving).collect());
+            let confirmed = median_max(of_kind().map(|f| f.orders_confirmed).collect());
+            (
+                (*kind).to_owned(),
+                json!({"sagasMoving": moving, "newOrderConfirmed": confirmed}),
+            )
+        })
+        .collect();
+    let mut report = json!({
+        "nats": if options.cluster { "cluster" } else { "single" },
+        "natsNodes": match &nats { Nats::Single(_) => 1, Nats::Cluster(c) => c.len() },
+        "streamReplicas": replicas,
         "durationSeconds": options.duration.as_secs_f64(),
         "orders": orders.len(),
-        "confirmed": tally.confirmed,
-        "cancelled": tally.cancelled,
+        "confirmed": tally.as_ref().map(|t| t.confirmed),
+        "cancelled": tally.as_ref().map(|t| t.cancelled),
         "postRetries": counters.post_retries.load(Ordering::Relaxed),
         "faultsInjected": faults.len(),
         "faultsByKind": by_kind,
@@ -297,21 +531,163 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         "cancelBeforeCreateNeverCharged": never_charged,
         "poisonMessagesFed": poison.len(),
         "deadLetters": dead_letters,
-        "ordersLost": orders.len() - (tally.confirmed + tally.cancelled),
+        "ordersLost": tally.as_ref().map(|t| orders.len() - (t.confirmed + t.cancelled)),
         "ordersChargedTwice": double_charges,
         "outboxRowsUnsent": unsent,
-        "longestRecoverySeconds": longest.as_secs_f64(),
-        "recoveries": faults.iter().map(|(f, d)| json!({"fault": f, "seconds": d.as_secs_f64()})).collect::<Vec<_>>(),
+        "serviceExits": exits.len(),
+        "serviceExitDetails": exits.iter().map(|e| json!({"process": e.process, "status": e.status,
+            "atSeconds": e.at.as_secs_f64(), "lastLogLine": e.last_words})).collect::<Vec<_>>(),
+        "longestRecoverySeconds": longest.sagas_moving.as_secs_f64(),
+        "longestRecoveryFault": longest.kind,
+        "longestNewOrderConfirmedSeconds": longest_flow.orders_confirmed.as_secs_f64(),
+        "longestNewOrderConfirmedFault": longest_flow.kind,
+        "recoveryByKind": recovery_by_kind,
+        "recoveries": faults.iter().map(|f| {
+            let mut r = json!({"fault": f.kind, "seconds": f.sagas_moving.as_secs_f64(),
+                "newOrderConfirmedSeconds": f.orders_confirmed.as_secs_f64()});
+            if !f.node.is_empty() {
+                r["node"] = json!(f.node);
+            }
+            r
+        }).collect::<Vec<_>>(),
     });
+    report["everyGuaranteeHeld"] = json!(failed.is_empty());
+    report["failedChecks"] = json!(failed);
     let text = serde_json::to_string_pretty(&report)?;
     if let Some(path) = &options.report {
         std::fs::write(path, &text)?;
     }
     println!("{text}");
+    if !failed.is_empty() {
+        bail!("{}", failed.join("; "));
+    }
     println!("chaos: every guarantee held");
     drop(procs);
     let _ = std::fs::remove_dir_all(&run_dir);
     Ok(())
+}
+
+/// Creates every stream with `replicas` replicas before the services start (retrying: right
+/// after a cluster forms, a creation can time out although it went through), and checks that
+/// each has a replica on every node.
+async fn provision_streams(
+    js: &jetstream::Context,
+    cluster: &NatsCluster,
+    replicas: usize,
+) -> anyhow::Result<()> {
+    let mut tries = 0;
+    while let Err(e) = messaging::nats::ensure_streams(js, replicas).await {
+        tries += 1;
+        if tries >= 20 {
+            bail!("provisioning the streams on the cluster: {e}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for stream in shared_events::Stream::ALL {
+        let placement = cluster.stream_placement(stream.name()).await?;
+        if placement.configured_replicas != replicas || placement.nodes().len() != cluster.len() {
+            bail!(
+                "stream {} is not on every node: {placement:?}",
+                stream.name()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Until every node runs, sees a meta leader and answers JetStream calls, and every replica of
+/// every stream is current: the cluster is whole again before the next fault.
+async fn whole_again(cluster: &NatsCluster) -> anyhow::Result<()> {
+    cluster.wait_ready(Duration::from_secs(60)).await?;
+    for stream in shared_events::Stream::ALL {
+        cluster
+            .wait_stream_current(stream.name(), Duration::from_secs(60))
+            .await?;
+    }
+    Ok(())
+}
+
+/// Every node holds the same messages at the same sequences of every stream, once nothing is
+/// published any more.
+async fn replicas_agree(cluster: &NatsCluster) -> anyhow::Result<()> {
+    for stream in shared_events::Stream::ALL {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let states = cluster.replica_states(stream.name()).await?;
+            let agree =
+                states.len() == cluster.len() && states.windows(2).all(|w| w[0].same_as(&w[1]));
+            if agree {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the replicas of stream {} disagree: {}",
+                    stream.name(),
+                    states
+                        .iter()
+                        .map(|s| format!(
+                            "{} holds {} messages, sequences {} to {}",
+                            cluster.name(s.node),
+                            s.messages,
+                            s.first_seq,
+                            s.last_seq
+                        ))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    eprintln!("chaos: every replica of every stream holds the same messages");
+    Ok(())
+}
+
+/// What a process manager does: a service process that exits by itself (a task of it died, or
+/// it could not start) is started again a second later. Each exit is recorded for the report.
+async fn supervise(
+    procs: Arc<Mutex<Vec<Proc>>>,
+    bin_dir: PathBuf,
+    started: Instant,
+    exits: Arc<Mutex<Vec<Exit>>>,
+) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut procs = procs.lock().await;
+        for p in procs.iter_mut() {
+            let Some(child) = p.child.as_mut() else {
+                continue;
+            };
+            let Ok(Some(status)) = child.try_wait() else {
+                continue;
+            };
+            p.child = None;
+            let last_words = std::fs::read_to_string(&p.log)
+                .unwrap_or_default()
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or_default()
+                .to_owned();
+            let exit = Exit {
+                process: p.label(),
+                status: status.to_string(),
+                at: started.elapsed(),
+                last_words,
+            };
+            eprintln!(
+                "chaos: {} exited ({}) after {:.1}s; starting it again: {}",
+                exit.process,
+                exit.status,
+                exit.at.as_secs_f64(),
+                exit.last_words
+            );
+            exits.lock().await.push(exit);
+            if let Err(e) = p.spawn(&bin_dir) {
+                eprintln!("chaos: starting {} again: {e:#}", p.label());
+            }
+        }
+    }
 }
 
 async fn wait_live(http: &reqwest::Client, procs: &Mutex<Vec<Proc>>) -> anyhow::Result<()> {
@@ -333,6 +709,39 @@ async fn wait_live(http: &reqwest::Client, procs: &Mutex<Vec<Proc>>) -> anyhow::
         }
     }
     Ok(())
+}
+
+/// The value of a check that passed; a check that failed is added to `failed`.
+fn noted<T>(failed: &mut Vec<String>, check: anyhow::Result<T>) -> Option<T> {
+    match check {
+        Ok(value) => Some(value),
+        Err(e) => {
+            eprintln!("chaos: check failed: {e:#}");
+            failed.push(format!("{e:#}"));
+            None
+        }
+    }
+}
+
+/// The database's clock, in seconds since the epoch.
+async fn db_clock(pool: &PgPool) -> anyhow::Result<f64> {
+    Ok(
+        sqlx::query_scalar("SELECT extract(epoch FROM clock_timestamp())::float8")
+            .fetch_one(pool)
+            .await?,
+    )
+}
+
+/// Whether an order accepted after `since` (the database's clock) is confirmed.
+async fn confirmed_since(pool: &PgPool, since: f64) -> bool {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM orders WHERE status = 'CONFIRMED' \
+         AND created_at > to_timestamp($1))",
+    )
+    .bind(since)
+    .fetch_one(pool)
+    .await
+    .unwrap_or(false)
 }
 
 async fn terminal_sagas(pool: &PgPool) -> i64 {
@@ -449,20 +858,31 @@ async fn duplicate_everything(js: jetstream::Context, counters: Arc<Counters>) {
     }
 }
 
+/// Publishes and returns where the stream stored the message, retrying under the same
+/// `Nats-Msg-Id` (stored once) while the stream has no leader.
 async fn publish(
     js: &jetstream::Context,
     subject: &str,
     id: String,
     body: Vec<u8>,
 ) -> anyhow::Result<u64> {
-    let ack = js
-        .send_publish(
-            subject.to_owned(),
-            PublishMessage::build().message_id(id).payload(body.into()),
-        )
-        .await?
-        .await?;
-    Ok(ack.sequence)
+    let mut tries = 0;
+    loop {
+        let sent = async {
+            let message = PublishMessage::build()
+                .message_id(id.clone())
+                .payload(body.clone().into());
+            anyhow::Ok(js.send_publish(subject.to_owned(), message).await?.await?)
+        };
+        match sent.await {
+            Ok(ack) => return Ok(ack.sequence),
+            Err(e) if tries >= 40 => return Err(e.context(format!("publishing to {subject}"))),
+            Err(_) => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
 }
 
 /// Real orders cancelled while both instances of payment-service and inventory-service are down:

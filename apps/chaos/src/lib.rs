@@ -1,6 +1,7 @@
 //! `saga-chaos`: the fault-injection harness. It runs the four services (two instances each) as
 //! processes under a steady order load while killing, restarting, duplicating and poisoning,
-//! then checks every guarantee. See `docs/reliability.md`.
+//! then checks every guarantee. With `--cluster`, NATS is a three-node JetStream cluster and its
+//! nodes are faulted too. See `docs/reliability.md`.
 
 pub mod harness;
 
@@ -33,6 +34,12 @@ pub struct Cli {
     /// Write the report (JSON) to this file.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Run NATS as a three-node JetStream cluster, every stream with three replicas and every
+    /// service connected to all three nodes, and add the cluster's faults: SIGKILL of a stream's
+    /// leader, of the meta leader and of any node, a node stopped for longer than the saga
+    /// deadline, and a rolling restart of all three.
+    #[arg(long)]
+    pub cluster: bool,
 }
 
 impl Cli {
@@ -47,6 +54,7 @@ impl Cli {
             rate: self.rate,
             bin_dir: self.bin_dir,
             report: self.report,
+            cluster: self.cluster,
         }
     }
 }

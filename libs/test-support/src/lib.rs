@@ -2,6 +2,8 @@
 //!
 //! - [`NatsServer`]: a private nats-server with JetStream on a free port and a temporary store,
 //!   which a test can stop and start again with its store kept.
+//! - [`NatsCluster`]: a private three-node JetStream cluster, whose nodes a test can kill, stop
+//!   and start again, and which says which node leads a stream or the meta group.
 //! - [`TestDb`]: a fresh PostgreSQL database named by a random UUID.
 //! - [`eventually`]: polls for an expected state until a deadline, failing with what it last saw.
 
@@ -15,6 +17,9 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool};
 use tokio::process::{Child, Command};
 
+mod cluster;
+pub use cluster::{CLUSTER_NAME, NatsCluster, ReplicaState, StreamPlacement};
+
 /// A nats-server of the test's own. Killed and its store removed on drop.
 pub struct NatsServer {
     port: u16,
@@ -22,7 +27,7 @@ pub struct NatsServer {
     child: Option<Child>,
 }
 
-fn nats_server_binary() -> PathBuf {
+pub(crate) fn nats_server_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("NATS_SERVER_BIN") {
         return path.into();
     }

@@ -1,6 +1,6 @@
 //! The whole system in one test process: the four services on port 0, each with a fresh
-//! database, against a nats-server of the test's own; and helpers that look only through the
-//! public HTTP APIs.
+//! database, against a nats-server of the test's own (or the servers a test gives, such as a
+//! three-node cluster); and helpers that look only through the public HTTP APIs.
 
 #![allow(dead_code)]
 
@@ -29,6 +29,10 @@ pub struct Options {
     pub auto_provision: i64,
     /// `None`: no admin token configured, admin calls answer 403.
     pub admin_token: Option<&'static str>,
+    /// NATS servers to use (comma-separated, like `NATS_URL`) instead of a private nats-server.
+    pub nats_url: Option<String>,
+    /// Replicas of every stream the services provision (`NATS_STREAM_REPLICAS`).
+    pub stream_replicas: usize,
 }
 
 impl Default for Options {
@@ -40,6 +44,23 @@ impl Default for Options {
             compensation_timeout: Duration::from_secs(300),
             auto_provision: 0,
             admin_token: Some(ADMIN),
+            nats_url: None,
+            stream_replicas: 1,
+        }
+    }
+}
+
+/// The stack's NATS: a nats-server of its own, or the servers the test gave.
+pub enum StackNats {
+    Own(NatsServer),
+    Given(String),
+}
+
+impl StackNats {
+    pub fn url(&self) -> String {
+        match self {
+            StackNats::Own(server) => server.url(),
+            StackNats::Given(url) => url.clone(),
         }
     }
 }
@@ -67,7 +88,7 @@ struct Running {
 }
 
 pub struct Stack {
-    pub nats: NatsServer,
+    pub nats: StackNats,
     dbs: HashMap<Svc, TestDb>,
     running: HashMap<Svc, Running>,
     ports: HashMap<Svc, u16>,
@@ -77,7 +98,10 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start(options: Options) -> Stack {
-        let nats = NatsServer::start().await.expect("nats-server");
+        let nats = match &options.nats_url {
+            Some(url) => StackNats::Given(url.clone()),
+            None => StackNats::Own(NatsServer::start().await.expect("nats-server")),
+        };
         let mut dbs = HashMap::new();
         for svc in ALL {
             dbs.insert(svc, TestDb::create().await.expect("database"));
@@ -99,6 +123,7 @@ impl Stack {
     fn common(&self, name: &'static str, svc: Svc) -> CommonSettings {
         let mut common = CommonSettings::for_test(name, &self.dbs[&svc].url, &self.nats.url());
         common.admin_token = self.options.admin_token.map(Into::into);
+        common.nats.stream_replicas = self.options.stream_replicas;
         common
     }
 
@@ -212,6 +237,11 @@ impl Stack {
             running.stop.cancel();
             let _ = running.task.await;
         }
+    }
+
+    /// The URL of a service's database.
+    pub fn database_url(&self, svc: Svc) -> String {
+        self.dbs[&svc].url.clone()
     }
 
     pub fn url(&self, svc: Svc, path: &str) -> String {
