@@ -326,7 +326,10 @@ pub async fn due(
     overdue: Duration,
     limit: i64,
 ) -> Result<Vec<Due>, sqlx::Error> {
-    // Each part reads its own partial index; the outer query locks what they found.
+    // Each part reads its own partial index; the outer query locks what they found. The outer
+    // conditions repeat the parts': a row changed by a commit while this query waited for its
+    // lock is checked again in its new version (a saga aborted a moment ago has a fresh
+    // compensating_since, and is not overdue).
     let sql = format!(
         "SELECT saga_id, order_id, trace_parent, \
              (status = 'STARTED' OR ({WAITING} AND deadline <= now())) AS deadline \
@@ -340,7 +343,10 @@ pub async fn due(
              (SELECT saga_id FROM sagas WHERE status = 'COMPENSATING' \
               AND compensating_since <= now() - make_interval(secs => $1) \
               ORDER BY compensating_since LIMIT $2)) \
-         AND (status = 'STARTED' OR status = 'COMPENSATING') \
+         AND ((status = 'STARTED' AND deadline <= now()) \
+              OR ({WAITING} AND deadline <= now()) \
+              OR (status = 'COMPENSATING' \
+                  AND compensating_since <= now() - make_interval(secs => $1))) \
          LIMIT $2 FOR UPDATE SKIP LOCKED"
     );
     sqlx::query_as(sqlx::AssertSqlSafe(sql))
