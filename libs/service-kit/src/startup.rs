@@ -16,6 +16,7 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use messaging::db::Migration;
+use messaging::nats::ProvisionError;
 use messaging::{Consumer, ConsumerSpec, Handler, Outbox, Relay, RelayConfig, Shutdown};
 use shared_events::EventKind;
 use sqlx::PgPool;
@@ -89,7 +90,8 @@ where
     loop {
         match attempt().await {
             Ok(v) => return Ok(v),
-            Err(e) if tries < 20 => {
+            // A stream stored with another configuration is not cured by waiting.
+            Err(e) if tries < 20 && !is_mismatch(&e) => {
                 tries += 1;
                 let delay = messaging::backoff::delay(
                     tries,
@@ -102,6 +104,13 @@ where
             Err(e) => return Err(e.context(format!("{what} not reachable"))),
         }
     }
+}
+
+fn is_mismatch(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<ProvisionError>(),
+        Some(ProvisionError::Mismatch { .. })
+    )
 }
 
 impl Infra {
@@ -121,9 +130,14 @@ impl Infra {
             .context("migrating the database")?;
         let client = retry("NATS", || messaging::nats::connect(&settings.nats)).await?;
         let js = messaging::nats::jetstream(client.clone());
-        messaging::nats::ensure_streams(&js, settings.nats.stream_replicas)
-            .await
-            .context("provisioning JetStream streams")?;
+        // Retried like the connections: a cluster that is starting has no meta leader for a
+        // few seconds, and a service started with it would otherwise exit.
+        let replicas = settings.nats.stream_replicas;
+        retry("JetStream", || async {
+            Ok(messaging::nats::ensure_streams(&js, replicas).await?)
+        })
+        .await
+        .context("provisioning JetStream streams")?;
         Ok(Infra {
             pool,
             client,
