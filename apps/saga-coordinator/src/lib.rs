@@ -56,6 +56,11 @@ pub const MIGRATIONS: &[Migration] = &[
         description: "saga writes without index updates or triggers",
         sql: include_str!("../migrations/1003_hot_updates.sql"),
     },
+    Migration {
+        version: 1004,
+        description: "settled dead letters by age",
+        sql: include_str!("../migrations/1004_dead_letters_settled.sql"),
+    },
 ];
 
 /// Every event of a saga that the coordinator follows.

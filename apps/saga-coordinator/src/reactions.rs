@@ -85,12 +85,28 @@ pub fn decided(event: &Envelope) {
 pub async fn sweep(infra: Infra, timeouts: Timeouts, shutdown: Shutdown) {
     const BATCH: i64 = 200;
     const FOLD_EVERY: Duration = Duration::from_secs(10);
+    const PRUNE_EVERY: Duration = Duration::from_secs(60);
     let mut folded = tokio::time::Instant::now();
+    // Settled dead letters are deleted at start, then once a minute.
+    let mut next_prune = folded;
     loop {
         if folded.elapsed() >= FOLD_EVERY {
             folded = tokio::time::Instant::now();
             if let Err(e) = store::fold_counts(&infra.pool).await {
                 tracing::warn!(error = %e, "folding saga counts failed; retrying later");
+            }
+        }
+        if tokio::time::Instant::now() >= next_prune {
+            next_prune = tokio::time::Instant::now() + PRUNE_EVERY;
+            match store::prune_dead_letters(&infra.pool, messaging::nats::DLQ_MAX_AGE).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    deleted = n,
+                    "settled dead letters past the DLQ's age deleted"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "deleting settled dead letters failed; retrying later")
+                }
             }
         }
         let swept = sweep_once(&infra, &timeouts, BATCH).await;

@@ -49,6 +49,11 @@ const MESSAGING_MIGRATIONS: &[Migration] = &[
         description: "inbox keyed by event",
         sql: include_str!("../migrations/0005_inbox_by_event.sql"),
     },
+    Migration {
+        version: 6,
+        description: "dead letters by age",
+        sql: include_str!("../migrations/0006_dead_letters_by_age.sql"),
+    },
 ];
 
 /// Applies this library's migrations and then each layer's (in the order given), each once.

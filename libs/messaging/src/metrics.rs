@@ -25,6 +25,8 @@ pub const OUTBOX_OLDEST_AGE: &str = "messaging_outbox_oldest_unsent_age_seconds"
 pub const DEAD_LETTERED: &str = "messaging_dead_lettered_total";
 /// Inbox rows deleted past the redelivery horizon.
 pub const INBOX_PRUNED: &str = "messaging_inbox_pruned_total";
+/// Dead-letter records (`messaging_dead_letters`) deleted past the redelivery horizon.
+pub const DEAD_LETTERS_PRUNED: &str = "messaging_dead_letters_pruned_total";
 /// Sent outbox rows deleted past the retention.
 pub const OUTBOX_PRUNED: &str = "messaging_outbox_pruned_total";
 
@@ -44,6 +46,10 @@ fn describe() {
     describe_counter!(
         INBOX_PRUNED,
         "Inbox rows deleted once no redelivery of their event was possible"
+    );
+    describe_counter!(
+        DEAD_LETTERS_PRUNED,
+        "Dead-letter records deleted once no redelivery of their message was possible"
     );
     describe_counter!(
         EVENTS_CONSUMED,

@@ -117,6 +117,10 @@ fn server_error(what: impl Into<String>) -> impl FnOnce(async_nats::Error) -> Pr
 /// How long the event streams keep an event (and so how long it may be redelivered).
 pub const MAX_EVENT_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 
+/// How long the `DLQ` stream keeps a dead letter: four times an event's age, so that an operator
+/// back from a long absence still finds them.
+pub const DLQ_MAX_AGE: Duration = Duration::from_secs(4 * 7 * 24 * 3600);
+
 /// The configuration of each stream: file storage, kept by age so that consumers can be added
 /// later and events replayed, with a two-minute window in which a repeated `Nats-Msg-Id` is
 /// stored once.
@@ -128,7 +132,7 @@ pub fn stream_config(stream: Stream, replicas: usize) -> stream::Config {
         retention: RetentionPolicy::Limits,
         discard: DiscardPolicy::Old,
         max_age: if stream == Stream::Dlq {
-            MAX_EVENT_AGE * 4
+            DLQ_MAX_AGE
         } else {
             MAX_EVENT_AGE
         },

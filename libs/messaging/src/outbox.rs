@@ -298,10 +298,12 @@ pub struct RelayConfig {
     /// of the hand-off lease is used: an unstamped row is safe from the poller only while its
     /// lease runs.
     pub mark_delay: Duration,
-    /// Sent rows are deleted once this old, and inbox rows once older than the streams' maximum
-    /// age plus this (by then no redelivery of their event is possible; docs/messaging.md,
-    /// "Retention").
+    /// Sent rows are deleted once this old, and inbox and dead-letter records once older than
+    /// the streams' maximum age plus this (by then no redelivery of their event is possible;
+    /// docs/messaging.md, "Retention").
     pub retention: Duration,
+    /// How often the rows past retention are deleted.
+    pub prune_interval: Duration,
     pub retry_base: Duration,
     pub retry_max: Duration,
 }
@@ -314,6 +316,7 @@ impl Default for RelayConfig {
             handoff_lease: Duration::from_secs(15),
             mark_delay: Duration::from_secs(1),
             retention: Duration::from_secs(24 * 3600),
+            prune_interval: Duration::from_secs(60),
             retry_base: Duration::from_millis(100),
             retry_max: Duration::from_secs(5),
         }
@@ -452,10 +455,10 @@ impl Relay {
                         next_poll = Instant::now() + delay;
                     }
                 }
-                if last_prune.elapsed() >= Duration::from_secs(60) {
+                if last_prune.elapsed() >= self.config.prune_interval {
                     last_prune = Instant::now();
                     if let Err(e) = self.prune().await {
-                        tracing::warn!(error = %e, "pruning published outbox rows");
+                        tracing::warn!(error = %e, "deleting rows past their retention failed; retrying later");
                     }
                 }
                 continue;
@@ -642,48 +645,64 @@ impl Relay {
         Ok(backlog)
     }
 
-    /// Deletes sent rows past the retention and inbox rows past the redelivery horizon, a
-    /// bounded batch per statement, so that a large backlog of old rows never holds one long
-    /// transaction. Sent rows are taken from the oldest by key (ids grow with time), so no
-    /// index on `sent_at` is kept up on every stamp, and a round reads at most a batch.
+    /// Deletes sent rows past the retention, and inbox and dead-letter records past the
+    /// redelivery horizon, a bounded batch per statement, so that a large backlog of old rows
+    /// never holds one long transaction. Sent rows are taken from the oldest by key (ids grow
+    /// with time), so no index on `sent_at` is kept up on every stamp, and a round reads at most
+    /// a batch; each round reads the oldest rows only, so none of them old enough means none is.
     async fn prune(&self) -> Result<(), sqlx::Error> {
-        const BATCH: i64 = 10_000;
         let retention = self.config.retention.as_secs_f64();
-        loop {
-            let deleted = sqlx::query(
+        let horizon = crate::nats::MAX_EVENT_AGE.as_secs_f64() + retention;
+        let rounds = [
+            (
                 "DELETE FROM messaging_outbox WHERE id IN ( \
                      SELECT id FROM ( \
                          SELECT id, sent_at FROM messaging_outbox ORDER BY id LIMIT $2) oldest \
                      WHERE sent_at < now() - make_interval(secs => $1))",
-            )
-            .bind(retention)
-            .bind(BATCH)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-            metrics::counter!(m::OUTBOX_PRUNED).increment(deleted);
-            // Each round reads the oldest rows only; none of them old enough means none is.
-            if deleted == 0 {
-                break;
-            }
-        }
-        let horizon = crate::nats::MAX_EVENT_AGE.as_secs_f64() + retention;
-        loop {
-            let deleted = sqlx::query(
+                retention,
+                m::OUTBOX_PRUNED,
+            ),
+            (
                 "DELETE FROM messaging_inbox WHERE event_id IN ( \
                      SELECT event_id FROM messaging_inbox \
                      WHERE handled_at < now() - make_interval(secs => $1) \
                      ORDER BY handled_at LIMIT $2)",
-            )
-            .bind(horizon)
+                horizon,
+                m::INBOX_PRUNED,
+            ),
+            (
+                "DELETE FROM messaging_dead_letters WHERE (consumer, stream, stream_sequence) IN ( \
+                     SELECT consumer, stream, stream_sequence FROM messaging_dead_letters \
+                     WHERE dead_at < now() - make_interval(secs => $1) \
+                     ORDER BY dead_at LIMIT $2)",
+                horizon,
+                m::DEAD_LETTERS_PRUNED,
+            ),
+        ];
+        for (sql, age, counter) in rounds {
+            prune_rows(&self.pool, sql, age).await.map(|n| {
+                metrics::counter!(counter).increment(n);
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs a pruning `DELETE` (`$1` the age in seconds, `$2` the batch) until a round deletes
+/// nothing; returns how many rows went.
+async fn prune_rows(pool: &PgPool, sql: &'static str, age: f64) -> Result<u64, sqlx::Error> {
+    const BATCH: i64 = 10_000;
+    let mut total = 0;
+    loop {
+        let deleted = sqlx::query(sql)
+            .bind(age)
             .bind(BATCH)
-            .execute(&self.pool)
+            .execute(pool)
             .await?
             .rows_affected();
-            metrics::counter!(m::INBOX_PRUNED).increment(deleted);
-            if deleted < BATCH as u64 {
-                return Ok(());
-            }
+        total += deleted;
+        if deleted == 0 {
+            return Ok(total);
         }
     }
 }

@@ -456,6 +456,70 @@ async fn dead_letters_are_listed_once_per_consumer_and_discarded_or_replayed_wit
     stack.invariants_hold(&[order_id], &[("p-1", 3)]).await;
 }
 
+/// Retention: a dead letter an operator settled (replayed or discarded) is deleted once the DLQ
+/// stream no longer holds its message; one still DEAD is kept, however old.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settled_dead_letters_past_the_dlq_age_are_deleted_and_dead_ones_kept() {
+    const PAYMENT: &str = "payment-service-order-created-v1";
+    let mut stack = Stack::start(Options::default()).await;
+    for n in 0..2 {
+        let copy = PublishMessage::build()
+            .header("Dlq-Consumer", PAYMENT)
+            .header("Dlq-Subject", "order.created.v1")
+            .header("Dlq-Reason", "MALFORMED")
+            .payload(format!("{{not an event {n}").into());
+        stack.publish(&format!("dlq.{PAYMENT}"), copy).await;
+    }
+    let listed = stack
+        .until(
+            Svc::Saga,
+            &format!("/dlq?consumer={PAYMENT}"),
+            "both dead letters listed",
+            |p| p["items"].as_array().is_some_and(|i| i.len() == 2),
+        )
+        .await;
+    let ids: Vec<i64> = listed["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|d| d["id"].as_i64().expect("id"))
+        .collect();
+    let (discarded, dead) = (ids[0], ids[1]);
+    let (status, _) = dlq_action(&stack, &format!("/dlq/{discarded}/discard"), None).await;
+    assert_eq!(status, 200);
+
+    // Both are made older than the DLQ's age; the coordinator deletes at start.
+    stack.stop_service(Svc::Saga).await;
+    let pool = sqlx::PgPool::connect(&stack.database_url(Svc::Saga))
+        .await
+        .expect("sagas database");
+    sqlx::query(
+        "UPDATE dead_letters SET dead_lettered_at = dead_lettered_at - interval '60 days', \
+                status_at = status_at - interval '60 days'",
+    )
+    .execute(&pool)
+    .await
+    .expect("backdate");
+    pool.close().await;
+    stack.start_service(Svc::Saga).await;
+    stack
+        .until(
+            Svc::Saga,
+            &format!("/dlq?consumer={PAYMENT}"),
+            "the discarded dead letter deleted",
+            |p| p["items"].as_array().is_some_and(|i| i.len() == 1),
+        )
+        .await;
+    let (status, _) = stack.get(Svc::Saga, &format!("/dlq/{discarded}")).await;
+    assert_eq!(status, 404, "the settled dead letter is gone");
+    let (status, kept) = stack.get(Svc::Saga, &format!("/dlq/{dead}")).await;
+    assert_eq!(
+        (status, kept["status"].as_str()),
+        (200, Some("DEAD")),
+        "{kept}"
+    );
+}
+
 fn created_event_id(payload: &[u8]) -> Value {
     serde_json::from_slice::<Value>(payload).expect("an envelope")["eventId"].clone()
 }
