@@ -9,13 +9,16 @@
 #   - each service's peak RSS; perf profiles at 50/s and at 64 in flight (perf is installed with
 #     apt-get if missing).
 # With --stored N, the databases are first filled with N finished orders (scripts/seed.sh) and only
-# the 200/s run and the closed loop at 64 are made: the growth check.
+# the 200/s run and the closed loop at 64 are made: the growth check. With --cluster, NATS is a
+# three-node cluster on this machine (NATS_CLUSTER=3 scripts/up.sh, streams with three replicas)
+# and only the closed loop at 64 is made: one replica against three.
 #
-# Each run's figures go to docs/bench/<time>-<label>.json (label `empty`, or `stored-N`), and
+# Each run's figures go to docs/bench/<time>-<label>.json (label `empty`, `stored-N` or
+# `cluster-r3`), and
 # docs/benchmarks.md is written again from the newest two runs of each label, as ranges where they
 # differ, up to the line `<!-- written by hand below -->` (what follows it is kept).
 #
-#   scripts/bench.sh [--stored N] [--short] [--report-only]
+#   scripts/bench.sh [--stored N | --cluster] [--short] [--report-only]
 #     --short        a few seconds per run, results not used by the report (to try the script)
 #     --report-only  write docs/benchmarks.md from the stored results, measure nothing
 set -euo pipefail
@@ -23,10 +26,11 @@ cd "$(dirname "$0")/.."
 # shellcheck source=lib/infra.sh
 source scripts/lib/infra.sh
 
-stored=0 short="" results=docs/bench out=docs/benchmarks.md
+stored=0 cluster="" short="" results=docs/bench out=docs/benchmarks.md
 while [ $# -gt 0 ]; do
   case "$1" in
     --stored) stored=$2; shift 2 ;;
+    --cluster) cluster=1; shift ;;
     --short) short=--short; shift ;;
     --report-only) python3 scripts/lib/bench.py report --results "$results" --out "$out"; exit 0 ;;
     *) die "unknown argument $1 (see the top of scripts/bench.sh)" ;;
@@ -34,6 +38,8 @@ while [ $# -gt 0 ]; do
 done
 label=empty
 [ "$stored" -gt 0 ] && label="stored-$stored"
+[ -n "$cluster" ] && label="cluster-r3"
+[ "$stored" -gt 0 ] && [ -n "$cluster" ] && die "--stored and --cluster are separate runs"
 
 ensure_rust
 ensure_postgres
@@ -59,14 +65,24 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "nats-server with monitoring on $mon_port"
-"$nats_bin" -a 127.0.0.1 -p "$NATS_PORT" -m "$mon_port" -js -sd "$work/nats" -l "$work/nats.log" >/dev/null 2>&1 &
-nats_pid=$!
-export NATS_PID=$nats_pid
-wait_for 30 "nats-server" grep -q "Server is ready" "$work/nats.log"
+if [ -n "$cluster" ]; then
+  # up.sh starts the three nodes (client ports NATS_PORT..+2) and down.sh stops them.
+  export NATS_CLUSTER=3 NATS_ROUTE_PORT=18222 NATS_MONITOR_PORT=$mon_port
+else
+  log "nats-server with monitoring on $mon_port"
+  "$nats_bin" -a 127.0.0.1 -p "$NATS_PORT" -m "$mon_port" -js -sd "$work/nats" -l "$work/nats.log" >/dev/null 2>&1 &
+  nats_pid=$!
+  export NATS_PID=$nats_pid
+  wait_for 30 "nats-server" grep -q "Server is ready" "$work/nats.log"
+fi
 
 log "starting the stack"
 scripts/up.sh > "$work/up.out" 2>&1 || { cat "$work/up.out"; die "up.sh failed"; }
+if [ -n "$cluster" ]; then
+  # The load generator watches the events through the first node (core NATS spans the cluster).
+  NATS_PID=$(cat "$RUN_DIR"/nats-{1,2,3}.pid | paste -sd, -)
+  export NATS_PID
+fi
 if [ "$stored" -gt 0 ]; then
   scripts/seed.sh --orders "$stored" --db-prefix "$DB_PREFIX"
   # The services' connections were opened on small tables; start them again on the filled ones.

@@ -10,7 +10,8 @@ orders/s (the one at 200/s is the latency run) with CPU per order by process and
 busy share; the per-hop breakdown of the 200/s run from the saga history's timestamps; closed
 loops of 64 and 128 orders in flight (with the invariant check); each service's peak RSS; and
 perf profiles at 50/s and at 64 in flight. With the label `stored-N` (databases holding N orders
-beforehand) it runs only the latency run and the closed loop at 64.
+beforehand) it runs only the latency run and the closed loop at 64; with the label `cluster-r3`
+(a three-node NATS cluster, every stream with three replicas) only the closed loop at 64.
 """
 import datetime
 import json
@@ -189,7 +190,7 @@ def profile(path, seconds):
 
 def run(label, results, short):
     work = ENV["BENCH_WORK"]
-    stored = label.startswith("stored")
+    stored = label.startswith("stored") or label.startswith("cluster")
     secs = (lambda s: max(8, s // 6)) if short else (lambda s: s)
     result = {"label": label, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
               "machine": machine(), "short": short, "runs": {}}
@@ -199,7 +200,7 @@ def run(label, results, short):
         time.sleep(10)
         result["idle"] = cpu.diff(before, snapshot())
     runs = result["runs"]
-    plan = [("rate-200", ["--rate", "200"], secs(60), True)]
+    plan = [] if label.startswith("cluster") else [("rate-200", ["--rate", "200"], secs(60), True)]
     if not stored:
         plan = [("rate-20", ["--rate", "20"], secs(30), False),
                 ("rate-50", ["--rate", "50"], secs(30), False)] + plan + \
@@ -284,7 +285,8 @@ def report(results, out):
     thr = lambda runs, run: vals(runs, run, ["report", "throughputOrdersPerSecond"])
     cpo = lambda runs, run: vals(runs, run, ["perOrder", "totalUs"])
     m = empty[-1]["machine"]
-    dates = ", ".join(r["date"][:16].replace("T", " ") + " UTC" for r in empty + stored)
+    dates = ", ".join(r["date"][:16].replace("T", " ") + " UTC"
+                      for r in empty + stored + by_label.get("cluster-r3", [])[-2:])
     L = ["# Benchmarks", "",
          "Measured by `scripts/bench.sh` (the four services in release build, NATS and PostgreSQL "
          "on one machine, fresh databases, the load generator `saga-load` on the same machine). "
@@ -293,8 +295,9 @@ def report(results, out):
          f"- machine: {m['cores']} cores ({m['cpu']}), {m['memGiB']} GiB, kernel {m['kernel']}; "
          f"PostgreSQL {m['postgres']} with its default settings (synchronous_commit on, fsync on); "
          f"{m['nats']}",
-         "- commands: `scripts/bench.sh` (fresh databases) and `scripts/bench.sh --stored 10000000` "
-         "(the same runs on databases holding 10 million orders)", ""]
+         "- commands: `scripts/bench.sh` (fresh databases), `scripts/bench.sh --stored 10000000` "
+         "(the latency run and the closed loop at 64 on databases holding 10 million orders) and "
+         "`scripts/bench.sh --cluster` (the closed loop at 64 with three NATS replicas)", ""]
 
     # Targets.
     p200 = lambda runs: lat(runs, "rate-200", "postLatency", "p99Ms")
@@ -375,6 +378,32 @@ def report(results, out):
                      f"{fmt(g('orderToEndLatency', 'p99Ms'))} ms | {fmt([x['unfinished'] for x in rows], '', 0)} | "
                      f"{', '.join(sorted(set(str(x.get('invariants')) for x in rows)))} |")
     L.append("")
+
+    # Three replicas.
+    cluster = by_label.get("cluster-r3", [])[-2:]
+    if cluster:
+        L += ["## One replica and three (closed loop, 64 in flight)", "",
+              "The same closed loop on a three-node NATS cluster on this machine (`scripts/bench.sh "
+              "--cluster`: `NATS_CLUSTER=3 scripts/up.sh`, every stream with three replicas, the "
+              "services connected to all three nodes) against the single server of the runs above. "
+              "With three replicas a publish is acknowledged once two of the three nodes stored it, so "
+              "every event costs a round of the cluster's replication; here all three nodes share the "
+              "two cores with everything else.", "",
+              "| NATS | orders/s | CPU per order (all) | nats-server per order | order-to-end p50 / p99 | "
+              "unfinished | invariants |", "| --- " * 7 + "|"]
+        for name, runs in (("one server, R1", empty), ("three nodes, R3", cluster)):
+            rows = [r["runs"]["closed-64"] for r in runs if "closed-64" in r["runs"]]
+            if not rows:
+                continue
+            rep = [x["report"] for x in rows]
+            L.append(f"| {name} | {fmt([x['throughputOrdersPerSecond'] for x in rep], '', 0)} | "
+                     f"{fmt([x['perOrder']['totalUs'] for x in rows], ' µs', 0)} | "
+                     f"{fmt([x['perOrder']['byGroupUs']['nats-server'] for x in rows], ' µs', 0)} | "
+                     f"{fmt([x['orderToEndLatency']['p50Ms'] for x in rep])} / "
+                     f"{fmt([x['orderToEndLatency']['p99Ms'] for x in rep])} ms | "
+                     f"{fmt([x['unfinished'] for x in rep], '', 0)} | "
+                     f"{', '.join(sorted(set(str(x.get('invariants')) for x in rep)))} |")
+        L.append("")
 
     # Hops.
     L += ["## Where an order's time goes (200 orders/s)", "",

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """CPU time of the system under test, from /proc.
 
-    cpu.py snap --service NAME=PID ... --nats PID --db-prefix PREFIX   (prints a JSON snapshot)
+    cpu.py snap --service NAME=PID ... --nats PID[,PID...] --db-prefix PREFIX   (a JSON snapshot)
     cpu.py diff BEFORE.json AFTER.json                                 (prints seconds per group)
 
-Groups: each service by name, nats-server, postgresql (the backends of the databases whose name
+Groups: each service by name, nats-server (every node of a cluster), postgresql (the backends of the databases whose name
 starts with PREFIX, and the server's own processes: postmaster, checkpointer, WAL writer,
 background writer, autovacuum), and the machine as a whole (/proc/stat: every CPU's busy time,
 whatever process, kernel threads included). Backends of other databases are left out, so another
@@ -105,7 +105,7 @@ def snap(args):
     for name, pid in services.items():
         groups[name] = ticks(pid) or 0
     if nats:
-        groups["nats-server"] = ticks(nats) or 0
+        groups["nats-server"] = {pid: ticks(pid) or 0 for pid in nats.split(",")}
     if prefix is not None:
         # Per process, so that a backend that exits between two snapshots is not counted as a
         # negative amount.
