@@ -12,6 +12,8 @@ use messaging::{Batch, Handler, HandlerError, Shutdown};
 use service_kit::Infra;
 use shared_events::{Envelope, Reaction, TraceParent};
 
+use uuid::Uuid;
+
 use crate::Timeouts;
 use crate::rules::{Input, Saga, SagaStatus};
 use crate::store;
@@ -23,6 +25,14 @@ pub struct Coordinator {
 }
 
 impl Handler for Coordinator {
+    /// A saga is changed by one transaction at a time. Taken before any row is touched, so two
+    /// batches naming the same sagas wait for each other: without it, one batch creating a saga
+    /// while locking another that a second batch holds, and the second doing the reverse,
+    /// deadlocked (and waited a second for PostgreSQL to notice).
+    fn serialise_on(&self, events: &[Envelope]) -> Vec<Uuid> {
+        events.iter().map(|e| e.payload.saga_id()).collect()
+    }
+
     async fn handle(&self, events: &[Envelope], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
         let keys: Vec<store::Key> = events
             .iter()
