@@ -11,14 +11,16 @@
 # With --stored N, the databases are first filled with N finished orders (scripts/seed.sh) and only
 # the 200/s run and the closed loop at 64 are made: the growth check. With --cluster, NATS is a
 # three-node cluster on this machine (NATS_CLUSTER=3 scripts/up.sh, streams with three replicas)
-# and only the closed loop at 64 is made: one replica against three.
+# and only the closed loop at 64 is made: one replica against three. With --traced, every service
+# exports its spans (OTEL_EXPORTER_OTLP_ENDPOINT) to a sink that discards them, and the latency
+# run and the closed loop at 64 are made: the cost of exporting traces.
 #
 # Each run's figures go to docs/bench/<time>-<label>.json (label `empty`, `stored-N` or
-# `cluster-r3`), and
+# `cluster-r3`, `traced`), and
 # docs/benchmarks.md is written again from the newest two runs of each label, as ranges where they
 # differ, up to the line `<!-- written by hand below -->` (what follows it is kept).
 #
-#   scripts/bench.sh [--stored N | --cluster] [--short] [--report-only]
+#   scripts/bench.sh [--stored N | --cluster | --traced] [--short] [--report-only]
 #     --short        a few seconds per run, results not used by the report (to try the script)
 #     --report-only  write docs/benchmarks.md from the stored results, measure nothing
 set -euo pipefail
@@ -26,11 +28,12 @@ cd "$(dirname "$0")/.."
 # shellcheck source=lib/infra.sh
 source scripts/lib/infra.sh
 
-stored=0 cluster="" short="" results=docs/bench out=docs/benchmarks.md
+stored=0 cluster="" traced="" short="" results=docs/bench out=docs/benchmarks.md
 while [ $# -gt 0 ]; do
   case "$1" in
     --stored) stored=$2; shift 2 ;;
     --cluster) cluster=1; shift ;;
+    --traced) traced=1; shift ;;
     --short) short=--short; shift ;;
     --report-only) python3 scripts/lib/bench.py report --results "$results" --out "$out"; exit 0 ;;
     *) die "unknown argument $1 (see the top of scripts/bench.sh)" ;;
@@ -39,6 +42,7 @@ done
 label=empty
 [ "$stored" -gt 0 ] && label="stored-$stored"
 [ -n "$cluster" ] && label="cluster-r3"
+[ -n "$traced" ] && label="traced"
 [ "$stored" -gt 0 ] && [ -n "$cluster" ] && die "--stored and --cluster are separate runs"
 
 ensure_rust
@@ -56,6 +60,7 @@ export PG_APP_USER PG_APP_PASSWORD PG_PORT
 mon_port=16223
 mkdir -p "$RUN_DIR"
 cleanup() {
+  [ -n "${sink_pid:-}" ] && kill "$sink_pid" 2>/dev/null || true
   scripts/down.sh >/dev/null 2>&1 || true
   [ -n "${nats_pid:-}" ] && kill "$nats_pid" 2>/dev/null || true
   for db in orders payments inventory sagas; do
@@ -74,6 +79,28 @@ else
   nats_pid=$!
   export NATS_PID=$nats_pid
   wait_for 30 "nats-server" grep -q "Server is ready" "$work/nats.log"
+fi
+
+if [ -n "$traced" ]; then
+  # An OTLP/HTTP receiver that reads every export and answers 200 (an empty
+  # ExportTraceServiceResponse), so that the exporters do their whole work.
+  python3 -c '
+import http.server, sys
+class Sink(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", 16318), Sink).serve_forever()
+' &
+  sink_pid=$!
+  export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:16318
+  wait_for 10 "the OTLP sink" curl -s -o /dev/null -X POST --data '' http://127.0.0.1:16318/v1/traces
 fi
 
 log "starting the stack"

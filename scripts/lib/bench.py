@@ -11,7 +11,9 @@ busy share; the per-hop breakdown of the 200/s run from the saga history's times
 loops of 64 and 128 orders in flight (with the invariant check); each service's peak RSS; and
 perf profiles at 50/s and at 64 in flight. With the label `stored-N` (databases holding N orders
 beforehand) it runs only the latency run and the closed loop at 64; with the label `cluster-r3`
-(a three-node NATS cluster, every stream with three replicas) only the closed loop at 64.
+(a three-node NATS cluster, every stream with three replicas) only the closed loop at 64; with
+the label `traced` (spans exported by OTLP to a sink on this machine) the latency run and the
+closed loop at 64.
 """
 import datetime
 import json
@@ -149,6 +151,33 @@ FROM (
     return psql_json("sagas", sql) or []
 
 
+# The relays' retention statements (libs/messaging/src/outbox.rs, `prune`), with ages that make
+# each delete a full batch of the seeded rows.
+RETENTION = [
+    ("orders", "sent outbox rows", "DELETE FROM messaging_outbox WHERE id IN ( "
+     "SELECT id FROM (SELECT id, sent_at FROM messaging_outbox ORDER BY id LIMIT 10000) oldest "
+     "WHERE sent_at < now() - interval '1 hour')"),
+    ("sagas", "inbox rows", "DELETE FROM messaging_inbox WHERE event_id IN ( "
+     "SELECT event_id FROM messaging_inbox WHERE handled_at < now() - interval '1 day' "
+     "ORDER BY handled_at LIMIT 10000)"),
+]
+
+
+def retention_cost():
+    """Time of one retention batch (10,000 rows) on the stored data, in a transaction rolled
+    back: EXPLAIN ANALYZE's execution time and the rows it deleted."""
+    out = []
+    for db, what, sql in RETENTION:
+        text = subprocess.run(["psql", pg_url(db), "-Atc",
+                               f"BEGIN; EXPLAIN (ANALYZE, FORMAT JSON) {sql}; ROLLBACK;"],
+                              capture_output=True, text=True, check=True).stdout
+        plan = json.loads(text[text.index("["):text.rindex("]") + 1])[0]
+        deleted = plan["Plan"].get("Plans", [{}])[0].get("Actual Rows", None)
+        out.append({"database": db, "rows": what, "deleted": deleted,
+                    "ms": plan["Execution Time"]})
+    return out
+
+
 def rss():
     out = {}
     for svc in SERVICES:
@@ -190,7 +219,7 @@ def profile(path, seconds):
 
 def run(label, results, short):
     work = ENV["BENCH_WORK"]
-    stored = label.startswith("stored") or label.startswith("cluster")
+    stored = label.startswith("stored") or label in ("cluster-r3", "traced")
     secs = (lambda s: max(8, s // 6)) if short else (lambda s: s)
     result = {"label": label, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
               "machine": machine(), "short": short, "runs": {}}
@@ -199,6 +228,8 @@ def run(label, results, short):
         before = snapshot()
         time.sleep(10)
         result["idle"] = cpu.diff(before, snapshot())
+    if label.startswith("stored"):
+        result["retention"] = retention_cost()
     runs = result["runs"]
     plan = [] if label.startswith("cluster") else [("rate-200", ["--rate", "200"], secs(60), True)]
     if not stored:
@@ -286,7 +317,8 @@ def report(results, out):
     cpo = lambda runs, run: vals(runs, run, ["perOrder", "totalUs"])
     m = empty[-1]["machine"]
     dates = ", ".join(r["date"][:16].replace("T", " ") + " UTC"
-                      for r in empty + stored + by_label.get("cluster-r3", [])[-2:])
+                      for r in empty + stored + by_label.get("cluster-r3", [])[-2:]
+                      + by_label.get("traced", [])[-2:])
     L = ["# Benchmarks", "",
          "Measured by `scripts/bench.sh` (the four services in release build, NATS and PostgreSQL "
          "on one machine, fresh databases, the load generator `saga-load` on the same machine). "
@@ -297,7 +329,8 @@ def report(results, out):
          f"{m['nats']}",
          "- commands: `scripts/bench.sh` (fresh databases), `scripts/bench.sh --stored 10000000` "
          "(the latency run and the closed loop at 64 on databases holding 10 million orders) and "
-         "`scripts/bench.sh --cluster` (the closed loop at 64 with three NATS replicas)", ""]
+         "`scripts/bench.sh --cluster` (the closed loop at 64 with three NATS replicas) and "
+         "`scripts/bench.sh --traced` (with spans exported)", ""]
 
     # Targets.
     p200 = lambda runs: lat(runs, "rate-200", "postLatency", "p99Ms")
@@ -378,6 +411,46 @@ def report(results, out):
                      f"{fmt(g('orderToEndLatency', 'p99Ms'))} ms | {fmt([x['unfinished'] for x in rows], '', 0)} | "
                      f"{', '.join(sorted(set(str(x.get('invariants')) for x in rows)))} |")
     L.append("")
+
+    # Retention on the stored data.
+    ret = [x for r in stored for x in r.get("retention", [])]
+    if ret:
+        L += ["## Retention's cost on the stored data", "",
+              "One batch of the relays' retention deletes (`libs/messaging/src/outbox.rs`, `prune`) on "
+              f"the databases holding {stored_label.split('-')[1]} orders, timed by `EXPLAIN ANALYZE` in a "
+              "transaction rolled back (the statements as the relays run them, with ages that make each "
+              "delete a full batch of the seeded rows).", "",
+              "| rows | database | rows deleted | time |", "| --- | --- | --- | --- |"]
+        for what in dict.fromkeys(x["rows"] for x in ret):
+            xs = [x for x in ret if x["rows"] == what]
+            L.append(f"| {what} | {xs[0]['database']} | {fmt([x['deleted'] for x in xs], '', 0)} | "
+                     f"{fmt([x['ms'] for x in xs], ' ms', 1)} |")
+        L.append("")
+
+    # Tracing.
+    traced = by_label.get("traced", [])[-2:]
+    if traced:
+        L += ["## Traces exported", "",
+              "The latency run and the closed loop at 64 with `OTEL_EXPORTER_OTLP_ENDPOINT` set on every "
+              "service (`scripts/bench.sh --traced`): every span of every order is exported by OTLP/HTTP "
+              "to a sink on this machine that reads and discards them (its CPU is in the machine's busy "
+              "share, not in \"all\"). Without the setting (the runs above) no span is made; the trace "
+              "context still travels with each event (an outbox column and a NATS header).", "",
+              "| run | exporter | orders/s | CPU per order (all) | POST p99 | order-to-end p50 / p99 | machine busy |",
+              "| --- " * 7 + "|"]
+        for run in ("rate-200", "closed-64"):
+            for name, runs in (("none", empty), ("OTLP", traced)):
+                rows = [r["runs"][run] for r in runs if run in r["runs"]]
+                if not rows:
+                    continue
+                rep_ = [x["report"] for x in rows]
+                L.append(f"| {run} | {name} | {fmt([x['throughputOrdersPerSecond'] for x in rep_], '', 0)} | "
+                         f"{fmt([x['perOrder']['totalUs'] for x in rows], ' µs', 0)} | "
+                         f"{fmt([x['postLatency']['p99Ms'] for x in rep_])} ms | "
+                         f"{fmt([x['orderToEndLatency']['p50Ms'] for x in rep_])} / "
+                         f"{fmt([x['orderToEndLatency']['p99Ms'] for x in rep_])} ms | "
+                         f"{fmt([x['perOrder']['busyShare'] * 100 for x in rows], '%', 0)} |")
+        L.append("")
 
     # Three replicas.
     cluster = by_label.get("cluster-r3", [])[-2:]
