@@ -72,13 +72,13 @@ trap cleanup EXIT
 
 if [ -n "$cluster" ]; then
   # up.sh starts the three nodes (client ports NATS_PORT..+2) and down.sh stops them.
-  export NATS_CLUSTER=3 NATS_ROUTE_PORT=18222 NATS_MONITOR_PORT=$mon_port
+  export NATS_CLUSTER=3 NATS_ROUTE_PORT=18222 NATS_MONITOR_PORT=20222
 else
   log "nats-server with monitoring on $mon_port"
   "$nats_bin" -a 127.0.0.1 -p "$NATS_PORT" -m "$mon_port" -js -sd "$work/nats" -l "$work/nats.log" >/dev/null 2>&1 &
   nats_pid=$!
   export NATS_PID=$nats_pid
-  wait_for 30 "nats-server" grep -q "Server is ready" "$work/nats.log"
+  wait_for 30 "nats-server" grep -qs "Server is ready" "$work/nats.log"
 fi
 
 if [ -n "$traced" ]; then
@@ -107,7 +107,8 @@ log "starting the stack"
 scripts/up.sh > "$work/up.out" 2>&1 || { cat "$work/up.out"; die "up.sh failed"; }
 if [ -n "$cluster" ]; then
   # The load generator watches the events through the first node (core NATS spans the cluster).
-  NATS_PID=$(cat "$RUN_DIR"/nats-{1,2,3}.pid | paste -sd, -)
+  # (nats-server writes its pid file without a newline.)
+  NATS_PID=$(for i in 1 2 3; do cat "$RUN_DIR/nats-$i.pid"; echo; done | paste -sd, -)
   export NATS_PID
 fi
 if [ "$stored" -gt 0 ]; then

@@ -289,6 +289,27 @@ def verdict(ok):
     return "met" if ok else "**not met**"
 
 
+def comparison(cases):
+    """Table lines comparing the same run under several setups: (run, setup, results) each."""
+    L = ["| run | setup | orders/s | CPU per order (all) | nats-server per order | POST p99 | "
+         "order-to-end p50 / p99 | unfinished | invariants | machine busy |", "| --- " * 10 + "|"]
+    for run, name, runs in cases:
+        rows = [r["runs"][run] for r in runs if run in r["runs"]]
+        if not rows:
+            continue
+        rep = [x["report"] for x in rows]
+        L.append(f"| {run} | {name} | {fmt([x['throughputOrdersPerSecond'] for x in rep], '', 0)} | "
+                 f"{fmt([x['perOrder']['totalUs'] for x in rows], ' µs', 0)} | "
+                 f"{fmt([x['perOrder']['byGroupUs']['nats-server'] for x in rows], ' µs', 0)} | "
+                 f"{fmt([x['postLatency']['p99Ms'] for x in rep])} ms | "
+                 f"{fmt([x['orderToEndLatency']['p50Ms'] for x in rep])} / "
+                 f"{fmt([x['orderToEndLatency']['p99Ms'] for x in rep])} ms | "
+                 f"{fmt([x['unfinished'] for x in rep], '', 0)} | "
+                 f"{', '.join(sorted(set(str(x.get('invariants')) for x in rep)))} | "
+                 f"{fmt([x['perOrder']['busyShare'] * 100 for x in rows], '%', 0)} |")
+    return L
+
+
 def report(results, out):
     files = sorted(f for f in os.listdir(results) if f.endswith(".json"))
     by_label = {}
@@ -436,20 +457,8 @@ def report(results, out):
               "to a sink on this machine that reads and discards them (its CPU is in the machine's busy "
               "share, not in \"all\"). Without the setting (the runs above) no span is made; the trace "
               "context still travels with each event (an outbox column and a NATS header).", "",
-              "| run | exporter | orders/s | CPU per order (all) | POST p99 | order-to-end p50 / p99 | machine busy |",
-              "| --- " * 7 + "|"]
-        for run in ("rate-200", "closed-64"):
-            for name, runs in (("none", empty), ("OTLP", traced)):
-                rows = [r["runs"][run] for r in runs if run in r["runs"]]
-                if not rows:
-                    continue
-                rep_ = [x["report"] for x in rows]
-                L.append(f"| {run} | {name} | {fmt([x['throughputOrdersPerSecond'] for x in rep_], '', 0)} | "
-                         f"{fmt([x['perOrder']['totalUs'] for x in rows], ' µs', 0)} | "
-                         f"{fmt([x['postLatency']['p99Ms'] for x in rep_])} ms | "
-                         f"{fmt([x['orderToEndLatency']['p50Ms'] for x in rep_])} / "
-                         f"{fmt([x['orderToEndLatency']['p99Ms'] for x in rep_])} ms | "
-                         f"{fmt([x['perOrder']['busyShare'] * 100 for x in rows], '%', 0)} |")
+              ] + comparison([(run, name, runs) for run in ("rate-200", "closed-64")
+                              for name, runs in (("no exporter", empty), ("OTLP", traced))])
         L.append("")
 
     # Three replicas.
@@ -462,20 +471,8 @@ def report(results, out):
               "With three replicas a publish is acknowledged once two of the three nodes stored it, so "
               "every event costs a round of the cluster's replication; here all three nodes share the "
               "two cores with everything else.", "",
-              "| NATS | orders/s | CPU per order (all) | nats-server per order | order-to-end p50 / p99 | "
-              "unfinished | invariants |", "| --- " * 7 + "|"]
-        for name, runs in (("one server, R1", empty), ("three nodes, R3", cluster)):
-            rows = [r["runs"]["closed-64"] for r in runs if "closed-64" in r["runs"]]
-            if not rows:
-                continue
-            rep = [x["report"] for x in rows]
-            L.append(f"| {name} | {fmt([x['throughputOrdersPerSecond'] for x in rep], '', 0)} | "
-                     f"{fmt([x['perOrder']['totalUs'] for x in rows], ' µs', 0)} | "
-                     f"{fmt([x['perOrder']['byGroupUs']['nats-server'] for x in rows], ' µs', 0)} | "
-                     f"{fmt([x['orderToEndLatency']['p50Ms'] for x in rep])} / "
-                     f"{fmt([x['orderToEndLatency']['p99Ms'] for x in rep])} ms | "
-                     f"{fmt([x['unfinished'] for x in rep], '', 0)} | "
-                     f"{', '.join(sorted(set(str(x.get('invariants')) for x in rep)))} |")
+              ] + comparison([("closed-64", name, runs) for name, runs in
+                              (("one server, R1", empty), ("three nodes, R3", cluster))])
         L.append("")
 
     # Hops.
