@@ -579,23 +579,15 @@ pub async fn counts(pool: &PgPool) -> Result<Vec<Count>, sqlx::Error> {
 /// retention: by then it no longer holds their message), a bounded batch per statement; those
 /// still `DEAD` are kept until an operator acts. Returns how many went.
 pub async fn prune_dead_letters(pool: &PgPool, age: Duration) -> Result<u64, sqlx::Error> {
-    let mut total = 0;
-    loop {
-        let deleted = sqlx::query(
-            "DELETE FROM dead_letters WHERE id IN ( \
-                 SELECT id FROM dead_letters \
-                 WHERE status <> 'DEAD' AND status_at < now() - make_interval(secs => $1) \
-                 ORDER BY status_at LIMIT 10000)",
-        )
-        .bind(age.as_secs_f64())
-        .execute(pool)
-        .await?
-        .rows_affected();
-        total += deleted;
-        if deleted == 0 {
-            return Ok(total);
-        }
-    }
+    messaging::db::delete_in_batches(
+        pool,
+        "DELETE FROM dead_letters WHERE id IN ( \
+             SELECT id FROM dead_letters \
+             WHERE status <> 'DEAD' AND status_at < now() - make_interval(secs => $1) \
+             ORDER BY status_at LIMIT $2)",
+        age.as_secs_f64(),
+    )
+    .await
 }
 
 /// Folds the counted deltas into the totals (any instance, any time: each delta is taken once).

@@ -193,3 +193,27 @@ pub async fn begin_serialised(
         format!("BEGIN; SELECT pg_advisory_xact_lock(k) FROM unnest('{{{list}}}'::bigint[]) AS k");
     pool.begin_with(sqlx::AssertSqlSafe(statement)).await
 }
+
+/// Runs a retention `DELETE` (`$1` the age in seconds, `$2` the most rows per round) until a
+/// round deletes nothing, so that no deletion holds one long transaction; returns how many rows
+/// went.
+pub async fn delete_in_batches(
+    pool: &PgPool,
+    sql: &'static str,
+    age: f64,
+) -> Result<u64, sqlx::Error> {
+    const BATCH: i64 = 10_000;
+    let mut total = 0;
+    loop {
+        let deleted = sqlx::query(sql)
+            .bind(age)
+            .bind(BATCH)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        total += deleted;
+        if deleted == 0 {
+            return Ok(total);
+        }
+    }
+}

@@ -680,29 +680,12 @@ impl Relay {
             ),
         ];
         for (sql, age, counter) in rounds {
-            prune_rows(&self.pool, sql, age).await.map(|n| {
-                metrics::counter!(counter).increment(n);
-            })?;
+            crate::db::delete_in_batches(&self.pool, sql, age)
+                .await
+                .map(|n| {
+                    metrics::counter!(counter).increment(n);
+                })?;
         }
         Ok(())
-    }
-}
-
-/// Runs a pruning `DELETE` (`$1` the age in seconds, `$2` the batch) until a round deletes
-/// nothing; returns how many rows went.
-async fn prune_rows(pool: &PgPool, sql: &'static str, age: f64) -> Result<u64, sqlx::Error> {
-    const BATCH: i64 = 10_000;
-    let mut total = 0;
-    loop {
-        let deleted = sqlx::query(sql)
-            .bind(age)
-            .bind(BATCH)
-            .execute(pool)
-            .await?
-            .rows_affected();
-        total += deleted;
-        if deleted == 0 {
-            return Ok(total);
-        }
     }
 }
