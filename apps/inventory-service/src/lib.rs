@@ -33,16 +33,12 @@ pub const DEFAULTS: Defaults = Defaults {
 };
 
 pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1000,
-        description: "stock",
-        sql: include_str!("../migrations/1000_stock.sql"),
-    },
-    Migration {
-        version: 1001,
-        description: "reservation updates without index writes",
-        sql: include_str!("../migrations/1001_hot_updates.sql"),
-    },
+    Migration::frozen(1000, "stock", include_str!("../migrations/1000_stock.sql")),
+    Migration::frozen(
+        1001,
+        "reservation updates without index writes",
+        include_str!("../migrations/1001_hot_updates.sql"),
+    ),
 ];
 
 #[derive(Clone, Debug)]

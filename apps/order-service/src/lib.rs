@@ -30,11 +30,11 @@ pub const DEFAULTS: Defaults = Defaults {
     database: "orders",
 };
 
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1000,
-    description: "orders",
-    sql: include_str!("../migrations/1000_orders.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[Migration::frozen(
+    1000,
+    "orders",
+    include_str!("../migrations/1000_orders.sql"),
+)];
 
 #[derive(Clone, Debug)]
 pub struct Settings {

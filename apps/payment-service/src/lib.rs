@@ -36,16 +36,16 @@ pub const DEFAULTS: Defaults = Defaults {
 };
 
 pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1000,
-        description: "payments",
-        sql: include_str!("../migrations/1000_payments.sql"),
-    },
-    Migration {
-        version: 1001,
-        description: "simulation settings",
-        sql: include_str!("../migrations/1001_simulation.sql"),
-    },
+    Migration::frozen(
+        1000,
+        "payments",
+        include_str!("../migrations/1000_payments.sql"),
+    ),
+    Migration::frozen(
+        1001,
+        "simulation settings",
+        include_str!("../migrations/1001_simulation.sql"),
+    ),
 ];
 
 /// The simulated gateway's settings. The environment gives them at first start; after that

@@ -36,31 +36,27 @@ pub const DEFAULTS: Defaults = Defaults {
 };
 
 pub const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1000,
-        description: "sagas",
-        sql: include_str!("../migrations/1000_sagas.sql"),
-    },
-    Migration {
-        version: 1001,
-        description: "operations: counts, ended_at, operator history, dead letters",
-        sql: include_str!("../migrations/1001_operations.sql"),
-    },
-    Migration {
-        version: 1002,
-        description: "saga trace",
-        sql: include_str!("../migrations/1002_trace.sql"),
-    },
-    Migration {
-        version: 1003,
-        description: "saga writes without index updates or triggers",
-        sql: include_str!("../migrations/1003_hot_updates.sql"),
-    },
-    Migration {
-        version: 1004,
-        description: "settled dead letters by age",
-        sql: include_str!("../migrations/1004_dead_letters_settled.sql"),
-    },
+    Migration::frozen(1000, "sagas", include_str!("../migrations/1000_sagas.sql")),
+    Migration::frozen(
+        1001,
+        "operations: counts, ended_at, operator history, dead letters",
+        include_str!("../migrations/1001_operations.sql"),
+    ),
+    Migration::frozen(
+        1002,
+        "saga trace",
+        include_str!("../migrations/1002_trace.sql"),
+    ),
+    Migration::frozen(
+        1003,
+        "saga writes without index updates or triggers",
+        include_str!("../migrations/1003_hot_updates.sql"),
+    ),
+    Migration::frozen(
+        1004,
+        "settled dead letters by age",
+        include_str!("../migrations/1004_dead_letters_settled.sql"),
+    ),
 ];
 
 /// Every event of a saga that the coordinator follows.

@@ -84,7 +84,7 @@ pub fn decided(event: &Envelope) {
             order_id = %d.order_id, trace_id, decision = "aborted", reason = %d.reason,
             "saga decided"),
         other => tracing::info!(saga_id = %other.saga_id(), order_id = %other.order_id(), trace_id,
-            decision = other.kind().name(), "saga decided"),
+            decision = other.name(), "saga decided"),
     }
 }
 

@@ -1,16 +1,43 @@
 //! PostgreSQL: connection pools, and the one migrator each service database runs at start.
 //!
-//! A service's migrator is this library's migrations (the outbox and inbox tables, versions below
-//! 100) followed by those of the layers above it, in order: the service kit's (100 to 999) and the
-//! service's own (from 1000), embedded in the binary. sqlx takes an advisory lock while
-//! migrating, so several instances starting at once are safe.
+//! A service's migrations are this library's (the outbox and inbox tables, versions below 100)
+//! followed by those of the layers above it, in order: the service kit's (100 to 999) and the
+//! service's own (from 1000), embedded in the binary.
+//!
+//! Two ledgers record them:
+//! - the migrations of release 0.1.0 and before ([`Migration::frozen`]) are recorded by sqlx's
+//!   migrator in `_sqlx_migrations`, as that release's binaries expect: they refuse to start on a
+//!   database whose `_sqlx_migrations` holds a version they do not know, so no later migration
+//!   is ever added there;
+//! - every later migration is recorded in `messaging_schema_changes`, with whether it only
+//!   expands the schema ([`Migration::expand`]: what older binaries read and write is left as
+//!   it was) or contracts it ([`Migration::contract`]: it drops or tightens something, and names
+//!   the oldest migration a binary must know to run on it).
+//!
+//! A binary therefore starts on a database migrated by a later release, as long as every
+//! migration it does not know is an expansion, or a contraction whose named migration it knows:
+//! the rollback of a release is routine (docs/upgrading.md). Each ledger is written under an
+//! advisory lock, so several instances starting at once are safe.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::time::Duration;
 
 use sqlx::migrate::{MigrateError, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgPool, SqlSafeStr};
+use sqlx::{Acquire as _, PgPool, SqlSafeStr};
+
+/// Where a migration is recorded, and what it means for binaries that do not know it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ledger {
+    /// `_sqlx_migrations`: the migrations of release 0.1.0 and before. Frozen: nothing is added.
+    Sqlx,
+    /// `messaging_schema_changes`, as an expansion: a binary that does not know it runs on.
+    Expand,
+    /// `messaging_schema_changes`, as a contraction: only binaries that know migration `needs`
+    /// run on a database it was applied to.
+    Contract { needs: i64 },
+}
 
 /// One embedded migration.
 #[derive(Clone, Copy, Debug)]
@@ -18,62 +45,144 @@ pub struct Migration {
     pub version: i64,
     pub description: &'static str,
     pub sql: &'static str,
+    pub ledger: Ledger,
+}
+
+impl Migration {
+    /// A migration of release 0.1.0 or before, recorded as that release's binaries expect.
+    pub const fn frozen(version: i64, description: &'static str, sql: &'static str) -> Migration {
+        Migration {
+            version,
+            description,
+            sql,
+            ledger: Ledger::Sqlx,
+        }
+    }
+
+    /// A migration that adds and changes nothing older binaries rely on.
+    pub const fn expand(version: i64, description: &'static str, sql: &'static str) -> Migration {
+        Migration {
+            version,
+            description,
+            sql,
+            ledger: Ledger::Expand,
+        }
+    }
+
+    /// A migration that drops or tightens what binaries that do not know migration `needs` use.
+    pub const fn contract(
+        version: i64,
+        description: &'static str,
+        sql: &'static str,
+        needs: i64,
+    ) -> Migration {
+        Migration {
+            version,
+            description,
+            sql,
+            ledger: Ledger::Contract { needs },
+        }
+    }
 }
 
 /// The first version a service may use for its own migrations (the service kit uses 100 to 999).
 pub const FIRST_SERVICE_VERSION: i64 = 1000;
 
 const MESSAGING_MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        description: "outbox and inbox",
-        sql: include_str!("../migrations/0001_outbox_inbox.sql"),
-    },
-    Migration {
-        version: 2,
-        description: "dead letters",
-        sql: include_str!("../migrations/0002_dead_letters.sql"),
-    },
-    Migration {
-        version: 3,
-        description: "outbox trace context",
-        sql: include_str!("../migrations/0003_outbox_trace.sql"),
-    },
-    Migration {
-        version: 4,
-        description: "outbox with fewer indexes",
-        sql: include_str!("../migrations/0004_outbox_fewer_indexes.sql"),
-    },
-    Migration {
-        version: 5,
-        description: "inbox keyed by event",
-        sql: include_str!("../migrations/0005_inbox_by_event.sql"),
-    },
-    Migration {
-        version: 6,
-        description: "dead letters by age",
-        sql: include_str!("../migrations/0006_dead_letters_by_age.sql"),
-    },
+    Migration::frozen(
+        1,
+        "outbox and inbox",
+        include_str!("../migrations/0001_outbox_inbox.sql"),
+    ),
+    Migration::frozen(
+        2,
+        "dead letters",
+        include_str!("../migrations/0002_dead_letters.sql"),
+    ),
+    Migration::frozen(
+        3,
+        "outbox trace context",
+        include_str!("../migrations/0003_outbox_trace.sql"),
+    ),
+    Migration::frozen(
+        4,
+        "outbox with fewer indexes",
+        include_str!("../migrations/0004_outbox_fewer_indexes.sql"),
+    ),
+    Migration::frozen(
+        5,
+        "inbox keyed by event",
+        include_str!("../migrations/0005_inbox_by_event.sql"),
+    ),
+    Migration::frozen(
+        6,
+        "dead letters by age",
+        include_str!("../migrations/0006_dead_letters_by_age.sql"),
+    ),
 ];
 
-/// Applies this library's migrations and then each layer's (in the order given), each once.
-/// Versions must rise from layer to layer, so that no layer's migration lands between another's.
-pub async fn migrate(pool: &PgPool, layers: &[&[Migration]]) -> Result<(), MigrateError> {
+/// Why the database cannot be brought to this binary's schema.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration {version} ({description}) was changed after it was applied")]
+    Changed { version: i64, description: String },
+    #[error(
+        "the database was migrated by a later release with migration {version} ({description}), \
+         which drops or tightens what this binary uses: only binaries that know migration \
+         {needs} run on it (docs/upgrading.md)"
+    )]
+    TooOld {
+        version: i64,
+        description: String,
+        needs: i64,
+    },
+    #[error("{0}")]
+    Order(String),
+}
+
+/// What [`migrate`] found and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Versions applied now.
+    pub applied: Vec<i64>,
+    /// Versions a later release applied, all expansions (or contractions this binary allows).
+    pub unknown: Vec<i64>,
+}
+
+/// A row of `messaging_schema_changes`.
+#[derive(sqlx::FromRow)]
+struct Recorded {
+    version: i64,
+    description: String,
+    checksum: Vec<u8>,
+    needs: Option<i64>,
+}
+
+/// Brings the database to this binary's schema: this library's migrations and then each layer's
+/// (in the order given), each once, in the ledger each belongs to. Versions must rise from layer
+/// to layer, so that no layer's migration lands between another's. Fails when the database was
+/// contracted past what this binary knows.
+pub async fn migrate(
+    pool: &PgPool,
+    layers: &[&[Migration]],
+) -> Result<MigrationReport, SchemaError> {
     let all: Vec<&Migration> = MESSAGING_MIGRATIONS
         .iter()
         .chain(layers.iter().flat_map(|l| l.iter()))
         .collect();
     if let Some(pair) = all.windows(2).find(|w| w[1].version <= w[0].version) {
-        return Err(MigrateError::Source(
-            format!(
-                "migration {} ({}) must be numbered above {} ({})",
-                pair[1].version, pair[1].description, pair[0].version, pair[0].description
-            )
-            .into(),
-        ));
+        return Err(SchemaError::Order(format!(
+            "migration {} ({}) must be numbered above {} ({})",
+            pair[1].version, pair[1].description, pair[0].version, pair[0].description
+        )));
     }
-    let migrations = all
-        .into_iter()
+    let frozen = all
+        .iter()
+        .filter(|m| m.ledger == Ledger::Sqlx)
         .map(|m| {
             sqlx::migrate::Migration::new(
                 m.version,
@@ -85,10 +194,111 @@ pub async fn migrate(pool: &PgPool, layers: &[&[Migration]]) -> Result<(), Migra
         })
         .collect::<Vec<_>>();
     let migrator = Migrator {
-        migrations: Cow::Owned(migrations),
+        migrations: Cow::Owned(frozen),
+        // A later release never adds to this ledger; should one, its rows are no reason to stop.
+        ignore_missing: true,
         ..Migrator::DEFAULT
     };
-    migrator.run(pool).await
+    migrator.run(pool).await?;
+    let later: Vec<&Migration> = all
+        .iter()
+        .copied()
+        .filter(|m| m.ledger != Ledger::Sqlx)
+        .collect();
+    let known: HashSet<i64> = all.iter().map(|m| m.version).collect();
+    migrate_later(pool, &later, &known).await
+}
+
+/// The key of the advisory lock held while `messaging_schema_changes` is read and written.
+const SCHEMA_LOCK: i64 = 0x5343_4845_4d41; // "SCHEMA"
+
+async fn migrate_later(
+    pool: &PgPool,
+    later: &[&Migration],
+    known: &HashSet<i64>,
+) -> Result<MigrationReport, SchemaError> {
+    let mut conn = pool.acquire().await?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(SCHEMA_LOCK)
+        .execute(&mut *conn)
+        .await?;
+    let result = async {
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS messaging_schema_changes ( \
+                 version      BIGINT PRIMARY KEY, \
+                 description  TEXT NOT NULL, \
+                 checksum     BYTEA NOT NULL, \
+                 needs        BIGINT, \
+                 installed_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+        )
+        .execute(&mut *conn)
+        .await?;
+        let recorded: Vec<Recorded> = sqlx::query_as(
+            "SELECT version, description, checksum, needs FROM messaging_schema_changes \
+             ORDER BY version",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut report = MigrationReport::default();
+        for row in &recorded {
+            match later.iter().find(|m| m.version == row.version) {
+                Some(m) if checksum(m.sql) != row.checksum => {
+                    return Err(SchemaError::Changed {
+                        version: row.version,
+                        description: row.description.clone(),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(needs) = row.needs.filter(|n| !known.contains(n)) {
+                        return Err(SchemaError::TooOld {
+                            version: row.version,
+                            description: row.description.clone(),
+                            needs,
+                        });
+                    }
+                    report.unknown.push(row.version);
+                }
+            }
+        }
+        for m in later {
+            if recorded.iter().any(|r| r.version == m.version) {
+                continue;
+            }
+            let mut tx = conn.begin().await?;
+            sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
+            let needs = match m.ledger {
+                Ledger::Contract { needs } => Some(needs),
+                Ledger::Expand | Ledger::Sqlx => None,
+            };
+            sqlx::query(
+                "INSERT INTO messaging_schema_changes (version, description, checksum, needs) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(m.version)
+            .bind(m.description)
+            .bind(checksum(m.sql))
+            .bind(needs)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            report.applied.push(m.version);
+        }
+        Ok(report)
+    }
+    .await;
+    // Also released when the connection closes, should this fail.
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(SCHEMA_LOCK)
+        .execute(&mut *conn)
+        .await;
+    result
+}
+
+/// The SHA-256 of a migration's text, to tell a migration changed after it was applied.
+fn checksum(sql: &str) -> Vec<u8> {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(sql.as_bytes()).to_vec()
 }
 
 /// A pool that gives up on a connection after a few seconds, so that a database outage surfaces

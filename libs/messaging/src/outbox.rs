@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use futures_util::future::join_all;
-use shared_events::{Envelope, Event};
+use shared_events::{Envelope, Event, EventKind, Majors};
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -59,7 +59,8 @@ struct Handed {
     row: Row,
 }
 
-/// An outbox row as it is published: the body exactly as stored.
+/// An outbox row as it is published: the body exactly as stored. An event published in two
+/// majors has a row for each, with the same event id.
 #[derive(Clone)]
 struct Row {
     /// The row's key, known once it is written.
@@ -68,6 +69,16 @@ struct Row {
     subject: String,
     body: bytes::Bytes,
     trace: Option<TraceParent>,
+}
+
+impl Row {
+    /// The `Nats-Msg-Id` of this copy (see [`EventKind::message_id`]).
+    fn message_id(&self) -> String {
+        match EventKind::from_subject(&self.subject) {
+            Some(kind) => kind.message_id(self.event_id),
+            None => self.event_id.to_string(),
+        }
+    }
 }
 
 /// An unsent outbox row as the poller reads it.
@@ -125,13 +136,17 @@ impl Written {
 #[derive(Clone)]
 pub struct Outbox {
     producer: Arc<str>,
+    /// The majors each event is written in (see [`Envelope::copies`]).
+    majors: Arc<Majors>,
     handoff: Arc<Handoff>,
 }
 
 impl Outbox {
+    /// The outbox of `producer`, which publishes every major it knows of each event.
     pub fn new(producer: &str) -> Outbox {
         Outbox {
             producer: producer.into(),
+            majors: Arc::new(Majors::all()),
             handoff: Arc::new(Handoff {
                 queue: Mutex::new(VecDeque::new()),
                 ready: Notify::new(),
@@ -139,8 +154,10 @@ impl Outbox {
         }
     }
 
-    pub fn producer(&self) -> &str {
-        &self.producer
+    /// The same outbox, publishing `majors` of each event from now on.
+    pub fn with_majors(mut self, majors: Majors) -> Outbox {
+        self.majors = Arc::new(majors);
+        self
     }
 
     /// A new event of this service, in saga `correlation_id`, caused by `causation_id`. It
@@ -184,16 +201,19 @@ impl Outbox {
         events: Vec<Envelope>,
     ) -> Result<Written, sqlx::Error> {
         let at = Instant::now();
-        let mut rows: Vec<Row> = events
-            .iter()
-            .map(|e| Row {
+        let mut rows: Vec<Row> = Vec::with_capacity(events.len());
+        for event in &events {
+            let copies = event
+                .copies(&self.majors)
+                .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+            rows.extend(copies.into_iter().map(|(kind, body)| Row {
                 id: 0,
-                event_id: e.event_id,
-                subject: e.subject().to_owned(),
-                body: e.to_bytes().into(),
-                trace: e.trace,
-            })
-            .collect();
+                event_id: event.event_id,
+                subject: kind.subject().to_owned(),
+                body: body.into(),
+                trace: event.trace,
+            }));
+        }
         let (consumer, handled) = handled.unwrap_or_default();
         if rows.is_empty() && handled.is_empty() {
             return Ok(Written { at, rows });
@@ -206,13 +226,13 @@ impl Outbox {
             .map(|r| r.trace.map(|t| t.to_string()))
             .collect();
         // clock_timestamp(), not the transaction's start: the hand-off lease counts from the write.
-        let keys: Vec<(Uuid, i64)> = sqlx::query_as(
+        let keys: Vec<(Uuid, String, i64)> = sqlx::query_as(
             "WITH inbox AS (INSERT INTO messaging_inbox (consumer, event_id) \
              SELECT $4, e FROM unnest($5::uuid[]) AS e) \
              INSERT INTO messaging_outbox (event_id, subject, body, traceparent, created_at) \
              SELECT e, s, b, tp, clock_timestamp() \
              FROM unnest($1::uuid[], $2::text[], $3::bytea[], $6::text[]) AS t(e, s, b, tp) \
-             RETURNING event_id, id",
+             RETURNING event_id, subject, id",
         )
         .bind(&ids)
         .bind(&subjects)
@@ -222,9 +242,12 @@ impl Outbox {
         .bind(&traces)
         .fetch_all(conn)
         .await?;
-        let keys: std::collections::HashMap<Uuid, i64> = keys.into_iter().collect();
+        let keys: std::collections::HashMap<(Uuid, String), i64> =
+            keys.into_iter().map(|(e, s, id)| ((e, s), id)).collect();
         for row in &mut rows {
-            row.id = keys.get(&row.event_id).copied().unwrap_or_default();
+            let key = (row.event_id, std::mem::take(&mut row.subject));
+            row.id = keys.get(&key).copied().unwrap_or_default();
+            row.subject = key.1;
         }
         Ok(Written { at, rows })
     }
@@ -528,7 +551,7 @@ impl Relay {
         let mut pending = Vec::with_capacity(rows.len());
         let mut failure = None;
         for row in rows {
-            let mut publish = PublishMessage::build().message_id(row.event_id.to_string());
+            let mut publish = PublishMessage::build().message_id(row.message_id());
             if let Some(trace) = row.trace {
                 let span = crate::traced_span!(Some(trace), "publish", subject = %row.subject,
                     event_id = %row.event_id);

@@ -18,11 +18,11 @@ use crate::extract::{ApiQuery, Page, page_limit};
 
 /// The audit table, in every service's database (between messaging's migrations and the
 /// service's own).
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 100,
-    description: "admin audit log",
-    sql: include_str!("../migrations/0100_admin_audit.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[Migration::frozen(
+    100,
+    "admin audit log",
+    include_str!("../migrations/0100_admin_audit.sql"),
+)];
 
 /// One admin action.
 #[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, CommandFactory, Parser, ValueEnum};
 use messaging::nats::NatsSettings;
+use shared_events::Majors;
 use tracing_subscriber::filter::Targets;
 
 /// Where a service listens and keeps its data by default.
@@ -121,6 +122,12 @@ pub struct CommonArgs {
     /// The token of admin calls (Authorization: Bearer <token>); unset: admin calls answer 403.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// The major versions of its events this service publishes, comma-separated: each event
+    /// goes out in every listed major it has (an event that has none of them, in its newest).
+    /// During a change-over every consumer must know one of them (docs/upgrading.md).
+    #[arg(long, env = "PUBLISH_MAJORS", default_value_t = Majors::all(),
+          value_parser = publish_majors)]
+    pub publish_majors: Majors,
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
 }
@@ -175,6 +182,10 @@ fn redact(url: &str) -> String {
     NatsSettings::new(url, "").redacted_url()
 }
 
+fn publish_majors(text: &str) -> Result<Majors, String> {
+    Majors::parse(text)
+}
+
 fn log_filter(text: &str) -> Result<Targets, String> {
     text.parse::<Targets>()
         .map_err(|e| format!("not a log filter such as info or info,sqlx=warn ({e})"))
@@ -204,6 +215,8 @@ pub struct CommonSettings {
     pub nats: NatsSettings,
     /// `ADMIN_TOKEN`: unset means admin calls answer 403.
     pub admin_token: Option<String>,
+    /// `PUBLISH_MAJORS`.
+    pub publish_majors: Majors,
 }
 
 impl CommonSettings {
@@ -222,6 +235,7 @@ impl CommonSettings {
                 stream_replicas: usize::from(args.nats_stream_replicas),
             },
             admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
+            publish_majors: args.publish_majors.clone(),
         }
     }
 
@@ -234,6 +248,7 @@ impl CommonSettings {
             db_max_connections: 5,
             nats: NatsSettings::new(nats_url, service),
             admin_token: Some("test-admin-token".into()),
+            publish_majors: Majors::all(),
         }
     }
 }
@@ -288,6 +303,8 @@ mod tests {
             "postgres://saga:saga@127.0.0.1:5432/probe"
         );
         assert_eq!(probe.common.nats_stream_replicas, 1);
+        assert_eq!(probe.common.publish_majors, Majors::all());
+        assert_eq!(probe.common.publish_majors.to_string(), "1,2");
         assert!(!probe.common.nats_tls_required);
     }
 
@@ -316,6 +333,11 @@ mod tests {
                 "--otel-exporter-otlp-endpoint",
             ),
             (&["probe", "--log-format", "xml"][..], "--log-format"),
+            (&["probe", "--publish-majors", "3"][..], "--publish-majors"),
+            (
+                &["probe", "--publish-majors", "one"][..],
+                "--publish-majors",
+            ),
             (&["probe", "--port", "70000"][..], "--port"),
         ] {
             let error = parse_from(args).expect_err(setting).to_string();

@@ -125,9 +125,16 @@ impl Infra {
             async move { Ok(messaging::db::connect(&url, max).await?) }
         })
         .await?;
-        messaging::db::migrate(&pool, &[crate::audit::MIGRATIONS, migrations])
+        let report = messaging::db::migrate(&pool, &[crate::audit::MIGRATIONS, migrations])
             .await
             .context("migrating the database")?;
+        if !report.applied.is_empty() {
+            tracing::info!(versions = ?report.applied, "database migrated");
+        }
+        if !report.unknown.is_empty() {
+            tracing::info!(versions = ?report.unknown,
+                "the database has migrations of a later release; all of them keep this release working");
+        }
         let client = retry("NATS", || messaging::nats::connect(&settings.nats)).await?;
         let js = messaging::nats::jetstream(client.clone());
         // Retried like the connections: a cluster that is starting has no meta leader for a
@@ -142,7 +149,7 @@ impl Infra {
             pool,
             client,
             js,
-            outbox: Outbox::new(settings.service),
+            outbox: Outbox::new(settings.service).with_majors(settings.publish_majors.clone()),
         })
     }
 }
@@ -189,21 +196,29 @@ impl ServiceBuilder {
         &self.shutdown
     }
 
-    /// Provisions this service's durable consumer of `kind` and runs `handler` on it.
-    pub async fn consume<H: Handler>(&mut self, kind: EventKind, handler: H) -> anyhow::Result<()> {
-        let spec = ConsumerSpec::new(self.settings.service, kind);
-        let consumer = Consumer::provision(
-            self.infra.js.clone(),
-            self.infra.pool.clone(),
-            self.infra.outbox.clone(),
-            spec,
-            handler,
-        )
-        .await
-        .with_context(|| format!("provisioning the consumer of {}", kind.subject()))?;
-        let shutdown = self.shutdown.clone();
-        let name = format!("consumer {}", consumer.durable());
-        self.tasks.push((name, Box::pin(consumer.run(shutdown))));
+    /// Provisions this service's durable consumers of `kind`'s event, one for each major this
+    /// build knows (`order.created.v1` and `order.created.v2`), and runs `handler` on each.
+    /// Every copy of an event has its event id, so the inbox lets one of them through.
+    pub async fn consume<H: Handler + Clone>(
+        &mut self,
+        kind: EventKind,
+        handler: H,
+    ) -> anyhow::Result<()> {
+        for major in kind.majors() {
+            let spec = ConsumerSpec::new(self.settings.service, major);
+            let consumer = Consumer::provision(
+                self.infra.js.clone(),
+                self.infra.pool.clone(),
+                self.infra.outbox.clone(),
+                spec,
+                handler.clone(),
+            )
+            .await
+            .with_context(|| format!("provisioning the consumer of {}", major.subject()))?;
+            let shutdown = self.shutdown.clone();
+            let name = format!("consumer {}", consumer.durable());
+            self.tasks.push((name, Box::pin(consumer.run(shutdown))));
+        }
         Ok(())
     }
 

@@ -157,6 +157,18 @@ impl Currency {
     pub fn euro() -> Currency {
         Currency("EUR".into())
     }
+
+    /// How many decimals its minor unit has: the ISO 4217 exponent (JPY 0, EUR 2, BHD 3). A code
+    /// ISO 4217 gives another exponent than 2 is listed here; every other code has cents.
+    pub fn exponent(&self) -> u32 {
+        match self.0.as_str() {
+            "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF"
+            | "UGX" | "UYI" | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+            "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+            "CLF" | "UYW" => 4,
+            _ => 2,
+        }
+    }
 }
 
 /// How many units of a product one order line asks for: 1 to 10,000.
@@ -229,6 +241,17 @@ mod tests {
             assert!(CustomerId::parse(bad).is_err(), "{bad:?}");
         }
         assert!(CustomerId::parse(&"é".repeat(128)).is_ok());
+    }
+
+    #[test]
+    fn currencies_know_the_exponent_of_their_minor_unit() {
+        let exponent = |code: &str| Currency::parse(code).unwrap().exponent();
+        assert_eq!(exponent("JPY"), 0);
+        assert_eq!(exponent("EUR"), 2);
+        assert_eq!(exponent("USD"), 2);
+        assert_eq!(exponent("BHD"), 3);
+        assert_eq!(exponent("KWD"), 3);
+        assert_eq!(exponent("CLF"), 4);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use crate::events::{Event, EventKind};
+use crate::events::{Event, EventKind, Majors};
 use crate::trace_context::TraceParent;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -61,8 +61,16 @@ impl DecodeError {
     }
 }
 
+/// An event none of whose majors can carry it (an amount that fits no major's rules).
+#[derive(Debug, thiserror::Error)]
+#[error("no major of {event_type} can carry event {event_id}")]
+pub struct EncodeError {
+    pub event_type: &'static str,
+    pub event_id: Uuid,
+}
+
 impl Envelope<Event> {
-    /// A new event with a fresh time-ordered id, occurring now.
+    /// A new event with a fresh time-ordered id, occurring now, in its newest major.
     pub fn new(
         payload: impl Into<Event>,
         correlation_id: Uuid,
@@ -70,7 +78,7 @@ impl Envelope<Event> {
         producer: &str,
     ) -> Envelope<Event> {
         let payload = payload.into();
-        let kind = payload.kind();
+        let kind = payload.newest();
         Envelope {
             event_id: Uuid::now_v7(),
             event_type: kind.name().to_owned(),
@@ -84,17 +92,65 @@ impl Envelope<Event> {
         }
     }
 
+    /// The major this envelope came in (or, for a new event, its newest).
     pub fn kind(&self) -> EventKind {
-        self.payload.kind()
+        EventKind::from_name_version(&self.event_type, self.version)
+            .unwrap_or_else(|| self.payload.newest())
     }
 
     pub fn subject(&self) -> &'static str {
         self.kind().subject()
     }
 
+    /// The message body of this event in major `kind`, if that major can carry it.
+    pub fn encode(&self, kind: EventKind) -> Option<Vec<u8>> {
+        let payload = kind.encode_payload(&self.payload)?;
+        let wire = Envelope {
+            event_id: self.event_id,
+            event_type: kind.name().to_owned(),
+            version: kind.version(),
+            occurred_at: self.occurred_at,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            producer: self.producer.clone(),
+            payload,
+            trace: None,
+        };
+        serde_json::to_vec(&wire).ok()
+    }
+
+    /// The copies of this event to publish when `majors` are published: one in each of those
+    /// majors that the event has and that can carry it. An event that none of them can carry
+    /// (an event with only a first major while only the second is published, or an amount of
+    /// three decimals, which only the second carries) goes in its newest major that can.
+    pub fn copies(&self, majors: &Majors) -> Result<Vec<(EventKind, Vec<u8>)>, EncodeError> {
+        let mut copies: Vec<(EventKind, Vec<u8>)> = self
+            .payload
+            .kinds()
+            .filter(|k| majors.contains(k.version()))
+            .filter_map(|k| self.encode(k).map(|body| (k, body)))
+            .collect();
+        if copies.is_empty() {
+            let kinds: Vec<EventKind> = self.payload.kinds().collect();
+            copies.extend(
+                kinds
+                    .into_iter()
+                    .rev()
+                    .find_map(|k| self.encode(k).map(|body| (k, body))),
+            );
+        }
+        if copies.is_empty() {
+            return Err(EncodeError {
+                event_type: self.payload.name(),
+                event_id: self.event_id,
+            });
+        }
+        Ok(copies)
+    }
+
+    /// The message body in the envelope's own major (empty if that major cannot carry it).
     pub fn to_bytes(&self) -> Vec<u8> {
-        // Serialising plain structs of strings, numbers and uuids cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        self.encode(self.kind()).unwrap_or_default()
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Envelope<Event>, DecodeError> {
@@ -110,10 +166,10 @@ impl Envelope<Event> {
                 DecodeError::UnknownEventType(raw.event_type.clone())
             }
         })?;
-        let payload = Event::from_payload(kind, raw.payload.get()).map_err(|e| {
+        let payload = kind.decode_payload(raw.payload.get()).map_err(|error| {
             DecodeError::InvalidPayload {
                 subject: kind.subject(),
-                error: e.to_string(),
+                error,
             }
         })?;
         Ok(Envelope {

@@ -1,17 +1,41 @@
 //! The events of the order saga: each payload type, and the one table that gives every event its
-//! type name, major version, subject and stream.
+//! type name, major versions, subjects and stream.
+//!
+//! Two levels:
+//! - an [`Event`] is what happened (an order was created), as every service's rules see it,
+//!   whichever major it arrived in;
+//! - an [`EventKind`] is one major of one event on the wire (`order.created.v1`,
+//!   `order.created.v2`), with its own subject and payload type. A producer writes an event in
+//!   each major it publishes ([`Majors`]); a consumer reads any major it knows into the same
+//!   [`Event`].
+//!
+//! The payload of an event's first major is also its in-memory form (`OrderCreated` is both).
+//! A later major is a payload type of its own (`OrderCreatedV2`) that converts from and to it
+//! ([`EventPayload`]).
+
+use std::collections::BTreeSet;
+use std::fmt;
 
 use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::{Currency, CustomerId, ProductId, Quantity};
-use crate::money::Money;
+use crate::money::{MinorUnits, Money};
 use crate::streams::Stream;
 
-/// Implemented by every payload: ties the Rust type to its row of the event table.
-pub trait EventPayload: Serialize + JsonSchema + Into<Event> {
+/// Implemented by the payload type of every major of every event: ties the Rust type to its
+/// row of the event table, and converts it from and to the [`Event`] it carries.
+pub trait EventPayload: Serialize + DeserializeOwned + JsonSchema {
     const KIND: EventKind;
+
+    /// The event this payload says happened; an error says why it is not a valid one.
+    fn into_event(self) -> Result<Event, String>;
+
+    /// `event` in this major, if it is this event and this major can carry it exactly (the
+    /// first major holds amounts of at most two decimals).
+    fn from_event(event: &Event) -> Option<Self>;
 }
 
 /// Code that needs each event's payload type (the JSON Schemas, say) implements this and is
@@ -23,8 +47,8 @@ pub trait PayloadVisitor {
 
 macro_rules! event_table {
     ($( $variant:ident => $name:literal, v $version:literal, $stream:ident; )*) => {
-        /// Which event a message is: the type name and major version together.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        /// One major of one event on the wire: the type name and major version together.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum EventKind { $($variant),* }
 
         impl EventKind {
@@ -49,52 +73,63 @@ macro_rules! event_table {
                 match self { $(EventKind::$variant => Stream::$stream),* }
             }
 
-            pub fn from_subject(subject: &str) -> Option<EventKind> {
-                EventKind::ALL.iter().copied().find(|k| k.subject() == subject)
-            }
-
-            /// Whether any version of this event type name is known at all.
-            pub fn is_known_name(name: &str) -> bool {
-                EventKind::ALL.iter().any(|k| k.name() == name)
-            }
-
-            pub fn from_name_version(name: &str, version: u32) -> Option<EventKind> {
-                EventKind::ALL.iter().copied().find(|k| k.name() == name && k.version() == version)
-            }
-
             /// Calls `visitor` with this kind's payload type.
             pub fn visit<V: PayloadVisitor>(self, visitor: V) -> V::Output {
                 match self { $(EventKind::$variant => visitor.visit::<$variant>(self)),* }
             }
-        }
 
-        /// Any event of the system, with its typed payload.
-        #[derive(Clone, Debug, PartialEq)]
-        pub enum Event { $($variant($variant)),* }
-
-        impl Event {
-            pub fn kind(&self) -> EventKind {
-                match self { $(Event::$variant(_) => EventKind::$variant),* }
+            /// Reads a payload of this kind into the event it carries.
+            pub fn decode_payload(self, payload: &str) -> Result<Event, String> {
+                match self {
+                    $(EventKind::$variant => Major::into_event(
+                        serde_json::from_str::<$variant>(payload).map_err(|e| e.to_string())?,
+                    )),*
+                }
             }
 
-            /// Reads the payload of an event of the given kind.
-            pub fn from_payload(kind: EventKind, payload: &str) -> Result<Event, serde_json::Error> {
-                Ok(match kind {
-                    $(EventKind::$variant => Event::$variant(serde_json::from_str(payload)?)),*
-                })
-            }
-        }
-
-        impl Serialize for Event {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                match self { $(Event::$variant(p) => p.serialize(s)),* }
+            /// `event`'s payload in this kind, if it is a major of that event that can carry it.
+            pub fn encode_payload(self, event: &Event) -> Option<serde_json::Value> {
+                match self {
+                    $(EventKind::$variant => <$variant as Major>::from_event(event)
+                        .and_then(|p| serde_json::to_value(p).ok())),*
+                }
             }
         }
 
         $(
             impl EventPayload for $variant {
                 const KIND: EventKind = EventKind::$variant;
+                fn into_event(self) -> Result<Event, String> {
+                    Major::into_event(self)
+                }
+                fn from_event(event: &Event) -> Option<Self> {
+                    Major::from_event(event)
+                }
             }
+        )*
+    };
+}
+
+/// How one major's payload converts from and to its event (see [`EventPayload`]).
+trait Major: Sized {
+    fn into_event(self) -> Result<Event, String>;
+    fn from_event(event: &Event) -> Option<Self>;
+}
+
+macro_rules! events {
+    ($( $variant:ident => $name:literal; )*) => {
+        /// Any event of the system, as the services' rules see it, whichever major it came in.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum Event { $($variant($variant)),* }
+
+        impl Event {
+            /// The event type, `eventType` in every envelope of it: `order.created`.
+            pub fn name(&self) -> &'static str {
+                match self { $(Event::$variant(_) => $name),* }
+            }
+        }
+
+        $(
             impl From<$variant> for Event {
                 fn from(p: $variant) -> Event { Event::$variant(p) }
             }
@@ -102,13 +137,32 @@ macro_rules! event_table {
     };
 }
 
+events! {
+    OrderCreated       => "order.created";
+    OrderConfirmed     => "order.confirmed";
+    OrderCancelled     => "order.cancelled";
+    PaymentConfirmed   => "payment.confirmed";
+    PaymentFailed      => "payment.failed";
+    PaymentRefunded    => "payment.refunded";
+    InventoryReserved  => "inventory.reserved";
+    InventoryFailed    => "inventory.failed";
+    InventoryCommitted => "inventory.committed";
+    InventoryReleased  => "inventory.released";
+    SagaCompleted      => "saga.completed";
+    SagaAborted        => "saga.aborted";
+}
+
 event_table! {
     OrderCreated       => "order.created",       v 1, Orders;
+    OrderCreatedV2     => "order.created",       v 2, Orders;
     OrderConfirmed     => "order.confirmed",     v 1, Orders;
     OrderCancelled     => "order.cancelled",     v 1, Orders;
     PaymentConfirmed   => "payment.confirmed",   v 1, Payments;
+    PaymentConfirmedV2 => "payment.confirmed",   v 2, Payments;
     PaymentFailed      => "payment.failed",      v 1, Payments;
+    PaymentFailedV2    => "payment.failed",      v 2, Payments;
     PaymentRefunded    => "payment.refunded",    v 1, Payments;
+    PaymentRefundedV2  => "payment.refunded",    v 2, Payments;
     InventoryReserved  => "inventory.reserved",  v 1, Inventory;
     InventoryFailed    => "inventory.failed",    v 1, Inventory;
     InventoryCommitted => "inventory.committed", v 1, Inventory;
@@ -117,7 +171,111 @@ event_table! {
     SagaAborted        => "saga.aborted",        v 1, Sagas;
 }
 
+impl EventKind {
+    pub fn from_subject(subject: &str) -> Option<EventKind> {
+        EventKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.subject() == subject)
+    }
+
+    /// Whether any version of this event type name is known at all.
+    pub fn is_known_name(name: &str) -> bool {
+        EventKind::ALL.iter().any(|k| k.name() == name)
+    }
+
+    pub fn from_name_version(name: &str, version: u32) -> Option<EventKind> {
+        EventKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name() == name && k.version() == version)
+    }
+
+    /// Every major of this kind's event that this build knows, oldest first.
+    pub fn majors(self) -> impl Iterator<Item = EventKind> {
+        EventKind::ALL
+            .iter()
+            .copied()
+            .filter(move |k| k.name() == self.name())
+    }
+
+    /// The `Nats-Msg-Id` of this major's copy of event `event_id`: the event id itself for the
+    /// first major (as it always was), `<eventId>-v<major>` for the others, so that JetStream,
+    /// which drops a repeated id within its window, keeps every major's copy.
+    pub fn message_id(self, event_id: Uuid) -> String {
+        match self.version() {
+            1 => event_id.to_string(),
+            major => format!("{event_id}-v{major}"),
+        }
+    }
+}
+
+/// The majors a producer publishes, e.g. `1,2` during a change-over and `2` once no consumer
+/// needs the first (see [`crate::Envelope::copies`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Majors(BTreeSet<u32>);
+
+impl Majors {
+    /// Every major this build knows: what a producer publishes unless told otherwise.
+    pub fn all() -> Majors {
+        Majors(EventKind::ALL.iter().map(|k| k.version()).collect())
+    }
+
+    pub fn contains(&self, major: u32) -> bool {
+        self.0.contains(&major)
+    }
+
+    /// Reads `1,2`: majors this build knows, at least one.
+    pub fn parse(text: &str) -> Result<Majors, String> {
+        let known = Majors::all();
+        let mut majors = BTreeSet::new();
+        for part in text.split(',').map(str::trim) {
+            let major = part
+                .trim_start_matches('v')
+                .parse::<u32>()
+                .map_err(|_| format!("{part:?} is not a major version (such as 1 or 2)"))?;
+            if !known.contains(major) {
+                return Err(format!(
+                    "no event has a major {major} in this build (known: {known})"
+                ));
+            }
+            majors.insert(major);
+        }
+        Ok(Majors(majors))
+    }
+}
+
+impl fmt::Display for Majors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list: Vec<String> = self.0.iter().map(u32::to_string).collect();
+        f.write_str(&list.join(","))
+    }
+}
+
+impl std::str::FromStr for Majors {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Majors, String> {
+        Majors::parse(text)
+    }
+}
+
 impl Event {
+    /// Every major of this event that this build knows, oldest first.
+    pub fn kinds(&self) -> impl Iterator<Item = EventKind> + use<> {
+        let name = self.name();
+        EventKind::ALL
+            .iter()
+            .copied()
+            .filter(move |k| k.name() == name)
+    }
+
+    /// The newest major of this event that this build knows.
+    pub fn newest(&self) -> EventKind {
+        self.kinds()
+            .last()
+            .unwrap_or_else(|| unreachable!("every event has a major"))
+    }
+
     /// The order every event of the saga is about.
     pub fn order_id(&self) -> Uuid {
         match self {
@@ -322,4 +480,263 @@ pub struct SagaAborted {
     /// ignore it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+/// A line of `order.created.v2`: its unit price in minor units of the order's currency.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderLineV2 {
+    pub product_id: ProductId,
+    pub quantity: Quantity,
+    pub unit_price: MinorUnits,
+}
+
+/// `order.created.v2`: as v1, with every amount an integer of the currency's minor unit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderCreatedV2 {
+    pub order_id: Uuid,
+    pub saga_id: Uuid,
+    pub customer_id: CustomerId,
+    pub items: Vec<OrderLineV2>,
+    pub total_amount: MinorUnits,
+    pub currency: Currency,
+}
+
+/// `payment.confirmed.v2`: as v1, the amount in minor units of the currency.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentConfirmedV2 {
+    pub order_id: Uuid,
+    pub saga_id: Uuid,
+    pub payment_id: Uuid,
+    pub amount: MinorUnits,
+    pub currency: Currency,
+}
+
+/// `payment.failed.v2`: as v1, the amount in minor units of the currency.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentFailedV2 {
+    pub order_id: Uuid,
+    pub saga_id: Uuid,
+    pub amount: MinorUnits,
+    pub currency: Currency,
+    pub reason: String,
+}
+
+/// `payment.refunded.v2`: as v1, the amount in minor units of the currency.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentRefundedV2 {
+    pub order_id: Uuid,
+    pub saga_id: Uuid,
+    pub payment_id: Uuid,
+    pub amount: MinorUnits,
+    pub currency: Currency,
+}
+
+/// The events whose first major carries no money: payload and event are one.
+macro_rules! same_as_event {
+    ($($variant:ident),*) => {$(
+        impl Major for $variant {
+            fn into_event(self) -> Result<Event, String> {
+                Ok(Event::$variant(self))
+            }
+            fn from_event(event: &Event) -> Option<Self> {
+                match event {
+                    Event::$variant(e) => Some(e.clone()),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+same_as_event!(
+    OrderConfirmed,
+    OrderCancelled,
+    InventoryReserved,
+    InventoryFailed,
+    InventoryCommitted,
+    InventoryReleased,
+    SagaCompleted,
+    SagaAborted
+);
+
+/// The first major's rule for money: two decimals at most, whatever the currency.
+fn v1_amount(amount: Money) -> Result<Money, String> {
+    if amount.decimals() > Money::TWO_DECIMALS {
+        return Err(format!(
+            "{amount} has more than two decimals, which v1 does not carry"
+        ));
+    }
+    Ok(amount)
+}
+
+/// The events whose first major carries money: payload and event are one, with amounts of at
+/// most two decimals.
+macro_rules! v1_with_money {
+    ($($variant:ident => |$e:ident| $amounts:expr;)*) => {$(
+        impl Major for $variant {
+            fn into_event(self) -> Result<Event, String> {
+                let $e = &self;
+                for amount in $amounts {
+                    v1_amount(amount)?;
+                }
+                Ok(Event::$variant(self))
+            }
+            fn from_event(event: &Event) -> Option<Self> {
+                match event {
+                    Event::$variant($e) => {
+                        let fits = $amounts.into_iter().all(|a| v1_amount(a).is_ok());
+                        fits.then(|| $e.clone())
+                    }
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+v1_with_money! {
+    OrderCreated => |e| e.items.iter().map(|l| l.unit_price).chain([e.total_amount]).collect::<Vec<_>>();
+    PaymentConfirmed => |e| [e.amount];
+    PaymentFailed => |e| [e.amount];
+    PaymentRefunded => |e| [e.amount];
+}
+
+/// An amount of the second major in the currency's money.
+fn from_minor(units: MinorUnits, currency: &Currency) -> Result<Money, String> {
+    Money::from_minor(units, currency.exponent()).map_err(|e| format!("{units:?}: {e}"))
+}
+
+/// An amount in minor units of the currency, if it is a whole number of them.
+fn to_minor(amount: Money, currency: &Currency) -> Option<MinorUnits> {
+    amount.to_minor(currency.exponent())
+}
+
+impl Major for OrderCreatedV2 {
+    fn into_event(self) -> Result<Event, String> {
+        let currency = &self.currency;
+        let items = self
+            .items
+            .into_iter()
+            .map(|l| {
+                Ok(OrderLine {
+                    product_id: l.product_id,
+                    quantity: l.quantity,
+                    unit_price: from_minor(l.unit_price, currency)?,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Event::OrderCreated(OrderCreated {
+            order_id: self.order_id,
+            saga_id: self.saga_id,
+            customer_id: self.customer_id,
+            items,
+            total_amount: from_minor(self.total_amount, currency)?,
+            currency: self.currency,
+        }))
+    }
+
+    fn from_event(event: &Event) -> Option<Self> {
+        let Event::OrderCreated(e) = event else {
+            return None;
+        };
+        let items = e
+            .items
+            .iter()
+            .map(|l| {
+                Some(OrderLineV2 {
+                    product_id: l.product_id.clone(),
+                    quantity: l.quantity,
+                    unit_price: to_minor(l.unit_price, &e.currency)?,
+                })
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(OrderCreatedV2 {
+            order_id: e.order_id,
+            saga_id: e.saga_id,
+            customer_id: e.customer_id.clone(),
+            items,
+            total_amount: to_minor(e.total_amount, &e.currency)?,
+            currency: e.currency.clone(),
+        })
+    }
+}
+
+impl Major for PaymentConfirmedV2 {
+    fn into_event(self) -> Result<Event, String> {
+        Ok(Event::PaymentConfirmed(PaymentConfirmed {
+            amount: from_minor(self.amount, &self.currency)?,
+            order_id: self.order_id,
+            saga_id: self.saga_id,
+            payment_id: self.payment_id,
+            currency: self.currency,
+        }))
+    }
+
+    fn from_event(event: &Event) -> Option<Self> {
+        let Event::PaymentConfirmed(e) = event else {
+            return None;
+        };
+        Some(PaymentConfirmedV2 {
+            order_id: e.order_id,
+            saga_id: e.saga_id,
+            payment_id: e.payment_id,
+            amount: to_minor(e.amount, &e.currency)?,
+            currency: e.currency.clone(),
+        })
+    }
+}
+
+impl Major for PaymentFailedV2 {
+    fn into_event(self) -> Result<Event, String> {
+        Ok(Event::PaymentFailed(PaymentFailed {
+            amount: from_minor(self.amount, &self.currency)?,
+            order_id: self.order_id,
+            saga_id: self.saga_id,
+            currency: self.currency,
+            reason: self.reason,
+        }))
+    }
+
+    fn from_event(event: &Event) -> Option<Self> {
+        let Event::PaymentFailed(e) = event else {
+            return None;
+        };
+        Some(PaymentFailedV2 {
+            order_id: e.order_id,
+            saga_id: e.saga_id,
+            amount: to_minor(e.amount, &e.currency)?,
+            currency: e.currency.clone(),
+            reason: e.reason.clone(),
+        })
+    }
+}
+
+impl Major for PaymentRefundedV2 {
+    fn into_event(self) -> Result<Event, String> {
+        Ok(Event::PaymentRefunded(PaymentRefunded {
+            amount: from_minor(self.amount, &self.currency)?,
+            order_id: self.order_id,
+            saga_id: self.saga_id,
+            payment_id: self.payment_id,
+            currency: self.currency,
+        }))
+    }
+
+    fn from_event(event: &Event) -> Option<Self> {
+        let Event::PaymentRefunded(e) = event else {
+            return None;
+        };
+        Some(PaymentRefundedV2 {
+            order_id: e.order_id,
+            saga_id: e.saga_id,
+            payment_id: e.payment_id,
+            amount: to_minor(e.amount, &e.currency)?,
+            currency: e.currency.clone(),
+        })
+    }
 }

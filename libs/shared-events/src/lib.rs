@@ -19,9 +19,9 @@ pub mod text_enum;
 pub mod trace_context;
 
 pub use domain::{Currency, CustomerId, Invalid, ProductId, Quantity};
-pub use envelope::{DecodeError, Envelope};
+pub use envelope::{DecodeError, EncodeError, Envelope};
 pub use events::*;
-pub use money::{Money, MoneyError};
+pub use money::{MinorUnits, Money, MoneyError};
 pub use reaction::Reaction;
 pub use streams::Stream;
 pub use trace_context::TraceParent;
