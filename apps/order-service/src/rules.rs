@@ -43,8 +43,16 @@ fn text<T: std::str::FromStr<Err = shared_events::Invalid>>(value: &Value) -> Re
         .map_err(|e: shared_events::Invalid| e.to_string())
 }
 
-/// Unit prices above a million per unit are taken to be mistakes.
-fn unit_price(value: &Value) -> Result<Money, String> {
+/// The most decimals an amount may have in `currency`: its minor unit's (ISO 4217: JPY 0,
+/// EUR 2), and two at most, which is what this release stores (BHD's third decimal waits for a
+/// release whose columns hold it: docs/upgrading.md).
+fn decimals_allowed(currency: &Currency) -> u32 {
+    currency.exponent().min(Money::TWO_DECIMALS)
+}
+
+/// Reads a unit price in `currency` (when the currency itself is valid). Unit prices above a
+/// million per unit are taken to be mistakes.
+fn unit_price(value: &Value, currency: Option<&Currency>) -> Result<Money, String> {
     if !value.is_number() {
         return Err("must be a number".into());
     }
@@ -54,6 +62,18 @@ fn unit_price(value: &Value) -> Result<Money, String> {
     }
     if price > "1000000".parse::<Money>().map_err(|e| e.to_string())? {
         return Err("must not exceed 1000000".into());
+    }
+    if let Some(currency) = currency {
+        price.in_currency(currency).map_err(|e| e.to_string())?;
+    }
+    if price.decimals() > currency.map_or(Money::TWO_DECIMALS, decimals_allowed) {
+        return Err(match currency {
+            Some(currency) => format!(
+                "must have at most two decimal places (a third decimal of {currency} is not \
+                 stored yet)"
+            ),
+            None => "must have at most two decimal places".into(),
+        });
     }
     Ok(price)
 }
@@ -118,7 +138,7 @@ impl NewOrder {
             let price = take(
                 &mut errors,
                 &at("unitPrice"),
-                required(item.get("unitPrice")).and_then(unit_price),
+                required(item.get("unitPrice")).and_then(|v| unit_price(v, currency.as_ref())),
             );
             if let (Some(product_id), Some(quantity), Some(unit_price)) = (product, quantity, price)
             {
@@ -620,6 +640,31 @@ mod tests {
                 "{expected} missing from {fields:?}"
             );
         }
+    }
+
+    #[test]
+    fn unit_prices_have_at_most_the_decimals_of_the_currency() {
+        let order = |price: f64, currency: &str| {
+            NewOrder::parse(&json!({"customerId": "c-1", "currency": currency,
+                "items": [{"productId": "p-1", "quantity": 2, "unitPrice": price}]}))
+        };
+        let yen = order(1999.0, "JPY").unwrap();
+        assert_eq!(yen.total_amount, "3998".parse().unwrap());
+        let errors = order(19.99, "JPY").unwrap_err();
+        assert_eq!(errors[0].field, "items[0].unitPrice");
+        assert_eq!(
+            errors[0].message,
+            "must have at most 0 decimal places in JPY"
+        );
+        assert!(order(19.99, "EUR").is_ok());
+        assert_eq!(
+            order(19.999, "EUR").unwrap_err()[0].message,
+            "must have at most two decimal places in EUR"
+        );
+        assert!(order(1.23, "BHD").is_ok());
+        let errors = order(1.234, "BHD").unwrap_err();
+        assert_eq!(errors[0].field, "items[0].unitPrice");
+        assert!(errors[0].message.contains("BHD"), "{}", errors[0].message);
     }
 
     #[test]

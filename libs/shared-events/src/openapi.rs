@@ -61,7 +61,9 @@ mod schemas {
             ObjectBuilder::new()
                 .schema_type(SchemaType::Type(Type::Number))
                 .description(Some(
-                    "An exact amount of money: a JSON number, non-negative, at most two decimals.",
+                    "An exact amount of money: a JSON number, non-negative, with no more \
+                     decimals than the currency's minor unit has (ISO 4217: JPY 0, EUR 2) and \
+                     two at most.",
                 ))
                 .minimum(Some(0))
                 .maximum(Some(10_000_000_000_000u64))
