@@ -13,7 +13,7 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(
     name = "saga-chaos",
-    version,
+    version = build_info::VERSION,
     about = "Fault injection: runs the services under load while killing, restarting, \
              duplicating and poisoning, then checks every guarantee; exits non-zero, saying why, \
              if one does not hold."

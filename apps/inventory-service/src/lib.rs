@@ -52,7 +52,7 @@ pub struct Settings {
 /// inventory-service's command line and environment.
 #[derive(Clone, Debug, Parser)]
 #[command(
-    version,
+    version = build_info::VERSION,
     about = "inventory-service: owns stock; reserves, commits and releases it."
 )]
 pub struct Args {

@@ -14,7 +14,7 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(
     name = "saga-load",
-    version,
+    version = build_info::VERSION,
     about = "Drives orders into a running system and reports throughput, latencies, outcomes, \
              the payment success share and the invariant check."
 )]

@@ -44,7 +44,7 @@ pub struct Settings {
 /// order-service's command line and environment.
 #[derive(Clone, Debug, Parser)]
 #[command(
-    version,
+    version = build_info::VERSION,
     about = "order-service: takes orders over HTTP and owns each order's status."
 )]
 pub struct Args {

@@ -92,7 +92,7 @@ impl Simulation {
 /// payment-service's command line and environment.
 #[derive(Clone, Debug, Parser)]
 #[command(
-    version,
+    version = build_info::VERSION,
     about = "payment-service: charges each order once through a simulated gateway and refunds it \
              when the order is cancelled."
 )]

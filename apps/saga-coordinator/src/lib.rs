@@ -92,7 +92,7 @@ pub struct Settings {
 /// saga-coordinator's command line and environment.
 #[derive(Clone, Debug, Parser)]
 #[command(
-    version,
+    version = build_info::VERSION,
     about = "saga-coordinator: follows every order's saga, decides its outcome, enforces deadlines; \
              serves the sagas, the dead letters and the dashboard (/ui)."
 )]

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 #[derive(Debug, Parser)]
 #[command(
     name = "sagactl",
-    version,
+    version = build_info::VERSION,
     about = "Operate the order saga: sagas, dead letters, payment simulation, audit log",
     long_about = "Operate the order saga over the services' HTTP APIs.\n\n\
         Reads (sagas list/show/stats, dlq list/show) need no token. Everything that changes \

@@ -85,10 +85,16 @@ fn every_binary_documents_every_setting_it_reads_and_exits_0_on_help_and_version
             .output()
             .expect("run --version");
         assert!(version.status.success(), "{name} --version");
+        let version = String::from_utf8_lossy(&version.stdout);
+        // The release and the commit: `order-service 0.2.0 (commit 1a2b3c4d5e6f)`.
+        assert_eq!(
+            version.trim(),
+            format!("{name} {}", build_info::VERSION),
+            "{name} --version"
+        );
         assert!(
-            String::from_utf8_lossy(&version.stdout).starts_with(name),
-            "{name} --version: {}",
-            String::from_utf8_lossy(&version.stdout)
+            version.contains(&format!("{} (commit ", build_info::RELEASE)),
+            "{name} --version: {version}"
         );
     }
     assert!(
