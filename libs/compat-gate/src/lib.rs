@@ -98,17 +98,21 @@ impl Outcome {
         );
         if report.passed() {
             format!(
-                "compat-gate: compatible with {against}: {compared} compared; {} additive changes",
-                report.additive.len()
+                "compat-gate: compatible with {against}: {compared} compared; {}",
+                counted(report.additive.len(), "additive change", "additive changes")
             )
         } else {
             format!(
-                "compat-gate: {} breaches of {against} in {compared}: a breaking change ships as \
-                 a new major (events) or a new path (HTTP); see docs/compatibility.md",
-                report.breaches.len()
+                "compat-gate: {} of {against} in {compared}: a breaking change ships as a new \
+                 major (events) or a new path (HTTP); see docs/compatibility.md",
+                counted(report.breaches.len(), "breach", "breaches")
             )
         }
     }
+}
+
+fn counted(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// The whole gate, in the git work tree that holds `dir`: the last release of
