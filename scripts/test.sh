@@ -31,6 +31,8 @@ if [ $# -eq 0 ]; then
 fi
 log "building"
 cargo build --workspace --all-targets --locked -q
+log "compatibility gate: event schemas and OpenAPI documents against the last release (docs/compatibility.md)"
+target/debug/compat-gate
 if [ $# -eq 0 ]; then
   log "scripts/up.sh, test-event-flow.sh and down.sh on a fresh set of ports"
   scripts/test-up.sh
