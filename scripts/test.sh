@@ -38,6 +38,8 @@ if [ $# -eq 0 ]; then
   scripts/test-up.sh
   log "NATS_CLUSTER=3 scripts/up.sh: three nodes, a node killed and started again"
   scripts/test-up-cluster.sh
+  log "rolling upgrade from the last release under load, one service at a time (docs/upgrading.md)"
+  scripts/test-upgrade.sh
   log "schemathesis against every service's OpenAPI document"
   scripts/test-api.sh
   log "fault injection, short form (docs/reliability.md; scripts/soak.sh is the long form)"

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -17,7 +16,9 @@ use serde_json::{Value, json};
 use shared_events::EventKind;
 use sqlx::PgPool;
 use test_support::{NatsCluster, NatsServer, PgServer, free_port};
-use tokio::process::{Child, Command};
+
+use crate::checks::*;
+use crate::procs::*;
 use tokio::sync::Mutex;
 use uuid::Uuid;
 
@@ -32,12 +33,6 @@ pub struct Options {
 
 const ADMIN: &str = "chaos-admin";
 const SAGA_TIMEOUT_MS: u64 = 4000;
-const SERVICES: [(&str, Svc, &str); 4] = [
-    ("order-service", Svc::Order, "orders"),
-    ("payment-service", Svc::Payment, "payments"),
-    ("inventory-service", Svc::Inventory, "inventory"),
-    ("saga-coordinator", Svc::Saga, "sagas"),
-];
 
 /// How long a killed node stays down before it is started again: longer than a leader election
 /// (4 to 9 s on nats-server 2.9), so the system carries on without it for a while.
@@ -106,52 +101,6 @@ impl Nats {
             Nats::Cluster(cluster) => Ok(cluster),
             Nats::Single(_) => bail!("a cluster fault without a cluster"),
         }
-    }
-}
-
-/// One service process.
-struct Proc {
-    name: &'static str,
-    svc: Svc,
-    port: u16,
-    env: Vec<(String, String)>,
-    log: PathBuf,
-    child: Option<Child>,
-}
-
-impl Proc {
-    fn spawn(&mut self, bin_dir: &std::path::Path) -> anyhow::Result<()> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)?;
-        let child = Command::new(bin_dir.join(self.name))
-            .envs(self.env.iter().cloned())
-            .stdout(Stdio::from(log.try_clone()?))
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {} (build it first)", self.name))?;
-        self.child = Some(child);
-        Ok(())
-    }
-
-    async fn sigkill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill().await;
-        }
-    }
-
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// `order-service-a`, ...: the name of its log.
-    fn label(&self) -> String {
-        self.log
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| self.name.to_owned())
     }
 }
 
@@ -251,7 +200,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     }
     let procs = Arc::new(Mutex::new(procs));
     let http = reqwest::Client::new();
-    wait_live(&http, &procs).await?;
+    wait_ready(&http, procs.lock().await.iter().map(Proc::base).collect()).await?;
     let started = Instant::now();
     let exits = Arc::new(Mutex::new(Vec::new()));
     let supervisor = tokio::spawn(supervise(
@@ -391,7 +340,10 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             "cancel before create" => {
                 fabricated.extend(cancel_before_create(&http, &procs, &options.bin_dir, 5).await?);
             }
-            "poison" => poison.extend(feed_poison(&js).await?),
+            "poison" => {
+                let subjects: Vec<&str> = EventKind::ALL.iter().map(|k| k.subject()).collect();
+                poison.extend(feed_poison(&js, &subjects).await?);
+            }
             kill => {
                 let name = kill.trim_start_matches("kill ");
                 let mut procs = procs.lock().await;
@@ -690,67 +642,6 @@ async fn supervise(
     }
 }
 
-async fn wait_live(http: &reqwest::Client, procs: &Mutex<Vec<Proc>>) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    for base in procs.lock().await.iter().map(Proc::base) {
-        loop {
-            let ready = http
-                .get(format!("{base}/health/ready"))
-                .send()
-                .await
-                .map(|r| r.status().is_success());
-            if matches!(ready, Ok(true)) {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("{base} not ready after 60s");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    Ok(())
-}
-
-/// The value of a check that passed; a check that failed is added to `failed`.
-fn noted<T>(failed: &mut Vec<String>, check: anyhow::Result<T>) -> Option<T> {
-    match check {
-        Ok(value) => Some(value),
-        Err(e) => {
-            eprintln!("chaos: check failed: {e:#}");
-            failed.push(format!("{e:#}"));
-            None
-        }
-    }
-}
-
-/// The database's clock, in seconds since the epoch.
-async fn db_clock(pool: &PgPool) -> anyhow::Result<f64> {
-    Ok(
-        sqlx::query_scalar("SELECT extract(epoch FROM clock_timestamp())::float8")
-            .fetch_one(pool)
-            .await?,
-    )
-}
-
-/// Whether an order accepted after `since` (the database's clock) is confirmed.
-async fn confirmed_since(pool: &PgPool, since: f64) -> bool {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM orders WHERE status = 'CONFIRMED' \
-         AND created_at > to_timestamp($1))",
-    )
-    .bind(since)
-    .fetch_one(pool)
-    .await
-    .unwrap_or(false)
-}
-
-async fn terminal_sagas(pool: &PgPool) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM sagas WHERE status IN ('COMPLETED', 'COMPENSATED')")
-        .fetch_one(pool)
-        .await
-        .unwrap_or(-1)
-}
-
 /// A steady stream of orders, each retried with its Idempotency-Key against either order-service
 /// instance until one accepts it. Returns the ids of all accepted orders.
 async fn load(
@@ -858,33 +749,6 @@ async fn duplicate_everything(js: jetstream::Context, counters: Arc<Counters>) {
     }
 }
 
-/// Publishes and returns where the stream stored the message, retrying under the same
-/// `Nats-Msg-Id` (stored once) while the stream has no leader.
-async fn publish(
-    js: &jetstream::Context,
-    subject: &str,
-    id: String,
-    body: Vec<u8>,
-) -> anyhow::Result<u64> {
-    let mut tries = 0;
-    loop {
-        let sent = async {
-            let message = PublishMessage::build()
-                .message_id(id.clone())
-                .payload(body.clone().into());
-            anyhow::Ok(js.send_publish(subject.to_owned(), message).await?.await?)
-        };
-        match sent.await {
-            Ok(ack) => return Ok(ack.sequence),
-            Err(e) if tries >= 40 => return Err(e.context(format!("publishing to {subject}"))),
-            Err(_) => {
-                tries += 1;
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        }
-    }
-}
-
 /// Real orders cancelled while both instances of payment-service and inventory-service are down:
 /// when they come back, `order.created` and `order.cancelled` wait side by side in two durables,
 /// and each participant meets them in whichever order its consumers pull them.
@@ -933,37 +797,6 @@ async fn cancel_before_create(
     Ok(ids)
 }
 
-/// A poison message: its subject and where the stream stored it.
-type Poison = (String, u64);
-
-/// Bad JSON and an unknown major version on every subject, so every consumer meets both.
-async fn feed_poison(js: &jetstream::Context) -> anyhow::Result<Vec<Poison>> {
-    let mut fed = Vec::new();
-    for kind in EventKind::ALL {
-        let subject = kind.subject();
-        let seq = publish(
-            js,
-            subject,
-            format!("poison-{}", Uuid::now_v7()),
-            b"{not json".to_vec(),
-        )
-        .await?;
-        fed.push((subject.to_owned(), seq));
-        let future = json!({"eventId": Uuid::now_v7(), "eventType": kind.name(), "version": 99,
-            "occurredAt": "2026-01-01T00:00:00Z", "correlationId": Uuid::now_v7(), "causationId": null,
-            "producer": "chaos", "payload": {}});
-        let seq = publish(
-            js,
-            subject,
-            format!("poison-{}", Uuid::now_v7()),
-            serde_json::to_vec(&future)?,
-        )
-        .await?;
-        fed.push((subject.to_owned(), seq));
-    }
-    Ok(fed)
-}
-
 /// The orders cancelled while their participants were down: never left charged or holding stock.
 /// Returns how many were never charged at all (the rest were charged and then refunded).
 async fn check_fabricated(client: &Client, ids: &[String]) -> anyhow::Result<usize> {
@@ -995,93 +828,4 @@ async fn check_fabricated(client: &Client, ids: &[String]) -> anyhow::Result<usi
         }
     }
     Ok(never_charged)
-}
-
-async fn unsent_outbox(pools: &HashMap<Svc, PgPool>, deadline: Instant) -> anyhow::Result<i64> {
-    loop {
-        let mut unsent = 0;
-        for pool in pools.values() {
-            unsent += sqlx::query_scalar::<_, i64>(
-                "SELECT count(*) FROM messaging_outbox WHERE sent_at IS NULL",
-            )
-            .fetch_one(pool)
-            .await?;
-        }
-        if unsent == 0 {
-            return Ok(0);
-        }
-        if Instant::now() > deadline {
-            bail!("{unsent} outbox rows never sent");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// The DLQ holds exactly one dead letter per (consumer of its subject, poison message) and
-/// nothing else. Returns how many it holds.
-async fn check_dlq(js: &jetstream::Context, poison: &[Poison]) -> anyhow::Result<usize> {
-    let mut consumers_of: HashMap<String, Vec<String>> = HashMap::new();
-    for stream in ["ORDERS", "PAYMENTS", "INVENTORY", "SAGAS"] {
-        let s = js.get_stream(stream).await?;
-        let mut infos = s.consumers();
-        while let Some(info) = infos.next().await {
-            let info = info?;
-            consumers_of
-                .entry(info.config.filter_subject.clone())
-                .or_default()
-                .push(info.name.clone());
-        }
-    }
-    let expected: BTreeSet<(String, u64)> = poison
-        .iter()
-        .flat_map(|(subject, seq)| {
-            consumers_of
-                .get(subject)
-                .into_iter()
-                .flatten()
-                .map(move |c| (c.clone(), *seq))
-        })
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let dlq = js.get_stream("DLQ").await?;
-    loop {
-        let count = dlq.get_info().await?.state.messages;
-        if count as usize >= expected.len() || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let info = dlq.get_info().await?;
-    let mut found = Vec::new();
-    for seq in info.state.first_sequence..=info.state.last_sequence {
-        if info.state.messages == 0 {
-            break;
-        }
-        let m = dlq.get_raw_message(seq).await?;
-        let header = |k: &str| m.headers.get(k).map(|v| v.to_string()).unwrap_or_default();
-        let reason = header("Dlq-Reason");
-        if reason != "MALFORMED" && reason != "UNKNOWN_VERSION" {
-            bail!(
-                "unexpected dead letter: {reason} {} from {}",
-                header("Dlq-Detail"),
-                header("Dlq-Consumer")
-            );
-        }
-        found.push((
-            header("Dlq-Consumer"),
-            header("Dlq-Stream-Sequence").parse::<u64>().unwrap_or(0),
-        ));
-    }
-    let found_set: BTreeSet<(String, u64)> = found.iter().cloned().collect();
-    if found_set != expected || found.len() != expected.len() {
-        bail!(
-            "DLQ holds {} dead letters ({} distinct), expected exactly {}: missing {:?}, extra {:?}",
-            found.len(),
-            found_set.len(),
-            expected.len(),
-            expected.difference(&found_set).take(5).collect::<Vec<_>>(),
-            found_set.difference(&expected).take(5).collect::<Vec<_>>()
-        );
-    }
-    Ok(found.len())
 }

@@ -266,7 +266,11 @@ impl ServiceBuilder {
             self.relay,
         );
         let mut tasks = self.tasks;
-        tasks.push(("relay".into(), Box::pin(relay.run(self.shutdown.clone()))));
+        // The relay stops last, on a token of its own: what the server and the consumers commit
+        // while they finish their work is published by this process before it exits, instead of
+        // waiting out the hand-off lease for another instance's poller.
+        let relay_stop = Shutdown::new();
+        tasks.push((RELAY.into(), Box::pin(relay.run(relay_stop.clone()))));
         // Make sure the recorder exists before the first event is counted.
         let _ = messaging::metrics::prometheus();
         crate::metrics::describe();
@@ -287,6 +291,7 @@ impl ServiceBuilder {
             names,
             tasks: Tasks(Arc::new(handles)),
             shutdown: self.shutdown,
+            relay_stop,
         })
     }
 }
@@ -301,7 +306,12 @@ pub struct Service {
     names: HashMap<tokio::task::Id, String>,
     tasks: Tasks,
     shutdown: Shutdown,
+    /// Stops the relay once everything else has stopped.
+    relay_stop: Shutdown,
 }
+
+/// The name of the relay's task.
+const RELAY: &str = "relay";
 
 /// The tasks a service runs beside its HTTP server (`relay`, `consumer <durable>`, and those
 /// the service added), by name.
@@ -345,7 +355,11 @@ impl Service {
         tokio::pin!(server);
         let mut served = None;
         let mut died: Option<String> = None;
+        let mut others = self.names.values().filter(|n| *n != RELAY).count();
         while served.is_none() || !self.running.is_empty() {
+            if served.is_some() && others == 0 {
+                self.relay_stop.cancel();
+            }
             tokio::select! {
                 result = &mut server, if served.is_none() => {
                     // Whatever ended the server ends the rest too.
@@ -359,6 +373,9 @@ impl Service {
                         Err(e) => (e.id(), "was aborted".to_owned()),
                     };
                     let name = self.names.remove(&id).unwrap_or_default();
+                    if name != RELAY {
+                        others -= 1;
+                    }
                     if !self.shutdown.is_cancelled() {
                         tracing::error!(service = self.service, task = %name, "task {why} while the service was running; stopping the service");
                         died.get_or_insert(format!("task {name} {why}"));

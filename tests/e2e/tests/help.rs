@@ -38,6 +38,7 @@ fn binaries() -> Vec<(&'static str, clap::Command)> {
         ),
         ("saga-load", loadgen::Cli::command()),
         ("saga-chaos", chaos::Cli::command()),
+        ("saga-upgrade", chaos::UpgradeCli::command()),
         ("sagactl", sagactl::Cli::command()),
     ]
 }
