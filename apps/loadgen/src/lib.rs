@@ -1,7 +1,9 @@
 //! `saga-load`: drives orders into a running system (`scripts/up.sh`) and reports what happened.
 //! Open loop (`--rate`) sends at a fixed rate whatever the latency; closed loop
-//! (`--concurrency`) keeps that many orders in flight. Each order's end is the moment its
-//! `order.confirmed` or `order.cancelled` event is seen on NATS.
+//! (`--concurrency`) keeps that many POSTs in flight: each task sends its next order as soon as
+//! the last was accepted, without waiting for it to end. A refusal (503 with `Retry-After`) is
+//! counted apart from failures, and the same order is sent again after the time it names. Each
+//! order's end is the moment its `order.confirmed` or `order.cancelled` event is seen on NATS.
 
 pub mod run;
 pub mod stats;
@@ -22,7 +24,8 @@ pub struct Cli {
     /// Open loop: send this many orders per second, whatever the latency.
     #[arg(long, conflicts_with = "concurrency")]
     pub rate: Option<f64>,
-    /// Closed loop: keep this many orders in flight [default: 8 when --rate is not given].
+    /// Closed loop: keep this many POSTs in flight, each task sending its next order once the
+    /// last was accepted [default: 8 when --rate is not given].
     #[arg(long)]
     pub concurrency: Option<usize>,
     /// Stop after this many orders [default: 1000 when --seconds is not given].
@@ -49,7 +52,8 @@ pub struct Cli {
     /// Skip the invariant check at the end.
     #[arg(long)]
     pub no_check: bool,
-    /// Seed of the order generator (products, quantities, prices).
+    /// Seed of the order generator: the same seed makes the same orders (which product,
+    /// quantity and price the nth order has).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     #[arg(long, default_value = "http://127.0.0.1:3004")]

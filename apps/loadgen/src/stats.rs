@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 
 /// Microsecond latencies from 1 µs to 10 minutes, 3 significant digits.
 pub struct Latencies(Histogram<u64>);
@@ -26,9 +26,14 @@ impl Latencies {
         self.0.value_at_quantile(q) as f64 / 1000.0
     }
 
-    pub fn json(&self) -> Value {
-        json!({"count": self.0.len(), "p50Ms": self.ms(0.5), "p90Ms": self.ms(0.9), "p99Ms": self.ms(0.99),
-               "maxMs": self.0.max() as f64 / 1000.0})
+    pub fn summary(&self) -> LatencySummary {
+        LatencySummary {
+            count: self.0.len(),
+            p50_ms: self.ms(0.5),
+            p90_ms: self.ms(0.9),
+            p99_ms: self.ms(0.99),
+            max_ms: self.0.max() as f64 / 1000.0,
+        }
     }
 
     pub fn line(&self) -> String {
@@ -41,6 +46,17 @@ impl Latencies {
             self.0.len()
         )
     }
+}
+
+/// Quantiles of a latency, in milliseconds, as the report gives them.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencySummary {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
 }
 
 /// The Wilson score interval at 95% for `successes` out of `n`.
@@ -97,8 +113,10 @@ mod tests {
         for ms in 1..=100 {
             l.record(Duration::from_millis(ms));
         }
-        let j = l.json();
-        assert!((j["p50Ms"].as_f64().unwrap() - 50.0).abs() < 0.5);
-        assert!((j["maxMs"].as_f64().unwrap() - 100.0).abs() < 0.5);
+        let s = l.summary();
+        assert!((s.p50_ms - 50.0).abs() < 0.5);
+        assert!((s.max_ms - 100.0).abs() < 0.5);
+        let json = serde_json::to_value(&s).unwrap();
+        assert!(json["p99Ms"].is_number() && json["count"] == 100);
     }
 }

@@ -7,6 +7,7 @@
 //! - [`routes`]: `POST /orders`, `GET /orders/{id}`, `GET /orders`, `POST /orders/{id}/cancel`.
 //! - [`reactions`]: `saga.completed.v1` and `saga.aborted.v1`.
 
+pub mod admission;
 pub mod intake;
 pub mod reactions;
 pub mod routes;
@@ -39,6 +40,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration::frozen(
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub common: CommonSettings,
+    pub admission: admission::AdmissionSettings,
 }
 
 /// order-service's command line and environment.
@@ -50,6 +52,17 @@ pub struct Settings {
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
+    /// Refuse new orders (503 OVERLOADED, Retry-After) while the oldest order in flight is older
+    /// than this many milliseconds; 0 accepts every order (docs/operations.md, "Admission").
+    #[arg(long, env = "ORDER_ADMISSION_MAX_AGE_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub admission_max_age_ms: u64,
+    /// Orders pending longer than this many milliseconds are stuck (waiting for their saga's
+    /// deadline or an operator), not queued: admission does not count them. Keep it at the
+    /// saga-coordinator's SAGA_TIMEOUT_MS.
+    #[arg(long, env = "ORDER_ADMISSION_STUCK_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub admission_stuck_ms: u64,
 }
 
 impl ServiceArgs for Args {
@@ -62,6 +75,10 @@ impl Args {
     pub fn settings(&self) -> Settings {
         Settings {
             common: CommonSettings::from_args(SERVICE, &self.common),
+            admission: admission::AdmissionSettings {
+                max_age: std::time::Duration::from_millis(self.admission_max_age_ms),
+                stuck_after: std::time::Duration::from_millis(self.admission_stuck_ms),
+            },
         }
     }
 }
@@ -79,9 +96,18 @@ pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Ser
     builder.consume(EventKind::SagaAborted, reactions).await?;
     let (intake, writer) = intake::Intake::new(infra.pool.clone(), infra.outbox.clone());
     builder.spawn("intake", writer);
+    admission::describe();
+    let admission = std::sync::Arc::new(admission::Admission::new(
+        settings.admission,
+        infra.pool.clone(),
+    ));
     builder
         .serve(
-            routes::api().with_state(routes::AppState { infra, intake }),
+            routes::api().with_state(routes::AppState {
+                infra,
+                intake,
+                admission,
+            }),
             routes::ABOUT,
         )
         .await

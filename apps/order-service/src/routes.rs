@@ -16,6 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::admission::{self, Admission};
 use crate::intake::Intake;
 use crate::rules::{Command, NewOrder, Order, OrderStatus, new_order_id};
 use crate::store::{self, Keyed, ListFilter, NewRow};
@@ -25,6 +26,8 @@ use crate::store::{self, Keyed, ListFilter, NewRow};
 pub struct AppState {
     pub infra: Infra,
     pub intake: Intake,
+    /// Whether a new order may be accepted now.
+    pub admission: std::sync::Arc<Admission>,
 }
 
 /// What the service's description says of it.
@@ -84,8 +87,10 @@ fn replay(existing: Keyed, request: &Value) -> Result<(StatusCode, Json<Order>),
     }
 }
 
-/// Places an order: stored PENDING with its `order.created.v1`, in one transaction. The same
-/// `Idempotency-Key` with the same body answers the same order.
+/// Places an order: stored PENDING with its `order.created` event, in one transaction. The
+/// same `Idempotency-Key` with the same body answers the same order, even while new orders are
+/// refused. While the oldest order in flight is older than the admission bound, a new order is
+/// refused with 503 `OVERLOADED` and `Retry-After`, and nothing is written.
 #[utoipa::path(post, path = "/orders", tag = "orders", request_body = CreateOrder,
     params(("Idempotency-Key" = Option<String>, Header,
         description = "1 to 255 visible ASCII characters: a retry with the same body gets the same order")),
@@ -100,6 +105,26 @@ async fn create(
     let key = idempotency_key(&headers)?;
     let new = NewOrder::parse(&body).map_err(ApiError::validation)?;
     let request = serde_json::to_value(&new).map_err(ApiError::internal)?;
+    if let Err(overloaded) = state.admission.admit().await {
+        // A retry of an order already accepted is answered, never refused.
+        if let Some(key) = key.as_deref() {
+            let mut conn = state.infra.pool.acquire().await?;
+            if let Some(existing) = store::by_idempotency_key(&mut conn, key)
+                .await
+                .context("reading the order of an idempotency key")?
+            {
+                return replay(existing, &request);
+            }
+        }
+        metrics::counter!(admission::REFUSED).increment(1);
+        return Err(ApiError::overloaded(
+            format!(
+                "too many orders in flight (the oldest for {} ms); try again later",
+                overloaded.oldest.as_millis()
+            ),
+            Admission::RETRY_AFTER,
+        ));
+    }
     let (order_id, saga_id) = (new_order_id(key.as_deref()), Uuid::now_v7());
     let created = new.created(order_id, saga_id);
     let event = state.infra.outbox.event(created, saga_id, None);

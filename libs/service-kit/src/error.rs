@@ -27,6 +27,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub details: Vec<FieldError>,
+    /// Seconds after which a retry may succeed (`Retry-After`), for a 503.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -36,6 +38,15 @@ impl ApiError {
             code,
             message: message.into(),
             details: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    /// The service takes no more of this work now: a 503 `OVERLOADED` with `Retry-After`.
+    pub fn overloaded(message: impl Into<String>, retry_after: u64) -> ApiError {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "OVERLOADED", message)
         }
     }
 
@@ -76,11 +87,14 @@ impl ApiError {
 impl ApiError {
     fn unavailable(error: impl std::fmt::Display) -> ApiError {
         tracing::warn!(%error, "database unavailable");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "UNAVAILABLE",
-            "the database is unavailable; try again",
-        )
+        ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                "the database is unavailable; try again",
+            )
+        }
     }
 }
 
@@ -131,7 +145,14 @@ impl IntoResponse for ApiError {
                 details: self.details,
             },
         };
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
+        response
     }
 }
 

@@ -1,0 +1,191 @@
+//! Admission: whether a new order may be accepted without pushing order-to-end latency past its
+//! bound.
+//!
+//! The measure is the age of the oldest order still `PENDING` (among those younger than the
+//! saga deadline: older ones are stuck, waiting for their deadline or an operator, not queued).
+//! Orders are handled in the order they were placed, so that age is what an order accepted now
+//! can expect to wait, whatever the machine's speed: past saturation the orders in flight settle
+//! at about throughput × the bound (Little's law), instead of growing while clients keep posting.
+//!
+//! The oldest pending order is one index probe (`orders_status` is ordered by status and then
+//! by order id, and order ids are UUIDv7, ordered by time). It is read at most every
+//! [`Admission::REFRESH`], and only while orders come in: an idle service asks nothing.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// The age of the oldest order in flight when admission last read it (gauge, seconds).
+pub const OLDEST_PENDING: &str = "order_oldest_pending_seconds";
+/// New orders refused with `OVERLOADED` (counter).
+pub const REFUSED: &str = "order_admission_refused_total";
+
+pub fn describe() {
+    metrics::describe_gauge!(
+        OLDEST_PENDING,
+        metrics::Unit::Seconds,
+        "Age of the oldest order in flight, as admission last read it"
+    );
+    metrics::describe_counter!(REFUSED, "New orders refused with 503 OVERLOADED");
+}
+
+/// How admission is set (`ORDER_ADMISSION_MAX_AGE_MS`, `ORDER_ADMISSION_STUCK_MS`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdmissionSettings {
+    /// A new order is refused while the oldest order in flight is older than this. Zero: every
+    /// order is accepted.
+    pub max_age: Duration,
+    /// Orders pending longer than this are stuck, not queued, and do not count.
+    pub stuck_after: Duration,
+}
+
+impl Default for AdmissionSettings {
+    fn default() -> Self {
+        AdmissionSettings {
+            max_age: Duration::from_millis(1000),
+            stuck_after: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why an order was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Overloaded {
+    /// How old the oldest order in flight is.
+    pub oldest: Duration,
+}
+
+struct Reading {
+    at: Instant,
+    /// The age of the oldest order in flight when it was read (zero: none in flight).
+    oldest: Duration,
+}
+
+pub struct Admission {
+    settings: AdmissionSettings,
+    pool: PgPool,
+    last: Mutex<Option<Reading>>,
+}
+
+impl Admission {
+    /// How long a reading of the oldest order in flight is used.
+    pub const REFRESH: Duration = Duration::from_millis(50);
+    /// The `Retry-After` of a refusal, in seconds.
+    pub const RETRY_AFTER: u64 = 1;
+
+    pub fn new(settings: AdmissionSettings, pool: PgPool) -> Admission {
+        Admission {
+            settings,
+            pool,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// Whether a new order may be accepted now.
+    pub async fn admit(&self) -> Result<(), Overloaded> {
+        if self.settings.max_age.is_zero() {
+            return Ok(());
+        }
+        let oldest = match self.cached() {
+            Some(oldest) => oldest,
+            None => match self.read().await {
+                Ok(oldest) => oldest,
+                // The database is away: the intake will say so, with its own 503.
+                Err(_) => Duration::ZERO,
+            },
+        };
+        decide(&self.settings, oldest)
+    }
+
+    fn cached(&self) -> Option<Duration> {
+        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        last.as_ref()
+            .filter(|r| r.at.elapsed() < Self::REFRESH)
+            .map(|r| match r.oldest {
+                Duration::ZERO => Duration::ZERO,
+                oldest => oldest + r.at.elapsed(),
+            })
+    }
+
+    async fn read(&self) -> Result<Duration, sqlx::Error> {
+        let at = Instant::now();
+        let cutoff = uuid_at(std::time::SystemTime::now() - self.settings.stuck_after);
+        let oldest: Option<Uuid> = sqlx::query_scalar(
+            "SELECT order_id FROM orders WHERE status = 'PENDING' AND order_id > $1 \
+             ORDER BY order_id LIMIT 1",
+        )
+        .bind(cutoff)
+        .fetch_optional(&self.pool)
+        .await?;
+        let oldest = oldest.map_or(Duration::ZERO, age_of);
+        metrics::gauge!(OLDEST_PENDING).set(oldest.as_secs_f64());
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(Reading { at, oldest });
+        Ok(oldest)
+    }
+}
+
+/// The rule: refuse while the oldest order in flight is older than the bound.
+fn decide(settings: &AdmissionSettings, oldest: Duration) -> Result<(), Overloaded> {
+    if oldest > settings.max_age {
+        Err(Overloaded { oldest })
+    } else {
+        Ok(())
+    }
+}
+
+/// The smallest UUIDv7 of time `at`: every order id placed at or after `at` sorts above it.
+fn uuid_at(at: std::time::SystemTime) -> Uuid {
+    let millis = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    bytes[6] = 0x70;
+    bytes[8] = 0x80;
+    Uuid::from_bytes(bytes)
+}
+
+/// How long ago a UUIDv7 was made.
+fn age_of(id: Uuid) -> Duration {
+    let Some(ts) = id.get_timestamp() else {
+        return Duration::ZERO;
+    };
+    let (secs, nanos) = ts.to_unix();
+    let made = std::time::UNIX_EPOCH + Duration::new(secs, nanos);
+    std::time::SystemTime::now()
+        .duration_since(made)
+        .unwrap_or(Duration::ZERO)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_order_is_refused_only_while_the_oldest_in_flight_is_past_the_bound() {
+        let settings = AdmissionSettings::default();
+        assert!(decide(&settings, Duration::ZERO).is_ok());
+        assert!(decide(&settings, Duration::from_millis(999)).is_ok());
+        assert_eq!(
+            decide(&settings, Duration::from_millis(1200)),
+            Err(Overloaded {
+                oldest: Duration::from_millis(1200)
+            })
+        );
+    }
+
+    #[test]
+    fn uuid_bounds_order_like_the_ids_of_their_time() {
+        let now = std::time::SystemTime::now();
+        let bound = uuid_at(now - Duration::from_secs(1));
+        let later = Uuid::now_v7();
+        assert!(later > bound);
+        assert!(uuid_at(now - Duration::from_secs(2)) < bound);
+        let age = age_of(later);
+        assert!(age < Duration::from_secs(1), "{age:?}");
+        assert!(age_of(bound) >= Duration::from_millis(999));
+    }
+}
