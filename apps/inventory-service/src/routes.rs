@@ -8,7 +8,7 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 use service_kit::api::{BodyErrors, Conflict, Errors, Invalid, NotFound, Refused};
 use service_kit::auth::AdminToken;
-use service_kit::extract::{Page, page_limit, query_value};
+use service_kit::extract::{Page, id_list, page_limit, query_value};
 use service_kit::{ApiError, ApiJson, ApiPath, ApiQuery, FieldError, Infra};
 use shared_events::ProductId;
 use utoipa::{IntoParams, ToSchema};
@@ -36,6 +36,7 @@ pub fn api() -> OpenApiRouter<Api> {
         .routes(routes!(list))
         .routes(routes!(get_one, put_stock))
         .routes(routes!(reservation))
+        .routes(routes!(reservations))
 }
 
 /// A page of products.
@@ -162,4 +163,35 @@ async fn reservation(
         .context("reading a reservation")?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no reservation for order {order_id}")))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+struct ByOrders {
+    /// The orders whose reservations to show: 1 to 100 comma-separated ids (required).
+    order_ids: Option<String>,
+}
+
+/// The reservations of several orders at once.
+#[derive(serde::Serialize, ToSchema)]
+struct Reservations {
+    /// The orders' reservations, by order id; an order never seen has none.
+    items: Vec<Reservation>,
+}
+
+/// `GET /reservations/search?orderIds=`: the reservations of up to 100 orders in one call
+/// (orders without one are left out), as the reconciliation reads them.
+#[utoipa::path(get, path = "/reservations/search", tag = "inventory", params(ByOrders),
+    responses((status = 200, description = "The orders' reservations", body = Reservations),
+        Invalid, Errors))]
+async fn reservations(
+    State(api): State<Api>,
+    ApiQuery(query): ApiQuery<ByOrders>,
+) -> Result<Json<Reservations>, ApiError> {
+    let order_ids = id_list("orderIds", query.order_ids.as_deref())?;
+    let items = store::reservations(&api.infra.pool, &order_ids)
+        .await
+        .context("reading orders' reservations")?;
+    Ok(Json(Reservations { items }))
 }

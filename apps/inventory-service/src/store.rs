@@ -96,6 +96,20 @@ pub async fn put_shelf(
         .await
 }
 
+/// The reservations of `order_ids`, those that have one.
+pub async fn reservations(
+    pool: &sqlx::PgPool,
+    order_ids: &[Uuid],
+) -> Result<Vec<Reservation>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE order_id = ANY($1) ORDER BY order_id"
+    );
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(order_ids)
+        .fetch_all(pool)
+        .await
+}
+
 pub async fn reservation(
     conn: &mut PgConnection,
     order_id: Uuid,

@@ -29,6 +29,9 @@ pub fn describe() {
         "Age of the oldest order in flight, as admission last read it"
     );
     metrics::describe_counter!(REFUSED, "New orders refused with 503 OVERLOADED");
+    // Exported from the start, so that a rate over it is defined before the first refusal.
+    metrics::counter!(REFUSED).increment(0);
+    metrics::gauge!(OLDEST_PENDING).set(0.0);
 }
 
 /// How admission is set (`ORDER_ADMISSION_MAX_AGE_MS`, `ORDER_ADMISSION_STUCK_MS`).

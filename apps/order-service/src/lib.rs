@@ -31,11 +31,18 @@ pub const DEFAULTS: Defaults = Defaults {
     database: "orders",
 };
 
-pub const MIGRATIONS: &[Migration] = &[Migration::frozen(
-    1000,
-    "orders",
-    include_str!("../migrations/1000_orders.sql"),
-)];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration::frozen(
+        1000,
+        "orders",
+        include_str!("../migrations/1000_orders.sql"),
+    ),
+    Migration::expand_outside_transaction(
+        1001,
+        "orders by when they last changed",
+        include_str!("../migrations/1001_orders_by_update.sql"),
+    ),
+];
 
 #[derive(Clone, Debug)]
 pub struct Settings {

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 use service_kit::api::{BodyErrors, Conflict, Errors, Invalid, NotFound};
-use service_kit::extract::{OptionalJson, Page, page_limit, query_value};
+use service_kit::extract::{OptionalJson, Page, Time, keep, page_limit, query_value};
 use service_kit::{ApiError, ApiJson, ApiPath, ApiQuery, FieldError, Infra};
 use shared_events::{Currency, CustomerId, OrderLine};
 use utoipa::{IntoParams, ToSchema};
@@ -174,6 +174,15 @@ struct ListQuery {
     /// Only orders in this status.
     #[param(value_type = Option<OrderStatus>)]
     status: Option<String>,
+    /// Only orders placed before this time (RFC 3339).
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
+    created_before: Option<String>,
+    /// Only orders that last changed after this time (RFC 3339).
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
+    updated_after: Option<String>,
+    /// Only orders that last changed before this time (RFC 3339).
+    #[param(value_type = Option<chrono::DateTime<chrono::Utc>>)]
+    updated_before: Option<String>,
     /// Orders per page, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
@@ -181,19 +190,45 @@ struct ListQuery {
     cursor: Option<Uuid>,
 }
 
-/// A page of orders, newest first.
+/// A page of orders, newest first. Filters combine.
 #[utoipa::path(get, path = "/orders", tag = "orders", params(ListQuery),
     responses((status = 200, description = "A page of orders", body = OrderPage), Invalid, Errors))]
 async fn list(
     State(AppState { infra, .. }): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<OrderPage>, ApiError> {
-    let limit = page_limit(query.limit)?;
+    let mut errors = Vec::new();
+    let limit = keep(&mut errors, page_limit(query.limit).map(Some));
     let filter = ListFilter {
-        customer_id: query_value("customerId", query.customer_id.as_deref())?,
-        status: query_value("status", query.status.as_deref())?,
+        customer_id: keep(
+            &mut errors,
+            query_value("customerId", query.customer_id.as_deref()),
+        ),
+        status: keep(&mut errors, query_value("status", query.status.as_deref())),
         before: query.cursor,
+        created_before: keep(
+            &mut errors,
+            query_value::<Time>("createdBefore", query.created_before.as_deref()),
+        )
+        .map(|t| t.0),
+        updated_after: keep(
+            &mut errors,
+            query_value::<Time>("updatedAfter", query.updated_after.as_deref()),
+        )
+        .map(|t| t.0),
+        updated_before: keep(
+            &mut errors,
+            query_value::<Time>("updatedBefore", query.updated_before.as_deref()),
+        )
+        .map(|t| t.0),
+        limit: 0,
+    };
+    let Some(limit) = limit.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::validation(errors));
+    };
+    let filter = ListFilter {
         limit: limit + 1,
+        ..filter
     };
     let items = store::list(&infra.pool, &filter)
         .await

@@ -158,6 +158,12 @@ pub struct ListFilter {
     pub status: Option<OrderStatus>,
     /// Orders older than this one (ids are time-ordered UUIDv7).
     pub before: Option<Uuid>,
+    /// Orders placed before this time.
+    pub created_before: Option<DateTime<Utc>>,
+    /// Orders that last changed after this time.
+    pub updated_after: Option<DateTime<Utc>>,
+    /// Orders that last changed before this time.
+    pub updated_before: Option<DateTime<Utc>>,
     pub limit: i64,
 }
 
@@ -174,6 +180,15 @@ pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<Order>, sqlx
     }
     if let Some(before) = filter.before {
         query.push(" AND order_id < ").push_bind(before);
+    }
+    if let Some(at) = filter.created_before {
+        query.push(" AND created_at < ").push_bind(at);
+    }
+    if let Some(at) = filter.updated_after {
+        query.push(" AND updated_at > ").push_bind(at);
+    }
+    if let Some(at) = filter.updated_before {
+        query.push(" AND updated_at < ").push_bind(at);
     }
     query
         .push(" ORDER BY order_id DESC LIMIT ")

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use service_kit::api::{BodyErrors, Errors, Invalid, NotFound, Refused};
 use service_kit::auth::AdminToken;
+use service_kit::extract::id_list;
 use service_kit::{ApiError, ApiJson, ApiPath, ApiQuery, FieldError, Infra};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -42,6 +43,7 @@ pub const ABOUT: &str = "Charges each order once through a simulated gateway, re
 pub fn api() -> OpenApiRouter<Api> {
     OpenApiRouter::new()
         .routes(routes!(by_order))
+        .routes(routes!(search))
         .routes(routes!(by_id))
         .routes(routes!(get_simulation, put_simulation))
 }
@@ -87,6 +89,37 @@ async fn by_order(
         .context("reading an order's payment")?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no payment for order {order_id}")))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+struct ByOrders {
+    /// The orders whose payments to show: 1 to 100 comma-separated ids (required).
+    order_ids: Option<String>,
+}
+
+/// The payments of several orders at once.
+#[derive(Serialize, ToSchema)]
+struct Payments {
+    /// The orders' payments, by order id; an order never charged has none.
+    items: Vec<Payment>,
+}
+
+/// `GET /payments/search?orderIds=`: the payments of up to 100 orders in one call (orders
+/// never charged are left out), as the reconciliation reads them.
+#[utoipa::path(get, path = "/payments/search", tag = "payments", params(ByOrders),
+    responses((status = 200, description = "The orders' payments", body = Payments),
+        Invalid, Errors))]
+async fn search(
+    State(infra): State<Infra>,
+    ApiQuery(query): ApiQuery<ByOrders>,
+) -> Result<Json<Payments>, ApiError> {
+    let order_ids = id_list("orderIds", query.order_ids.as_deref())?;
+    let items = store::by_orders(&infra.pool, &order_ids)
+        .await
+        .context("reading orders' payments")?;
+    Ok(Json(Payments { items }))
 }
 
 /// The simulation settings as the API shows them.

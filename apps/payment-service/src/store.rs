@@ -24,6 +24,15 @@ pub async fn by_order(
         .await
 }
 
+/// The payments of `order_ids`, those that were charged.
+pub async fn by_orders(pool: &PgPool, order_ids: &[Uuid]) -> Result<Vec<Payment>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM payments WHERE order_id = ANY($1) ORDER BY order_id");
+    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(order_ids)
+        .fetch_all(pool)
+        .await
+}
+
 pub async fn by_id(
     conn: &mut PgConnection,
     payment_id: Uuid,

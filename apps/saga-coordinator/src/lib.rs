@@ -10,6 +10,7 @@
 
 pub mod metrics;
 pub mod reactions;
+pub mod reconcile;
 pub mod routes;
 pub mod rules;
 pub mod store;
@@ -57,6 +58,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "settled dead letters by age",
         include_str!("../migrations/1004_dead_letters_settled.sql"),
     ),
+    Migration::expand(
+        1005,
+        "reconciliation runs and mismatches",
+        include_str!("../migrations/1005_reconcile.sql"),
+    ),
 ];
 
 /// Every event of a saga that the coordinator follows.
@@ -87,6 +93,8 @@ pub struct Timeouts {
 pub struct Settings {
     pub common: CommonSettings,
     pub timeouts: Timeouts,
+    pub reconcile: reconcile::ReconcileSettings,
+    pub peers: reconcile::peers::PeerUrls,
 }
 
 /// saga-coordinator's command line and environment.
@@ -108,6 +116,43 @@ pub struct Args {
     #[arg(long, env = "SAGA_COMPENSATION_TIMEOUT_MS", default_value_t = 300_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub saga_compensation_timeout_ms: u64,
+    /// Milliseconds between reconciliation runs (docs/operations.md, "Reconciliation"); 0: only
+    /// when an operator asks (POST /admin/reconcile).
+    #[arg(long, env = "RECONCILE_INTERVAL_MS", default_value_t = 60_000)]
+    pub reconcile_interval_ms: u64,
+    /// Records younger than this many milliseconds are left alone by the reconciliation: their
+    /// events may still be on their way.
+    #[arg(long, env = "RECONCILE_GRACE_MS", default_value_t = 60_000)]
+    pub reconcile_grace_ms: u64,
+    /// How far back (ms) the first reconciliation run looks, and an operator's run that names
+    /// no time.
+    #[arg(long, env = "RECONCILE_WINDOW_MS", default_value_t = 3_600_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub reconcile_window_ms: u64,
+    /// order-service's HTTP API, which the reconciliation reads.
+    #[arg(long, env = "ORDER_SERVICE_URL", default_value = "http://127.0.0.1:3004",
+          value_parser = peer_url)]
+    pub order_service_url: String,
+    /// payment-service's HTTP API, which the reconciliation reads.
+    #[arg(long, env = "PAYMENT_SERVICE_URL", default_value = "http://127.0.0.1:3006",
+          value_parser = peer_url)]
+    pub payment_service_url: String,
+    /// inventory-service's HTTP API, which the reconciliation reads.
+    #[arg(long, env = "INVENTORY_SERVICE_URL", default_value = "http://127.0.0.1:3007",
+          value_parser = peer_url)]
+    pub inventory_service_url: String,
+}
+
+/// An http(s) URL of another service, without a trailing slash.
+fn peer_url(text: &str) -> Result<String, String> {
+    let rest = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"))
+        .ok_or("must start with http:// or https://")?;
+    if rest.is_empty() || rest.starts_with('/') || rest.chars().any(char::is_whitespace) {
+        return Err("must be a URL such as http://127.0.0.1:3004".into());
+    }
+    Ok(text.trim_end_matches('/').to_owned())
 }
 
 impl ServiceArgs for Args {
@@ -123,6 +168,18 @@ impl Args {
             timeouts: Timeouts {
                 saga: Duration::from_millis(self.saga_timeout_ms),
                 compensation: Duration::from_millis(self.saga_compensation_timeout_ms),
+            },
+            reconcile: reconcile::ReconcileSettings {
+                interval: Duration::from_millis(self.reconcile_interval_ms),
+                grace: Duration::from_millis(self.reconcile_grace_ms),
+                window: Duration::from_millis(self.reconcile_window_ms),
+                saga_timeout: Duration::from_millis(self.saga_timeout_ms),
+                keep: Duration::from_secs(30 * 24 * 3600),
+            },
+            peers: reconcile::peers::PeerUrls {
+                order: self.order_service_url.clone(),
+                payment: self.payment_service_url.clone(),
+                inventory: self.inventory_service_url.clone(),
             },
         }
     }
@@ -159,7 +216,16 @@ pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Ser
     .context("provisioning the dead letters' index")?;
     builder.spawn(
         &format!("consumer {}", reactions::dlq::DURABLE),
-        index.run(shutdown),
+        index.run(shutdown.clone()),
+    );
+    let reconciler = Arc::new(reconcile::Reconciler::new(
+        infra.clone(),
+        reconcile::peers::Peers::new(settings.peers.clone()),
+        settings.reconcile.clone(),
+    ));
+    builder.spawn(
+        "reconcile",
+        reconciler.as_ref().clone().every(shutdown.clone()),
     );
     metrics::describe();
     let (pool, compensation) = (infra.pool.clone(), settings.timeouts.compensation);
@@ -172,6 +238,7 @@ pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Ser
         infra,
         admin,
         timeouts: settings.timeouts,
+        reconciler,
     };
     builder
         .serve(routes::api().with_state(api), routes::ABOUT)

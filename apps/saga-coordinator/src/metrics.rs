@@ -19,6 +19,10 @@ pub const STUCK: &str = "saga_stuck";
 pub const DURATION: &str = "saga_duration_seconds";
 /// Dead letters of every service in each status (gauge). Labels: `status`.
 pub const DLQ_ENTRIES: &str = "saga_dlq_entries";
+/// Disagreements the last reconciliation run found, by kind (gauge). Labels: `kind`.
+pub const RECONCILE_MISMATCHES: &str = "saga_reconcile_mismatches";
+/// Reconciliation runs (counter). Labels: `outcome` (`finished`, `failed`).
+pub const RECONCILE_RUNS: &str = "saga_reconcile_runs_total";
 
 pub fn describe() {
     describe_gauge!(SAGAS, "Sagas in each status");
@@ -32,6 +36,11 @@ pub fn describe() {
         "Time from a saga's start to COMPLETED or COMPENSATED"
     );
     describe_gauge!(DLQ_ENTRIES, "Dead letters of every service in each status");
+    describe_gauge!(
+        RECONCILE_MISMATCHES,
+        "Records that disagree, found by the last reconciliation run, by kind"
+    );
+    metrics::describe_counter!(RECONCILE_RUNS, "Reconciliation runs, by outcome");
 }
 
 /// Records how long the sagas that just ended took.

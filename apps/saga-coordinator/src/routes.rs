@@ -3,6 +3,7 @@
 //! `POST /sagas/{sagaId}/abort`), the dead letters ([`dlq`]), and the dashboard ([`ui`]).
 
 pub mod dlq;
+pub mod reconcile;
 pub mod ui;
 
 use std::time::Duration;
@@ -13,11 +14,10 @@ use anyhow::Context as _;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use service_kit::api::{BodyErrors, Conflict, Errors, Invalid, NotFound, Refused};
 use service_kit::auth::{Actor, AdminToken};
-use service_kit::extract::{OptionalJson, Page, keep, page_limit, query_value};
+use service_kit::extract::{OptionalJson, Page, Time, keep, page_limit, query_value};
 use service_kit::{ApiError, ApiPath, ApiQuery, FieldError, Infra};
 use shared_events::{AbortReason, Reaction};
 use utoipa::{IntoParams, ToSchema};
@@ -34,6 +34,8 @@ pub struct Api {
     pub infra: Infra,
     pub admin: AdminToken,
     pub timeouts: Timeouts,
+    /// Runs the reconciliation when an operator asks.
+    pub reconciler: std::sync::Arc<crate::reconcile::Reconciler>,
 }
 
 /// What the service's description says of it.
@@ -50,6 +52,7 @@ pub fn api() -> OpenApiRouter<Api> {
         .routes(routes!(retry))
         .routes(routes!(abort))
         .merge(dlq::api())
+        .merge(reconcile::api())
         .merge(ui::api())
 }
 
@@ -100,18 +103,6 @@ struct ListQuery {
     limit: Option<u32>,
     /// The page after this saga: the `nextCursor` of the previous page.
     cursor: Option<Uuid>,
-}
-
-/// An RFC 3339 time.
-struct Time(DateTime<Utc>);
-
-impl std::str::FromStr for Time {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Time, String> {
-        DateTime::parse_from_rfc3339(text)
-            .map(|t| Time(t.with_timezone(&Utc)))
-            .map_err(|_| "must be an RFC 3339 time such as 2026-11-29T12:00:00Z".to_owned())
-    }
 }
 
 /// `true` or `false`.

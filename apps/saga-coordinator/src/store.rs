@@ -2,6 +2,7 @@
 //! tables here, the dead letters in [`dlq`].
 
 pub mod dlq;
+pub mod reconcile;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -71,6 +71,30 @@ pub enum Command {
     Simulation(Simulation),
     /// The audit log of admin calls of one service (newest first).
     Audit(AuditArgs),
+    /// Compare the four services' records now and re-send what settles each disagreement
+    /// (admin); `reconcile list` shows the last runs and what each found.
+    Reconcile(ReconcileArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ReconcileArgs {
+    #[command(subcommand)]
+    pub list: Option<ReconcileList>,
+    /// Compare the records that changed from this time on (RFC 3339) [default: since the last
+    /// run].
+    #[arg(long)]
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReconcileList {
+    /// The last runs, newest first, with the disagreements each found and what it re-sent.
+    List {
+        /// Runs per page (1 to 100).
+        #[arg(long)]
+        limit: Option<u32>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -447,6 +471,23 @@ pub async fn run(cli: Cli, out: &mut String) -> anyhow::Result<()> {
                 .await?;
             (value, simulation)
         }
+        Command::Reconcile(ReconcileArgs { list: None, since }) => {
+            let body = since.as_ref().map(|since| json!({ "since": since }));
+            (
+                api.post(format!("{saga}/admin/reconcile"), body).await?,
+                reconcile_run,
+            )
+        }
+        Command::Reconcile(ReconcileArgs {
+            list: Some(ReconcileList::List { limit }),
+            ..
+        }) => {
+            let q = query(&[("limit", limit.map(|l| l.to_string()))]);
+            (
+                api.get(format!("{saga}/admin/reconcile{q}"), false).await?,
+                reconcile_runs,
+            )
+        }
         Command::Audit(a) => {
             let base = match a.service.as_str() {
                 "payment" => cli.payment_url.as_str(),
@@ -474,6 +515,41 @@ pub async fn run(cli: Cli, out: &mut String) -> anyhow::Result<()> {
         text(&value, out);
     }
     Ok(())
+}
+
+/// One reconciliation run: what it compared, and each disagreement with what was done.
+fn reconcile_run(run: &Value, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "run {} ({}) since {}: {} orders compared, {} mismatches{}",
+        run["id"],
+        s(&run["trigger"]),
+        short_time(&run["since"]),
+        run["checked"],
+        run["mismatches"].as_array().map_or(0, Vec::len),
+        run["error"]
+            .as_str()
+            .map(|e| format!("; stopped: {e}"))
+            .unwrap_or_default()
+    );
+    for m in run["mismatches"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "  {:<26}  order {}  saga {}\n    {}\n    {}",
+            s(&m["kind"]),
+            s(&m["orderId"]),
+            s(&m["sagaId"]),
+            s(&m["detail"]),
+            s(&m["action"])
+        );
+    }
+}
+
+fn reconcile_runs(value: &Value, out: &mut String) {
+    for run in value["items"].as_array().into_iter().flatten() {
+        reconcile_run(run, out);
+    }
+    next_page(value, out);
 }
 
 fn s(value: &Value) -> &str {

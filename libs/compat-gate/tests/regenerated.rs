@@ -214,16 +214,16 @@ fn a_new_major_beside_the_old_one_passes() {
     let base = checked_in();
     let mut new = base.clone();
     let v2 = changed(&base.events[ORDER_CREATED], |schema| {
-        schema["$id"] = json!("order.created.v2.schema.json");
-        schema["title"] = json!("order.created.v2");
-        *at(schema, "/properties/version") = json!({ "const": 2 });
+        schema["$id"] = json!("order.created.v3.schema.json");
+        schema["title"] = json!("order.created.v3");
+        *at(schema, "/properties/version") = json!({ "const": 3 });
         *at(schema, "/$defs/Money") = json!({ "type": "integer", "minimum": 0 });
     });
-    new.events.insert("order.created.v2.schema.json".into(), v2);
+    new.events.insert("order.created.v3.schema.json".into(), v2);
     let report = gate(&base, &new);
     assert!(report.passed(), "{:#?}", report.breaches);
     let added: Vec<String> = report.additive.iter().map(ToString::to_string).collect();
-    assert_eq!(added, ["order.created.v2: new event schema"]);
+    assert_eq!(added, ["order.created.v3: new event schema"]);
 }
 
 #[test]

@@ -46,6 +46,10 @@ pub struct Migration {
     pub description: &'static str,
     pub sql: &'static str,
     pub ledger: Ledger,
+    /// Whether it runs in one transaction. One that cannot (`CREATE INDEX CONCURRENTLY`, which
+    /// builds an index without holding writes back) runs statement by statement; each must be
+    /// safe to run again, as a failed attempt is tried again whole at the next start.
+    pub transaction: bool,
 }
 
 impl Migration {
@@ -56,6 +60,7 @@ impl Migration {
             description,
             sql,
             ledger: Ledger::Sqlx,
+            transaction: true,
         }
     }
 
@@ -66,6 +71,24 @@ impl Migration {
             description,
             sql,
             ledger: Ledger::Expand,
+            transaction: true,
+        }
+    }
+
+    /// An expansion whose statements (separated by `;` at the end of a line) run one at a time
+    /// outside a transaction, such as `CREATE INDEX CONCURRENTLY`, which does not block writes
+    /// while it builds. Each statement must be safe to run again.
+    pub const fn expand_outside_transaction(
+        version: i64,
+        description: &'static str,
+        sql: &'static str,
+    ) -> Migration {
+        Migration {
+            version,
+            description,
+            sql,
+            ledger: Ledger::Expand,
+            transaction: false,
         }
     }
 
@@ -81,6 +104,7 @@ impl Migration {
             description,
             sql,
             ledger: Ledger::Contract { needs },
+            transaction: true,
         }
     }
 }
@@ -265,8 +289,17 @@ async fn migrate_later(
             if recorded.iter().any(|r| r.version == m.version) {
                 continue;
             }
+            if !m.transaction {
+                for statement in m.sql.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_owned()))
+                        .execute(&mut *conn)
+                        .await?;
+                }
+            }
             let mut tx = conn.begin().await?;
-            sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
+            if m.transaction {
+                sqlx::raw_sql(m.sql).execute(&mut *tx).await?;
+            }
             let needs = match m.ledger {
                 Ledger::Contract { needs } => Some(needs),
                 Ledger::Expand | Ledger::Sqlx => None,

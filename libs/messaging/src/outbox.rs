@@ -249,6 +249,8 @@ impl Outbox {
             row.id = keys.get(&key).copied().unwrap_or_default();
             row.subject = key.1;
         }
+        // Only what the database stored is handed to the relay (a trigger may drop a row).
+        rows.retain(|r| r.id != 0);
         Ok(Written { at, rows })
     }
 

@@ -154,6 +154,39 @@ where
     }
 }
 
+/// An RFC 3339 time, as a query parameter (`createdAfter=2026-11-29T12:00:00Z`).
+pub struct Time(pub chrono::DateTime<chrono::Utc>);
+
+impl std::str::FromStr for Time {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Time, String> {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| Time(t.with_timezone(&chrono::Utc)))
+            .map_err(|_| "must be an RFC 3339 time such as 2026-11-29T12:00:00Z".to_owned())
+    }
+}
+
+/// The most ids a lookup by a list of ids takes at once.
+pub const MAX_IDS: usize = 100;
+
+/// A comma-separated list of 1 to [`MAX_IDS`] UUIDs, as a query parameter
+/// (`orderIds=0190…,0190…`).
+pub fn id_list(field: &str, raw: Option<&str>) -> Result<Vec<uuid::Uuid>, ApiError> {
+    let invalid = |message: String| ApiError::validation(vec![FieldError::new(field, message)]);
+    let raw = raw
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| invalid("is required".into()))?;
+    let ids = raw
+        .split(',')
+        .map(|id| id.trim().parse::<uuid::Uuid>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| invalid("must be comma-separated UUIDs".into()))?;
+    if ids.len() > MAX_IDS {
+        return Err(invalid(format!("at most {MAX_IDS} ids")));
+    }
+    Ok(ids)
+}
+
 /// Keeps a checked query value, or adds its problems to `errors`, so that a request hears of
 /// every bad parameter at once.
 pub fn keep<T>(errors: &mut Vec<FieldError>, checked: Result<Option<T>, ApiError>) -> Option<T> {

@@ -10,11 +10,12 @@ use async_nats::jetstream::message::PublishMessage;
 use common::*;
 use serde_json::json;
 
-/// Every metric name of this system (`saga_…`, `http_…`, `messaging_…`) that `text` mentions.
+/// Every metric name of this system (`saga_…`, `http_…`, `messaging_…`, `order_…`) that `text`
+/// mentions.
 fn metric_names(text: &str) -> BTreeSet<String> {
     text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| {
-            ["saga_", "http_", "messaging_"]
+            ["saga_", "http_", "messaging_", "order_"]
                 .iter()
                 .any(|prefix| w.starts_with(prefix))
         })
@@ -68,6 +69,16 @@ async fn every_metric_the_alerts_and_dashboard_name_is_exported() {
         })
         .await;
     let (status, _) = stack.set_simulation(json!({"seed": 1})).await;
+    assert_eq!(status, 200);
+    let (status, _) = stack
+        .admin(
+            Svc::Saga,
+            reqwest::Method::POST,
+            "/admin/reconcile",
+            None,
+            Some(ADMIN),
+        )
+        .await;
     assert_eq!(status, 200);
 
     let metrics = stack.metrics().await;

@@ -33,6 +33,11 @@ pub struct Options {
     pub nats_url: Option<String>,
     /// Replicas of every stream the services provision (`NATS_STREAM_REPLICAS`).
     pub stream_replicas: usize,
+    /// order-service refuses new orders while the oldest in flight is older than this; zero
+    /// (the tests' default): it takes every order.
+    pub admission_max_age: Duration,
+    /// The reconciliation leaves records younger than this alone.
+    pub reconcile_grace: Duration,
 }
 
 impl Default for Options {
@@ -46,6 +51,8 @@ impl Default for Options {
             admin_token: Some(ADMIN),
             nats_url: None,
             stream_replicas: 1,
+            admission_max_age: Duration::ZERO,
+            reconcile_grace: Duration::from_secs(1),
         }
     }
 }
@@ -167,6 +174,10 @@ impl Stack {
                 order_service::build(
                     order_service::Settings {
                         common: common(order_service::SERVICE),
+                        admission: order_service::admission::AdmissionSettings {
+                            max_age: o.admission_max_age,
+                            stuck_after: o.saga_timeout,
+                        },
                     },
                     stop.clone(),
                 )
@@ -206,6 +217,19 @@ impl Stack {
                         timeouts: saga_coordinator::Timeouts {
                             saga: o.saga_timeout,
                             compensation: o.compensation_timeout,
+                        },
+                        // On demand only (POST /admin/reconcile), against this stack.
+                        reconcile: saga_coordinator::reconcile::ReconcileSettings {
+                            interval: Duration::ZERO,
+                            grace: o.reconcile_grace,
+                            window: Duration::from_secs(3600),
+                            saga_timeout: o.saga_timeout,
+                            keep: Duration::from_secs(3600),
+                        },
+                        peers: saga_coordinator::reconcile::peers::PeerUrls {
+                            order: self.url(Svc::Order, ""),
+                            payment: self.url(Svc::Payment, ""),
+                            inventory: self.url(Svc::Inventory, ""),
                         },
                     },
                     stop.clone(),
