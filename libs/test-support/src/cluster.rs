@@ -1,12 +1,13 @@
 //! A JetStream cluster of the caller's own: three nats-server nodes (or any number) on free
 //! ports, each with a fresh store, routed to each other. Nodes can be SIGKILLed, stopped and
-//! started again with their store; the cluster says which node leads a stream and which leads
-//! the meta group (JetStream's own cluster-wide state), by node index.
+//! started again with their store, or with another nats-server binary (a rolling upgrade); the
+//! cluster says which node leads a stream and which leads the meta group (JetStream's own
+//! cluster-wide state), by node index.
 //!
 //! Each node runs in its own process group, so a signal sent to the caller's group does not
 //! reach it, and is killed when the fixture is dropped.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use anyhow::{Context as _, bail};
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
-use crate::{eventually_ok, free_port, nats_server_binary};
+use crate::{eventually_ok, free_port};
 
 /// The cluster name every node is started with.
 pub const CLUSTER_NAME: &str = "saga-test";
@@ -27,6 +28,8 @@ struct Node {
     route_port: u16,
     monitor_port: u16,
     dir: PathBuf,
+    /// The nats-server binary the node runs, and runs again when started again.
+    bin: PathBuf,
     child: Option<Child>,
 }
 
@@ -104,6 +107,15 @@ impl NatsCluster {
 
     /// `count` nodes, ready.
     pub async fn start_nodes(count: usize) -> anyhow::Result<NatsCluster> {
+        NatsCluster::start_nodes_on(count, &crate::nats_server_binary()?).await
+    }
+
+    /// Three nodes that run `bin` (another release than the pinned one), ready.
+    pub async fn start_on(bin: &Path) -> anyhow::Result<NatsCluster> {
+        NatsCluster::start_nodes_on(3, bin).await
+    }
+
+    async fn start_nodes_on(count: usize, bin: &Path) -> anyhow::Result<NatsCluster> {
         if count == 0 {
             bail!("a cluster needs at least one node");
         }
@@ -117,6 +129,7 @@ impl NatsCluster {
                 route_port: ports[i * 3 + 1],
                 monitor_port: ports[i * 3 + 2],
                 dir: dir.join(format!("n{i}")),
+                bin: bin.to_path_buf(),
                 child: None,
             })
             .collect();
@@ -192,6 +205,26 @@ impl NatsCluster {
         self.nodes[node].log_path()
     }
 
+    /// The nats-server binary a node runs.
+    pub fn binary(&self, node: usize) -> &Path {
+        &self.nodes[node].bin
+    }
+
+    /// The nats-server version a running node reports (`/varz`), such as `2.14.6`.
+    pub async fn version(&self, node: usize) -> anyhow::Result<String> {
+        let body: Value = reqwest::Client::new()
+            .get(format!("{}/varz", self.monitor_url(node)))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await?
+            .json()
+            .await?;
+        body["version"]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("{}: no version in /varz", self.name(node)))
+    }
+
     fn spawn(&mut self, i: usize) -> anyhow::Result<()> {
         let routes = self
             .nodes
@@ -203,7 +236,7 @@ impl NatsCluster {
         std::fs::create_dir_all(&node.dir)?;
         let log = node.log_path();
         let _ = std::fs::remove_file(&log);
-        let child = Command::new(nats_server_binary())
+        let child = Command::new(&node.bin)
             .args(["-a", "127.0.0.1", "-p", &node.port.to_string()])
             .args(["-n", &node.name, "-js", "--cluster_name", CLUSTER_NAME])
             .arg("-sd")
@@ -304,6 +337,39 @@ impl NatsCluster {
         .await
         .map_err(anyhow::Error::msg)?;
         Ok(())
+    }
+
+    /// Stops a node (SIGTERM, as [`NatsCluster::stop`]) and starts it again with `bin`: same name,
+    /// ports, routes and store, another nats-server release. Waits until it accepts clients and
+    /// sees a meta leader; whether its replicas have caught up is for the caller to wait for
+    /// ([`NatsCluster::wait_stream_current`], [`NatsCluster::wait_healthy`]).
+    pub async fn restart_with(&mut self, node: usize, bin: &Path) -> anyhow::Result<()> {
+        self.stop(node).await?;
+        self.nodes[node].bin = bin.to_path_buf();
+        self.start_again(node).await
+    }
+
+    /// Waits until a node's `/healthz` answers 200: JetStream is up on it and every stream and
+    /// consumer replica it holds is current.
+    pub async fn wait_healthy(&self, node: usize, within: Duration) -> anyhow::Result<()> {
+        let url = format!("{}/healthz", self.monitor_url(node));
+        eventually_ok(&format!("{} healthy", self.name(node)), within, || async {
+            let response = reqwest::Client::new()
+                .get(&url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            if status.is_success() {
+                Ok(())
+            } else {
+                Err(format!("{status}: {body}"))
+            }
+        })
+        .await
+        .map_err(anyhow::Error::msg)
     }
 
     /// Waits until every running node sees a meta leader and answers JetStream API calls: what a

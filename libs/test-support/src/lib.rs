@@ -3,13 +3,17 @@
 //! - [`NatsServer`]: a private nats-server with JetStream on a free port and a temporary store,
 //!   which a test can stop and start again with its store kept.
 //! - [`NatsCluster`]: a private three-node JetStream cluster, whose nodes a test can kill, stop
-//!   and start again, and which says which node leads a stream or the meta group.
+//!   and start again (with another nats-server release too), and which says which node leads a
+//!   stream or the meta group.
+//! - [`nats_server_binary`]: the pinned nats-server both run (scripts/lib/infra.sh), and
+//!   [`debian_nats_server_binary`] the older release a rolling upgrade starts from.
 //! - [`TestDb`]: a fresh PostgreSQL database named by a random UUID.
 //! - [`eventually`]: polls for an expected state until a deadline, failing with what it last saw.
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -27,20 +31,56 @@ pub struct NatsServer {
     child: Option<Child>,
 }
 
-pub(crate) fn nats_server_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("NATS_SERVER_BIN") {
-        return path.into();
+/// The nats-server the tests run: `NATS_SERVER_BIN` when set (scripts/test.sh sets it), else the
+/// release scripts/lib/infra.sh pins, which it downloads and checks the first time. The version is
+/// pinned there only.
+pub fn nats_server_binary() -> anyhow::Result<PathBuf> {
+    static PINNED: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    if let Some(path) = std::env::var_os("NATS_SERVER_BIN").filter(|p| !p.is_empty()) {
+        return Ok(path.into());
     }
-    for candidate in [
-        "/usr/sbin/nats-server",
-        "/usr/bin/nats-server",
-        "/usr/local/bin/nats-server",
-    ] {
-        if std::path::Path::new(candidate).exists() {
-            return candidate.into();
-        }
+    PINNED
+        .get_or_init(|| infra_binary("nats_server_bin"))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+/// Debian 12's nats-server 2.9.10, the release the rolling-upgrade test upgrades from:
+/// `NATS_SERVER_DEBIAN_BIN` when set (scripts/test.sh sets it), else what scripts/lib/infra.sh
+/// finds or takes out of the Debian package.
+pub fn debian_nats_server_binary() -> anyhow::Result<PathBuf> {
+    static DEBIAN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    if let Some(path) = std::env::var_os("NATS_SERVER_DEBIAN_BIN").filter(|p| !p.is_empty()) {
+        return Ok(path.into());
     }
-    "nats-server".into()
+    DEBIAN
+        .get_or_init(|| infra_binary("nats_server_debian_bin"))
+        .clone()
+        .map_err(anyhow::Error::msg)
+}
+
+/// What a function of scripts/lib/infra.sh prints: the path of a binary it provides.
+fn infra_binary(function: &str) -> Result<PathBuf, String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#"source scripts/lib/infra.sh && "$1""#)
+        .arg("infra")
+        .arg(function)
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running scripts/lib/infra.sh's {function}: {e}"))?;
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if out.status.success() && !path.is_empty() {
+        Ok(path.into())
+    } else {
+        Err(format!(
+            "scripts/lib/infra.sh's {function} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
 }
 
 /// A TCP port nobody listens on right now.
@@ -79,7 +119,7 @@ impl NatsServer {
     async fn launch(&mut self) -> anyhow::Result<()> {
         let log = self.log_path();
         let _ = std::fs::remove_file(&log);
-        let child = Command::new(nats_server_binary())
+        let child = Command::new(nats_server_binary()?)
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js"])
             .arg("-sd")
             .arg(self.dir.join("store"))

@@ -1,13 +1,14 @@
 //! NATS beyond one server: on a three-node JetStream cluster, every stream with three replicas,
 //! orders keep flowing while the node that leads the ORDERS stream is SIGKILLed, and none is lost;
-//! streams of one replica grow to three when the services are told to; and what the operator
-//! does when NATS loses events it had acknowledged (a machine crash before its disk sync):
-//! publish the outbox again.
+//! the same while the cluster is upgraded node by node from Debian 12's nats-server 2.9.10 to the
+//! pinned release; streams of one replica grow to three when the services are told to; and what
+//! the operator does when NATS loses events it had acknowledged (a machine crash before its disk
+//! sync): publish the outbox again.
 
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -34,6 +35,17 @@ async fn provision(cluster: &NatsCluster) {
 /// Places an order for one of `products`, retrying with its Idempotency-Key until it is
 /// accepted; returns its id.
 async fn place(stack: &Stack, products: &[&str], n: usize) -> String {
+    place_counting(stack, products, n, &AtomicUsize::new(0)).await
+}
+
+/// [`place`], adding to `failures` each POST that was not accepted (an error or a status other
+/// than 201).
+async fn place_counting(
+    stack: &Stack,
+    products: &[&str],
+    n: usize,
+    failures: &AtomicUsize,
+) -> String {
     let body = json!({"customerId": "c-cluster", "items": [
         {"productId": products[n % products.len()], "quantity": 1 + n % 3, "unitPrice": 12.5},
     ]});
@@ -52,6 +64,7 @@ async fn place(stack: &Stack, products: &[&str], n: usize) -> String {
         {
             return order["orderId"].as_str().expect("orderId").to_owned();
         }
+        failures.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("order {n} never accepted");
@@ -162,6 +175,219 @@ async fn orders_flow_on_while_the_orders_stream_leader_is_killed_and_none_is_los
         .await
         .expect("the restarted replica catches up");
     eprintln!("test took {:.1}s", started.elapsed().as_secs_f64());
+}
+
+/// Orders placed at about 20/s until `stop`, counting what was accepted and each POST refused.
+struct Flow {
+    stop: Arc<AtomicBool>,
+    placed: Arc<AtomicUsize>,
+    failures: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<Vec<String>>,
+}
+
+impl Flow {
+    fn start(stack: &Arc<Stack>, products: &'static [&'static str]) -> Flow {
+        let stop = Arc::new(AtomicBool::new(false));
+        let placed = Arc::new(AtomicUsize::new(0));
+        let failures = Arc::new(AtomicUsize::new(0));
+        let task = tokio::spawn({
+            let (stack, stop, placed, failures) = (
+                stack.clone(),
+                stop.clone(),
+                placed.clone(),
+                failures.clone(),
+            );
+            async move {
+                let mut orders = Vec::new();
+                let mut tick = tokio::time::interval(Duration::from_millis(50));
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    tick.tick().await;
+                    orders.push(place_counting(&stack, products, n, &failures).await);
+                    placed.fetch_add(1, Ordering::Relaxed);
+                    n += 1;
+                }
+                orders
+            }
+        });
+        Flow {
+            stop,
+            placed,
+            failures,
+            task,
+        }
+    }
+
+    fn placed(&self) -> usize {
+        self.placed.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `more` orders beyond those placed so far are accepted: orders flow.
+    async fn flows(&self, more: usize, what: &str) {
+        let target = self.placed() + more;
+        test_support::eventually(what, WAIT, || async {
+            let placed = self.placed();
+            if placed >= target {
+                Ok(())
+            } else {
+                Err(format!("{placed} of {target} orders accepted"))
+            }
+        })
+        .await;
+    }
+
+    async fn stop(self) -> (Vec<String>, usize) {
+        self.stop.store(true, Ordering::Relaxed);
+        let orders = self.task.await.expect("order flow");
+        (orders, self.failures.load(Ordering::Relaxed))
+    }
+}
+
+/// The rolling upgrade of docs/upgrading.md ("Upgrading NATS"): a three-node cluster on Debian
+/// 12's nats-server 2.9.10, streams with three replicas and the four services connected to all
+/// three nodes, is moved to the pinned release one node at a time (stopped, started again on the
+/// new binary with its store, routes and name, and waited for until it is current on every
+/// stream and healthy) while orders flow; then every accepted order has ended and the invariants
+/// hold, and the three replicas of every stream agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_upgrade_from_nats_2_9_to_the_pinned_release_under_load_loses_no_order() {
+    let started = Instant::now();
+    let old = match test_support::debian_nats_server_binary() {
+        Ok(bin) => bin,
+        Err(e) => {
+            // scripts/test.sh always provides it (NATS_SERVER_DEBIAN_BIN); only a bare
+            // `cargo test` on a machine without apt-get or root can get here.
+            eprintln!("SKIPPED: Debian's nats-server 2.9.10 cannot be had on this machine: {e}");
+            return;
+        }
+    };
+    let new = test_support::nats_server_binary().expect("the pinned nats-server");
+    let mut cluster = NatsCluster::start_on(&old)
+        .await
+        .expect("cluster on 2.9.10");
+    let from = cluster.version(0).await.expect("version");
+    for node in 0..cluster.len() {
+        assert_eq!(cluster.version(node).await.expect("version"), from);
+    }
+    provision(&cluster).await;
+    let stack = Arc::new(
+        Stack::start(Options {
+            nats_url: Some(cluster.urls()),
+            stream_replicas: 3,
+            success_rate: 0.8,
+            ..Options::default()
+        })
+        .await,
+    );
+    const PRODUCTS: &[&str] = &["up-1", "up-2", "up-3"];
+    let stock: Vec<(&str, i64)> = PRODUCTS.iter().map(|p| (*p, 100_000)).collect();
+    for (product, n) in &stock {
+        stack.set_stock(product, *n).await;
+    }
+
+    let flow = Flow::start(&stack, PRODUCTS);
+    flow.flows(20, "orders flowing on 2.9").await;
+    let upgrade_began = Instant::now();
+    let mut to = String::new();
+    for node in 0..cluster.len() {
+        // What the node leads when it is stopped: it hands that over first.
+        let mut led = Vec::new();
+        if cluster.meta_leader().await.ok() == Some(node) {
+            led.push("the meta group");
+        }
+        for stream in Stream::ALL {
+            if cluster.stream_leader(stream.name()).await.ok() == Some(node) {
+                led.push(stream.name());
+            }
+        }
+        let step = Instant::now();
+        let failures_before = flow.failures.load(Ordering::Relaxed);
+        cluster
+            .restart_with(node, &new)
+            .await
+            .unwrap_or_else(|e| panic!("{} on the new release: {e:#}", cluster.name(node)));
+        let back = step.elapsed();
+        to = cluster.version(node).await.expect("version");
+        assert_ne!(to, from, "{} still runs {from}", cluster.name(node));
+        for stream in Stream::ALL {
+            cluster
+                .wait_stream_current(stream.name(), Duration::from_secs(60))
+                .await
+                .unwrap_or_else(|e| panic!("after upgrading {}: {e:#}", cluster.name(node)));
+        }
+        cluster
+            .wait_healthy(node, Duration::from_secs(60))
+            .await
+            .expect("healthy after the upgrade");
+        let current = step.elapsed();
+        flow.flows(20, "orders flowing after the node's upgrade")
+            .await;
+        eprintln!(
+            "{} (leading {}): {from} -> {to}: accepting clients after {:.1}s, current on every \
+             stream and healthy after {:.1}s; POST failures meanwhile: {}",
+            cluster.name(node),
+            if led.is_empty() {
+                "nothing".to_owned()
+            } else {
+                led.join(", ")
+            },
+            back.as_secs_f64(),
+            current.as_secs_f64(),
+            flow.failures.load(Ordering::Relaxed) - failures_before,
+        );
+    }
+    let upgrade = upgrade_began.elapsed();
+    let (orders, failures) = flow.stop().await;
+
+    // Every accepted order ended, the books balance, and the three replicas of each stream hold
+    // the same messages at the same sequences.
+    let tally =
+        match test_support::eventually_ok("the invariants", WAIT, || stack.tally(&orders, &stock))
+            .await
+        {
+            Ok(tally) => tally,
+            Err(e) => panic!("{e}"),
+        };
+    assert_eq!(tally.confirmed + tally.cancelled, orders.len());
+    assert!(tally.confirmed > 0, "no order confirmed");
+    for stream in Stream::ALL {
+        let placement = cluster
+            .stream_placement(stream.name())
+            .await
+            .expect("placement");
+        assert_eq!(
+            (placement.configured_replicas, placement.nodes().len()),
+            (3, 3),
+            "{}: {placement:?}",
+            stream.name()
+        );
+        test_support::eventually(
+            &format!("the replicas of {} agree", stream.name()),
+            WAIT,
+            || async {
+                let states = cluster
+                    .replica_states(stream.name())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if states.len() == 3 && states.iter().all(|s| s.same_as(&states[0])) {
+                    Ok(())
+                } else {
+                    Err(format!("{states:?}"))
+                }
+            },
+        )
+        .await;
+    }
+    eprintln!(
+        "rolling upgrade {from} -> {to} of 3 nodes under about 20 orders/s: upgrade {:.1}s; \
+         {} orders accepted ({} confirmed, {} cancelled), {failures} POST failures, none lost; \
+         test took {:.1}s",
+        upgrade.as_secs_f64(),
+        orders.len(),
+        tally.confirmed,
+        tally.cancelled,
+        started.elapsed().as_secs_f64()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

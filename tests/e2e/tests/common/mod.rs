@@ -494,13 +494,21 @@ impl Stack {
         orders: &[String],
         stock_set: &[(&str, i64)],
     ) -> Result<(), String> {
+        self.tally(orders, stock_set).await.map(|_| ())
+    }
+
+    /// [`Stack::check_invariants`], and how the orders ended when they hold.
+    pub async fn tally(
+        &self,
+        orders: &[String],
+        stock_set: &[(&str, i64)],
+    ) -> Result<saga_client::Tally, String> {
         let base = ALL.iter().map(|svc| (*svc, self.url(*svc, ""))).collect();
         let stock: Vec<(String, i64)> =
             stock_set.iter().map(|(p, n)| (p.to_string(), *n)).collect();
         saga_client::Client::new(base)
             .check_invariants(orders, &stock)
             .await
-            .map(|_| ())
     }
 }
 
