@@ -132,9 +132,13 @@ service_settings() { # service_settings SERVICE
     payment-service) printf 'PAYMENT_SUCCESS_RATE=%s\nPAYMENT_SEED=%s\nPAYMENT_LATENCY_MS=%s\n' \
       "${PAYMENT_SUCCESS_RATE:-0.9}" "${PAYMENT_SEED:-0}" "${PAYMENT_LATENCY_MS:-0}" ;;
     inventory-service) printf 'INVENTORY_AUTO_PROVISION=%s\n' "${INVENTORY_AUTO_PROVISION:-1000}" ;;
-    saga-coordinator) printf 'SAGA_TIMEOUT_MS=%s\n' "${SAGA_TIMEOUT_MS:-30000}" ;;
+    saga-coordinator) printf 'SAGA_TIMEOUT_MS=%s\nORDER_SERVICE_URL=%s\nPAYMENT_SERVICE_URL=%s\nINVENTORY_SERVICE_URL=%s\n' \
+      "${SAGA_TIMEOUT_MS:-30000}" "$(service_url order-service)" "$(service_url payment-service)" \
+      "$(service_url inventory-service)" ;;
   esac
 }
+
+service_url() { printf 'http://127.0.0.1:%s' "$(service_port "$1")"; }
 
 launch() { # launch SERVICE
   local svc=$1
@@ -147,6 +151,10 @@ launch() { # launch SERVICE
     export PAYMENT_SUCCESS_RATE="${PAYMENT_SUCCESS_RATE:-0.9}" PAYMENT_SEED="${PAYMENT_SEED:-0}"
     export PAYMENT_LATENCY_MS="${PAYMENT_LATENCY_MS:-0}" SAGA_TIMEOUT_MS="${SAGA_TIMEOUT_MS:-30000}"
     export INVENTORY_AUTO_PROVISION="${INVENTORY_AUTO_PROVISION:-1000}"
+    # The reconciliation reads the other three services.
+    ORDER_SERVICE_URL=$(service_url order-service) PAYMENT_SERVICE_URL=$(service_url payment-service)
+    INVENTORY_SERVICE_URL=$(service_url inventory-service)
+    export ORDER_SERVICE_URL PAYMENT_SERVICE_URL INVENTORY_SERVICE_URL
     exec nohup "target/$TARGET_DIR/$svc" >> "$RUN_DIR/$svc.log" 2>&1
   ) &
   echo $! > "$RUN_DIR/$svc.pid"

@@ -94,7 +94,8 @@ pub struct Settings {
     pub common: CommonSettings,
     pub timeouts: Timeouts,
     pub reconcile: reconcile::ReconcileSettings,
-    pub peers: reconcile::peers::PeerUrls,
+    /// Where the other services answer; `None` (not all three set): no reconciliation.
+    pub peers: Option<reconcile::peers::PeerUrls>,
 }
 
 /// saga-coordinator's command line and environment.
@@ -129,18 +130,18 @@ pub struct Args {
     #[arg(long, env = "RECONCILE_WINDOW_MS", default_value_t = 3_600_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub reconcile_window_ms: u64,
-    /// order-service's HTTP API, which the reconciliation reads.
-    #[arg(long, env = "ORDER_SERVICE_URL", default_value = "http://127.0.0.1:3004",
-          value_parser = peer_url)]
-    pub order_service_url: String,
-    /// payment-service's HTTP API, which the reconciliation reads.
-    #[arg(long, env = "PAYMENT_SERVICE_URL", default_value = "http://127.0.0.1:3006",
-          value_parser = peer_url)]
-    pub payment_service_url: String,
-    /// inventory-service's HTTP API, which the reconciliation reads.
-    #[arg(long, env = "INVENTORY_SERVICE_URL", default_value = "http://127.0.0.1:3007",
-          value_parser = peer_url)]
-    pub inventory_service_url: String,
+    /// order-service's HTTP API, which the reconciliation reads (e.g. http://127.0.0.1:3004).
+    /// The reconciliation runs only once all three services' URLs are set: it re-sends events
+    /// for the orders it reads, so it never guesses where they are.
+    #[arg(long, env = "ORDER_SERVICE_URL", value_parser = peer_url)]
+    pub order_service_url: Option<String>,
+    /// payment-service's HTTP API, which the reconciliation reads (e.g. http://127.0.0.1:3006).
+    #[arg(long, env = "PAYMENT_SERVICE_URL", value_parser = peer_url)]
+    pub payment_service_url: Option<String>,
+    /// inventory-service's HTTP API, which the reconciliation reads (e.g.
+    /// http://127.0.0.1:3007).
+    #[arg(long, env = "INVENTORY_SERVICE_URL", value_parser = peer_url)]
+    pub inventory_service_url: Option<String>,
 }
 
 /// An http(s) URL of another service, without a trailing slash.
@@ -176,10 +177,17 @@ impl Args {
                 saga_timeout: Duration::from_millis(self.saga_timeout_ms),
                 keep: Duration::from_secs(30 * 24 * 3600),
             },
-            peers: reconcile::peers::PeerUrls {
-                order: self.order_service_url.clone(),
-                payment: self.payment_service_url.clone(),
-                inventory: self.inventory_service_url.clone(),
+            peers: match (
+                &self.order_service_url,
+                &self.payment_service_url,
+                &self.inventory_service_url,
+            ) {
+                (Some(order), Some(payment), Some(inventory)) => Some(reconcile::peers::PeerUrls {
+                    order: order.clone(),
+                    payment: payment.clone(),
+                    inventory: inventory.clone(),
+                }),
+                _ => None,
             },
         }
     }
@@ -220,7 +228,7 @@ pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Ser
     );
     let reconciler = Arc::new(reconcile::Reconciler::new(
         infra.clone(),
-        reconcile::peers::Peers::new(settings.peers.clone()),
+        settings.peers.clone().map(reconcile::peers::Peers::new),
         settings.reconcile.clone(),
     ));
     builder.spawn(

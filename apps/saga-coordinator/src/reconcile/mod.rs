@@ -77,6 +77,11 @@ impl Trigger {
 pub enum RunError {
     #[error("a reconciliation is running already")]
     Busy,
+    #[error(
+        "the reconciliation is off: set ORDER_SERVICE_URL, PAYMENT_SERVICE_URL and \
+         INVENTORY_SERVICE_URL"
+    )]
+    NotConfigured,
     #[error(transparent)]
     Failed(#[from] anyhow::Error),
 }
@@ -87,12 +92,13 @@ const RUN_LOCK: i64 = 0x5245_434f_4e43; // "RECONC"
 #[derive(Clone)]
 pub struct Reconciler {
     infra: Infra,
-    peers: Peers,
+    /// `None`: the other services' URLs are not all set, and nothing runs.
+    peers: Option<Peers>,
     settings: ReconcileSettings,
 }
 
 impl Reconciler {
-    pub fn new(infra: Infra, peers: Peers, settings: ReconcileSettings) -> Reconciler {
+    pub fn new(infra: Infra, peers: Option<Peers>, settings: ReconcileSettings) -> Reconciler {
         Reconciler {
             infra,
             peers,
@@ -102,7 +108,13 @@ impl Reconciler {
 
     /// Runs on the schedule until `shutdown`.
     pub async fn every(self, shutdown: Shutdown) {
-        if self.settings.interval.is_zero() {
+        if self.peers.is_none() {
+            tracing::info!(
+                "reconciliation off: ORDER_SERVICE_URL, PAYMENT_SERVICE_URL and \
+                 INVENTORY_SERVICE_URL are not all set"
+            );
+        }
+        if self.settings.interval.is_zero() || self.peers.is_none() {
             shutdown.cancelled().await;
             return;
         }
@@ -117,7 +129,7 @@ impl Reconciler {
                     mismatches = run.mismatches.len(),
                     "reconciliation found records that disagree; events re-sent"
                 ),
-                Ok(_) | Err(RunError::Busy) => {}
+                Ok(_) | Err(RunError::Busy | RunError::NotConfigured) => {}
                 Err(RunError::Failed(e)) => {
                     tracing::warn!(error = %format!("{e:#}"), "reconciliation failed; trying again next time");
                 }
@@ -136,6 +148,9 @@ impl Reconciler {
         trigger: Trigger,
         since: Option<DateTime<Utc>>,
     ) -> Result<RunView, RunError> {
+        let Some(peers) = &self.peers else {
+            return Err(RunError::NotConfigured);
+        };
         let pool = &self.infra.pool;
         let mut lock = pool.acquire().await.context("reaching the database")?;
         let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
@@ -146,7 +161,7 @@ impl Reconciler {
         if !taken {
             return Err(RunError::Busy);
         }
-        let result = self.locked_run(&trigger, since).await;
+        let result = self.locked_run(peers, &trigger, since).await;
         let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
             .bind(RUN_LOCK)
             .execute(&mut *lock)
@@ -156,6 +171,7 @@ impl Reconciler {
 
     async fn locked_run(
         &self,
+        peers: &Peers,
         trigger: &Trigger,
         since: Option<DateTime<Utc>>,
     ) -> anyhow::Result<RunView> {
@@ -173,7 +189,7 @@ impl Reconciler {
             .await
             .context("recording the run")?;
         let mut checked = 0;
-        let outcome = self.compare_all(now, since, &mut checked, run).await;
+        let outcome = self.compare_all(peers, now, since, &mut checked, run).await;
         let error = outcome.as_ref().err().map(|e| format!("{e:#}"));
         store::finish(pool, run, checked, error.as_deref())
             .await
@@ -204,6 +220,7 @@ impl Reconciler {
     /// Compares the three sets of orders, settling what disagrees as it goes.
     async fn compare_all(
         &self,
+        peers: &Peers,
         now: DateTime<Utc>,
         since: DateTime<Utc>,
         checked: &mut usize,
@@ -211,13 +228,11 @@ impl Reconciler {
     ) -> anyhow::Result<()> {
         let grace = chrono::Duration::from_std(self.settings.grace)?;
         let stuck = now - chrono::Duration::from_std(self.settings.saga_timeout)? - grace;
-        let pending = self
-            .peers
+        let pending = peers
             .orders("PENDING", Some(stuck), None)
             .await
             .context("listing orders stuck PENDING")?;
-        let cancelled = self
-            .peers
+        let cancelled = peers
             .orders("CANCELLED", None, Some((since, now - grace)))
             .await
             .context("listing orders cancelled since the last run")?;
@@ -225,7 +240,7 @@ impl Reconciler {
         for orders in pending.chunks(BATCH).chain(cancelled.chunks(BATCH)) {
             seen.extend(orders.iter().map(|o| o.order_id));
             *checked += orders.len();
-            self.compare_orders(orders, run).await?;
+            self.compare_orders(peers, orders, run).await?;
         }
         let unsettled: Vec<Saga> = store::unsettled(&self.infra.pool, self.settings.grace, 10_000)
             .await
@@ -235,19 +250,24 @@ impl Reconciler {
             .collect();
         for sagas in unsettled.chunks(BATCH) {
             *checked += sagas.len();
-            self.compare_sagas(sagas, run).await?;
+            self.compare_sagas(peers, sagas, run).await?;
         }
         Ok(())
     }
 
     /// Orders with their sagas, payments and reservations.
-    async fn compare_orders(&self, orders: &[OrderRecord], run: i64) -> anyhow::Result<()> {
+    async fn compare_orders(
+        &self,
+        peers: &Peers,
+        orders: &[OrderRecord],
+        run: i64,
+    ) -> anyhow::Result<()> {
         let ids: Vec<Uuid> = orders.iter().map(|o| o.order_id).collect();
         let sagas = store::sagas_of_orders(&self.infra.pool, &ids)
             .await
             .context("reading the orders' sagas")?;
         let (payments, reservations) =
-            futures_util::try_join!(self.peers.payments(&ids), self.peers.reservations(&ids))?;
+            futures_util::try_join!(peers.payments(&ids), peers.reservations(&ids))?;
         let found: Vec<Mismatch> = orders
             .iter()
             .filter_map(|o| {
@@ -263,10 +283,10 @@ impl Reconciler {
     }
 
     /// Sagas with their payments and reservations.
-    async fn compare_sagas(&self, sagas: &[Saga], run: i64) -> anyhow::Result<()> {
+    async fn compare_sagas(&self, peers: &Peers, sagas: &[Saga], run: i64) -> anyhow::Result<()> {
         let ids: Vec<Uuid> = sagas.iter().map(|s| s.order_id).collect();
         let (payments, reservations) =
-            futures_util::try_join!(self.peers.payments(&ids), self.peers.reservations(&ids))?;
+            futures_util::try_join!(peers.payments(&ids), peers.reservations(&ids))?;
         let found: Vec<Mismatch> = sagas
             .iter()
             .filter_map(|s| {

@@ -53,6 +53,9 @@ async fn run_now(
                 "RECONCILE_RUNNING",
                 "a reconciliation is running already; try again when it has finished",
             ),
+            RunError::NotConfigured => {
+                ApiError::conflict("RECONCILE_NOT_CONFIGURED", e.to_string())
+            }
             RunError::Failed(e) => ApiError::from(e),
         })?;
     let mut tx = api.infra.pool.begin().await?;

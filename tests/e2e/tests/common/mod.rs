@@ -226,11 +226,11 @@ impl Stack {
                             saga_timeout: o.saga_timeout,
                             keep: Duration::from_secs(3600),
                         },
-                        peers: saga_coordinator::reconcile::peers::PeerUrls {
+                        peers: Some(saga_coordinator::reconcile::peers::PeerUrls {
                             order: self.url(Svc::Order, ""),
                             payment: self.url(Svc::Payment, ""),
                             inventory: self.url(Svc::Inventory, ""),
-                        },
+                        }),
                     },
                     stop.clone(),
                 )
