@@ -238,7 +238,10 @@ def run(label, results, short):
                [("rate-1000", ["--rate", "1000"], secs(30), False)]
     plan += [("closed-64", ["--concurrency", "64"], secs(60), True)]
     if not stored:
-        plan += [("closed-128", ["--concurrency", "128"], secs(60), True)]
+        # Past saturation (SPEC 12): more POSTs in flight than the system ends orders; admission
+        # refuses what it cannot end within its bound, and saga-load waits out Retry-After.
+        plan += [(f"closed-{n}", ["--concurrency", str(n)], secs(60), n == 512)
+                 for n in (128, 256, 512)]
     for name, extra, seconds, check in plan:
         during = None
         if not stored and not short and name in ("rate-50", "closed-64"):
@@ -360,7 +363,8 @@ def report(results, out):
     ok = lambda vs, pred: all(v is not None and pred(v) for v in vs)
     inv = lambda runs, run: vals(runs, run, ["report", "invariants"])
     unf = lambda runs, run: vals(runs, run, ["report", "unfinished"])
-    cpu_rates = ["rate-20", "rate-50", "rate-200", "rate-1000", "closed-64", "closed-128"]
+    cpu_rates = ["rate-20", "rate-50", "rate-200", "rate-1000", "closed-64", "closed-128",
+                 "closed-256", "closed-512"]
     all_cpu = [v for run in cpu_rates for v in cpo(empty, run)]
     rss_all = [r["rssMiB"][s] for r in empty for s in SERVICES]
     idle_ms = [sum(r["idle"]["cpu"].values()) / r["idle"]["seconds"] * 1000 for r in empty]
@@ -395,6 +399,46 @@ def report(results, out):
                      f"empty {fmt(f_empty)}, stored {fmt(f_stored)} | {verdict(good)} |")
     L.append("")
 
+    # Overload.
+    over = ["closed-128", "closed-256", "closed-512"]
+    if any(run in r["runs"] for r in empty for run in over):
+        rep = lambda run, key: vals(empty, run, ["report", key])
+        best = max((v for run in ["closed-64"] + over for v in thr(empty, run) if v), default=0)
+        L += ["## Past saturation (SPEC 12)", "",
+              "Closed loops of 128, 256 and 512 POSTs in flight, 60 s each: every task of `saga-load` "
+              "sends its next order as soon as the last was accepted, and a refused one (503 "
+              "`OVERLOADED` with `Retry-After`) again after the time it names plus up to a second. "
+              "\"Offered\" counts every POST sent per second, accepted or refused: above the orders "
+              "ended per second, the client asks for more than the system ends. order-service's "
+              "admission (`ORDER_ADMISSION_MAX_AGE_MS`, `ORDER_ADMISSION_MAX_WRITING`, "
+              "docs/operations.md) refuses what it cannot end within its bound. Order-to-end counts "
+              "accepted orders, from the POST that was accepted.", "",
+              "| POSTs in flight | offered POSTs/s | orders ended/s | of the best closed loop | refusals | "
+              "other 5xx, failures | POST p99 | order-to-end p50 / p99 | invariants |",
+              "| --- " * 9 + "|"]
+        for run in over:
+            if not any(run in r["runs"] for r in empty):
+                continue
+            share = [v / best * 100 for v in thr(empty, run) if v and best]
+            L.append(f"| {run.split('-')[1]} | {fmt(rep(run, 'attemptsPerSecond'), '', 0)} | "
+                     f"{fmt(thr(empty, run), '', 0)} | {fmt(share, '%', 0)} | {fmt(rep(run, 'refusals'), '', 0)} | "
+                     f"{fmt(rep(run, 'serverErrors'), '', 0)}, {fmt(rep(run, 'postFailures'), '', 0)} | "
+                     f"{fmt(lat(empty, run, 'postLatency', 'p99Ms'), ' ms')} | "
+                     f"{fmt(lat(empty, run, 'orderToEndLatency', 'p50Ms'), ' ms', 0)} / "
+                     f"{fmt(lat(empty, run, 'orderToEndLatency', 'p99Ms'), ' ms', 0)} | "
+                     f"{', '.join(sorted(set(str(v) for v in inv(empty, run))))} |")
+        e99s = [v for run in over for v in lat(empty, run, "orderToEndLatency", "p99Ms")]
+        p99s = [v for run in over for v in lat(empty, run, "postLatency", "p99Ms")]
+        shares = [v / best for run in over for v in thr(empty, run) if v and best]
+        bad5xx = [v for run in over for k in ("serverErrors", "postFailures") for v in rep(run, k)]
+        refused = [v for run in over for v in rep(run, "refusals")]
+        L += ["", "| target | measured | |", "| --- | --- | --- |",
+              f"| accepted orders' order-to-end p99 ≤ 2 s at every level | {fmt(e99s, ' ms', 0)} | {verdict(ok(e99s, lambda v: v <= 2000))} |",
+              f"| POST p99 ≤ 100 ms | {fmt(p99s, ' ms')} | {verdict(ok(p99s, lambda v: v <= 100))} |",
+              f"| orders ended per second ≥ 90% of the best closed loop ({best:,.0f}/s) | {fmt([v * 100 for v in shares], '%', 0)} | {verdict(ok(shares, lambda v: v >= 0.9))} |",
+              f"| every refusal a 503 with Retry-After, no other 5xx | refusals {fmt(refused, '', 0)}; other 5xx and failures {fmt(bad5xx, '', 0)} | {verdict(ok(bad5xx, lambda v: v == 0) and ok(refused, lambda v: v > 0))} |",
+              ""]
+
     # CPU per order.
     L += ["## CPU per order", "",
           "CPU time of each process group (/proc: user plus system) over the steady part of each run "
@@ -420,7 +464,8 @@ def report(results, out):
     L += ["## Runs", "", "| run | orders | orders/s (first POST to last end) | POST p50 / p99 | "
           "order-to-end p50 / p90 / p99 | unfinished | invariants |", "| --- " * 7 + "|"]
     for label, runs in (("", empty), (" (stored)", stored)):
-        for run in ["rate-20", "rate-50", "rate-200", "rate-1000", "closed-64", "closed-128"]:
+        for run in ["rate-20", "rate-50", "rate-200", "rate-1000", "closed-64", "closed-128",
+                    "closed-256", "closed-512"]:
             rows = [r["runs"][run]["report"] for r in runs if run in r["runs"]]
             if not rows:
                 continue

@@ -556,6 +556,9 @@ async fn place(
             Answer::Refused(wait) => {
                 book.refusals += 1;
                 drop(book);
+                // At least what the service asked, and up to a second more: clients refused
+                // together do not all come back at the same instant.
+                let wait = wait + Duration::from_millis(fastrand::u64(..1000));
                 if until.is_some_and(|t| Instant::now() + wait >= t)
                     || shared.stop.load(Ordering::Relaxed)
                 {

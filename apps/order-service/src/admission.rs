@@ -7,6 +7,11 @@
 //! can expect to wait, whatever the machine's speed: past saturation the orders in flight settle
 //! at about throughput × the bound (Little's law), instead of growing while clients keep posting.
 //!
+//! The write path is bounded too: an order is also refused while [`AdmissionSettings::max_writing`]
+//! orders are already being written. Past saturation, orders admitted together would otherwise
+//! all queue behind one another in the intake (and in the one thread that answers HTTP), and
+//! both the POST and the order's end would wait for it.
+//!
 //! The oldest pending order is one index probe (`orders_status` is ordered by status and then
 //! by order id, and order ids are UUIDv7, ordered by time). It is read at most every
 //! [`Admission::REFRESH`], and only while orders come in: an idle service asks nothing.
@@ -42,6 +47,8 @@ pub struct AdmissionSettings {
     pub max_age: Duration,
     /// Orders pending longer than this are stuck, not queued, and do not count.
     pub stuck_after: Duration,
+    /// A new order is refused while this many are being written already (zero: no bound).
+    pub max_writing: usize,
 }
 
 impl Default for AdmissionSettings {
@@ -49,15 +56,34 @@ impl Default for AdmissionSettings {
         AdmissionSettings {
             max_age: Duration::from_millis(1000),
             stuck_after: Duration::from_secs(30),
+            max_writing: 256,
         }
     }
 }
 
 /// Why an order was not admitted.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Overloaded {
-    /// How old the oldest order in flight is.
-    pub oldest: Duration,
+pub enum Overloaded {
+    /// The oldest order in flight is this old.
+    Queue { oldest: Duration },
+    /// This many orders are being written already.
+    Writing { writing: usize },
+}
+
+impl std::fmt::Display for Overloaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Overloaded::Queue { oldest } => write!(
+                f,
+                "too many orders in flight (the oldest for {} ms); try again later",
+                oldest.as_millis()
+            ),
+            Overloaded::Writing { writing } => write!(
+                f,
+                "{writing} orders are being written already; try again later"
+            ),
+        }
+    }
 }
 
 struct Reading {
@@ -74,7 +100,7 @@ pub struct Admission {
 
 impl Admission {
     /// How long a reading of the oldest order in flight is used.
-    pub const REFRESH: Duration = Duration::from_millis(50);
+    pub const REFRESH: Duration = Duration::from_millis(20);
     /// The `Retry-After` of a refusal, in seconds.
     pub const RETRY_AFTER: u64 = 1;
 
@@ -86,8 +112,11 @@ impl Admission {
         }
     }
 
-    /// Whether a new order may be accepted now.
-    pub async fn admit(&self) -> Result<(), Overloaded> {
+    /// Whether a new order may be accepted now, while `writing` orders are being written.
+    pub async fn admit(&self, writing: usize) -> Result<(), Overloaded> {
+        if self.settings.max_writing > 0 && writing >= self.settings.max_writing {
+            return Err(Overloaded::Writing { writing });
+        }
         if self.settings.max_age.is_zero() {
             return Ok(());
         }
@@ -132,7 +161,7 @@ impl Admission {
 /// The rule: refuse while the oldest order in flight is older than the bound.
 fn decide(settings: &AdmissionSettings, oldest: Duration) -> Result<(), Overloaded> {
     if oldest > settings.max_age {
-        Err(Overloaded { oldest })
+        Err(Overloaded::Queue { oldest })
     } else {
         Ok(())
     }
@@ -174,7 +203,7 @@ mod tests {
         assert!(decide(&settings, Duration::from_millis(999)).is_ok());
         assert_eq!(
             decide(&settings, Duration::from_millis(1200)),
-            Err(Overloaded {
+            Err(Overloaded::Queue {
                 oldest: Duration::from_millis(1200)
             })
         );

@@ -39,6 +39,8 @@ struct Submission {
 #[derive(Clone)]
 pub struct Intake {
     queue: mpsc::Sender<Submission>,
+    /// Orders submitted and not answered yet.
+    writing: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Intake {
@@ -46,17 +48,33 @@ impl Intake {
     /// clone of the intake is dropped and what was submitted is written.
     pub fn new(pool: PgPool, outbox: Outbox) -> (Intake, impl Future<Output = ()> + Send) {
         let (queue, waiting) = mpsc::channel(QUEUE);
-        (Intake { queue }, write_all(waiting, pool, outbox))
+        let intake = Intake {
+            queue,
+            writing: Arc::default(),
+        };
+        (intake, write_all(waiting, pool, outbox))
+    }
+
+    /// How many orders are being written or wait to be.
+    pub fn writing(&self) -> usize {
+        self.writing.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Writes `row` and its `order.created` event, committed together with other orders.
     pub async fn submit(&self, row: NewRow, event: Envelope) -> Reply {
+        use std::sync::atomic::Ordering;
         let (reply, answer) = oneshot::channel();
         let submission = Submission { row, event, reply };
-        if self.queue.send(submission).await.is_err() {
-            return Err(stopping());
+        self.writing.fetch_add(1, Ordering::Relaxed);
+        let answered = async {
+            if self.queue.send(submission).await.is_err() {
+                return Err(stopping());
+            }
+            answer.await.unwrap_or_else(|_| Err(stopping()))
         }
-        answer.await.unwrap_or_else(|_| Err(stopping()))
+        .await;
+        self.writing.fetch_sub(1, Ordering::Relaxed);
+        answered
     }
 }
 

@@ -70,6 +70,11 @@ pub struct Args {
     #[arg(long, env = "ORDER_ADMISSION_STUCK_MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
     pub admission_stuck_ms: u64,
+    /// Refuse new orders (503 OVERLOADED) while this many are being written already on this
+    /// instance; 0: no bound.
+    #[arg(long, env = "ORDER_ADMISSION_MAX_WRITING", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(0..=4096))]
+    pub admission_max_writing: u64,
 }
 
 impl ServiceArgs for Args {
@@ -85,6 +90,7 @@ impl Args {
             admission: admission::AdmissionSettings {
                 max_age: std::time::Duration::from_millis(self.admission_max_age_ms),
                 stuck_after: std::time::Duration::from_millis(self.admission_stuck_ms),
+                max_writing: self.admission_max_writing as usize,
             },
         }
     }

@@ -105,7 +105,7 @@ async fn create(
     let key = idempotency_key(&headers)?;
     let new = NewOrder::parse(&body).map_err(ApiError::validation)?;
     let request = serde_json::to_value(&new).map_err(ApiError::internal)?;
-    if let Err(overloaded) = state.admission.admit().await {
+    if let Err(overloaded) = state.admission.admit(state.intake.writing()).await {
         // A retry of an order already accepted is answered, never refused.
         if let Some(key) = key.as_deref() {
             let mut conn = state.infra.pool.acquire().await?;
@@ -118,10 +118,7 @@ async fn create(
         }
         metrics::counter!(admission::REFUSED).increment(1);
         return Err(ApiError::overloaded(
-            format!(
-                "too many orders in flight (the oldest for {} ms); try again later",
-                overloaded.oldest.as_millis()
-            ),
+            overloaded.to_string(),
             Admission::RETRY_AFTER,
         ));
     }

@@ -263,10 +263,39 @@ pub const REPLAY_FOR: &str = "Dlq-Replay-For";
 /// On a message replayed from the DLQ: the id (DLQ stream sequence) of the entry replayed.
 pub const REPLAY_OF: &str = "Dlq-Replay-Of";
 
-/// Headers of a message that a dead letter keeps: all but NATS's own (the DLQ copy gets a
-/// `Nats-Msg-Id` of its own) and those of an earlier dead-lettering or replay.
+/// Headers a replay sends again: all but NATS's own (the replay gets a `Nats-Msg-Id` of its
+/// own) and those of a dead-lettering or an earlier replay.
 pub fn kept_header(name: &str) -> bool {
     !name.starts_with("Nats-") && !name.starts_with("Dlq-")
+}
+
+/// How a DLQ copy carries the original message's own `Nats-*` headers (the copy needs a
+/// `Nats-Msg-Id` of its own): `Dlq-Original-Nats-Msg-Id`.
+pub const ORIGINAL: &str = "Dlq-Original-";
+
+/// The name under which a DLQ copy keeps the original header `name`: NATS's own under
+/// [`ORIGINAL`], the rest as they are, except those of an earlier dead-lettering or replay.
+pub fn dead_letter_header(name: &str) -> Option<String> {
+    if name.starts_with("Dlq-") {
+        None
+    } else if name.starts_with("Nats-") {
+        Some(format!("{ORIGINAL}{name}"))
+    } else {
+        Some(name.to_owned())
+    }
+}
+
+/// The original message's headers, read back from its DLQ copy's: every header as it was
+/// published, `Nats-Msg-Id` included, without the copy's own.
+pub fn original_headers<'a>(
+    copy: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Vec<(String, String)> {
+    copy.filter_map(|(name, value)| match name.strip_prefix(ORIGINAL) {
+        Some(original) => Some((original.to_owned(), value.to_owned())),
+        None if kept_header(name) => Some((name.to_owned(), value.to_owned())),
+        None => None,
+    })
+    .collect()
 }
 
 /// A delivery whose envelope decoded.
@@ -526,6 +555,33 @@ impl<H: Handler> Consumer<H> {
         }
         let keys = self.inner.handler.serialise_on(&events);
         let mut tx = crate::db::begin_serialised(&self.inner.pool, &keys).await?;
+        // An event published in several majors reaches this service once through each of its
+        // consumers, and the second copy usually comes while the first is being handled or
+        // soon after. Asking the inbox first (once the batch's locks are held, so a copy being
+        // handled elsewhere has committed) turns that copy into one lookup, instead of the
+        // handler's whole work, a rollback, and a second attempt without it.
+        let mut events = events;
+        if self.inner.spec.kind.majors().nth(1).is_some() {
+            let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+            let known: HashSet<Uuid> = sqlx::query_scalar::<_, Uuid>(
+                "SELECT event_id FROM messaging_inbox WHERE event_id = ANY($1)",
+            )
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+            if !known.is_empty() {
+                events.retain(|e| !known.contains(&e.event_id));
+                if events.is_empty() {
+                    tx.rollback().await?;
+                    return Ok(Committed {
+                        handled: HashSet::new(),
+                        deferred: HashMap::new(),
+                    });
+                }
+            }
+        }
         let mut batch = Batch {
             tx: &mut tx,
             outbox: &self.inner.outbox,
@@ -586,29 +642,38 @@ impl<H: Handler> Consumer<H> {
         detail: &str,
         delivered: i64,
     ) -> Outcome {
-        let (stream, sequence) = message
+        // Where the message sits in its stream: the key that makes a redelivered message land
+        // in the DLQ once. A message without that (not a JetStream delivery) has no such key:
+        // each such message is dead-lettered as itself.
+        let place = message
             .info()
-            .map(|i| (i.stream.to_owned(), i.stream_sequence))
-            .unwrap_or_default();
-        match self.dead_lettered_before(&stream, sequence).await {
-            Ok(true) => return self.ack(message, Outcome::Duplicate).await,
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(consumer = %self.inner.durable, error = %e, "could not check dead letters; retrying later");
-                return self.retry_later(message, delivered).await;
+            .ok()
+            .map(|i| (i.stream.to_owned(), i.stream_sequence));
+        if let Some((stream, sequence)) = &place {
+            match self.dead_lettered_before(stream, *sequence).await {
+                Ok(true) => return self.ack(message, Outcome::Duplicate).await,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(consumer = %self.inner.durable, error = %e, "could not check dead letters; retrying later");
+                    return self.retry_later(message, delivered).await;
+                }
             }
         }
+        let (stream, sequence) = place.clone().unwrap_or_default();
         let detail: String = detail
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
             .take(1000)
             .collect();
-        let mut publish = PublishMessage::build()
-            .message_id(format!("dlq-{}-{stream}-{sequence}", self.inner.durable));
+        let message_id = match &place {
+            Some((stream, sequence)) => format!("dlq-{}-{stream}-{sequence}", self.inner.durable),
+            None => format!("dlq-{}-{}", self.inner.durable, Uuid::now_v7()),
+        };
+        let mut publish = PublishMessage::build().message_id(message_id);
         for (name, values) in message.headers.iter().flat_map(|h| h.iter()) {
-            if kept_header(name.as_ref()) {
+            if let Some(kept) = dead_letter_header(name.as_ref()) {
                 for value in values {
-                    publish = publish.header(name.as_ref(), value.as_str());
+                    publish = publish.header(kept.as_str(), value.as_str());
                 }
             }
         }
@@ -627,6 +692,7 @@ impl<H: Handler> Consumer<H> {
             Err(e) => Err(e.to_string()),
         };
         let recorded = match stored {
+            Ok(()) if place.is_none() => Ok(()),
             Ok(()) => sqlx::query(
                 "INSERT INTO messaging_dead_letters (consumer, stream, stream_sequence, reason) \
                  VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
@@ -671,5 +737,36 @@ impl<H: Handler> Consumer<H> {
         .fetch_optional(&self.inner.pool)
         .await?;
         Ok(found.is_some())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dead_letter_keeps_every_original_header_and_gives_them_back() {
+        let original = [
+            ("Nats-Msg-Id", "0190-abc"),
+            ("traceparent", "00-1-2-01"),
+            ("Dlq-Reason", "MALFORMED"),
+        ];
+        let copy: Vec<(String, &str)> = original
+            .iter()
+            .filter_map(|(n, v)| dead_letter_header(n).map(|kept| (kept, *v)))
+            .chain([("Nats-Msg-Id".to_owned(), "dlq-x-ORDERS-7")])
+            .collect();
+        assert!(
+            copy.iter()
+                .any(|(n, v)| n == "Dlq-Original-Nats-Msg-Id" && *v == "0190-abc")
+        );
+        let back = original_headers(copy.iter().map(|(n, v)| (n.as_str(), *v)));
+        assert_eq!(
+            back,
+            [
+                ("Nats-Msg-Id".to_owned(), "0190-abc".to_owned()),
+                ("traceparent".to_owned(), "00-1-2-01".to_owned())
+            ]
+        );
     }
 }

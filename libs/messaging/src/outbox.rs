@@ -379,6 +379,13 @@ pub enum RelayError {
     Publish { subject: String, error: String },
 }
 
+/// When the poller comes next, and how its rounds have gone.
+struct Poller {
+    failures: u32,
+    next: Instant,
+    last_prune: Instant,
+}
+
 /// What one publish round achieved: the events JetStream acknowledged, and the first failure.
 struct Published {
     /// Row ids.
@@ -411,13 +418,16 @@ impl Relay {
         let mut marks: Vec<i64> = Vec::new();
         let mut marks_due = Instant::now();
         let mut handoff_failures = 0u32;
-        let mut poll_failures = 0u32;
-        let mut next_poll = Instant::now();
-        let mut last_prune = Instant::now();
+        let mut poller = Poller {
+            failures: 0,
+            next: Instant::now(),
+            last_prune: Instant::now(),
+        };
         loop {
             let stopping = shutdown.is_cancelled();
             let handed = self.outbox.take_handed(self.config.batch_size, young);
-            if !handed.is_empty() {
+            let busy = !handed.is_empty();
+            if busy {
                 let rows: Vec<&Row> = handed.iter().map(|h| &h.row).collect();
                 let published = self.publish(&rows).await;
                 if marks.is_empty() {
@@ -448,50 +458,27 @@ impl Relay {
                 } else {
                     handoff_failures = 0;
                 }
+            } else {
+                if !marks.is_empty() && (stopping || Instant::now() >= marks_due) {
+                    self.flush_marks(&mut marks).await;
+                }
+                if stopping {
+                    break;
+                }
+            }
+            // The poll comes once a second whatever the hand-off is doing: rows of a process
+            // that died, and the backlog gauge, must not wait for the hand-off's queue to empty.
+            if !stopping && Instant::now() >= poller.next {
+                self.poll_round(&mut poller).await;
                 continue;
             }
-            if !marks.is_empty() && (stopping || Instant::now() >= marks_due) {
-                self.flush_marks(&mut marks).await;
-            }
-            if stopping {
-                break;
-            }
-            if Instant::now() >= next_poll {
-                match self.poll().await {
-                    Ok(()) => {
-                        if poll_failures > 0 {
-                            tracing::info!(service = %self.outbox.producer, "outbox relay recovered");
-                        }
-                        poll_failures = 0;
-                        next_poll = Instant::now() + self.config.poll_interval;
-                    }
-                    Err(e) => {
-                        poll_failures += 1;
-                        self.stats.failed_rounds.fetch_add(1, Ordering::Relaxed);
-                        let delay = backoff::delay(
-                            poll_failures,
-                            self.config.retry_base,
-                            self.config.retry_max,
-                        );
-                        if poll_failures == 1 || poll_failures.is_multiple_of(20) {
-                            tracing::warn!(service = %self.outbox.producer, error = %e, attempt = poll_failures,
-                                "outbox relay failed; rows kept, retrying in {delay:?}");
-                        }
-                        next_poll = Instant::now() + delay;
-                    }
-                }
-                if last_prune.elapsed() >= self.config.prune_interval {
-                    last_prune = Instant::now();
-                    if let Err(e) = self.prune().await {
-                        tracing::warn!(error = %e, "deleting rows past their retention failed; retrying later");
-                    }
-                }
+            if busy {
                 continue;
             }
             let wake_at = if marks.is_empty() {
-                next_poll
+                poller.next
             } else {
-                next_poll.min(marks_due)
+                poller.next.min(marks_due)
             };
             tokio::select! {
                 () = self.outbox.handoff.ready.notified() => {}
@@ -500,6 +487,40 @@ impl Relay {
             }
         }
         tracing::debug!(service = %self.outbox.producer, "outbox relay stopped");
+    }
+
+    /// One round of the poller: publish rows past their lease and report the backlog; delete
+    /// what is past its retention when that is due. Sets when the next round comes.
+    async fn poll_round(&self, poller: &mut Poller) {
+        match self.poll().await {
+            Ok(()) => {
+                if poller.failures > 0 {
+                    tracing::info!(service = %self.outbox.producer, "outbox relay recovered");
+                }
+                poller.failures = 0;
+                poller.next = Instant::now() + self.config.poll_interval;
+            }
+            Err(e) => {
+                poller.failures += 1;
+                self.stats.failed_rounds.fetch_add(1, Ordering::Relaxed);
+                let delay = backoff::delay(
+                    poller.failures,
+                    self.config.retry_base,
+                    self.config.retry_max,
+                );
+                if poller.failures == 1 || poller.failures.is_multiple_of(20) {
+                    tracing::warn!(service = %self.outbox.producer, error = %e, attempt = poller.failures,
+                        "outbox relay failed; rows kept, retrying in {delay:?}");
+                }
+                poller.next = Instant::now() + delay;
+            }
+        }
+        if poller.last_prune.elapsed() >= self.config.prune_interval {
+            poller.last_prune = Instant::now();
+            if let Err(e) = self.prune().await {
+                tracing::warn!(error = %e, "deleting rows past their retention failed; retrying later");
+            }
+        }
     }
 
     async fn back_off(&self, failures: u32, error: &RelayError, shutdown: &Shutdown) {

@@ -443,6 +443,11 @@ async fn dead_letters_are_listed_once_per_consumer_and_discarded_or_replayed_wit
         .await;
     assert_eq!(shown["statusDetail"], "garbage from a test tool");
     assert!(shown["headers"].is_object(), "{shown}");
+    // Every header of the original message, NATS's own under their own names (SPEC 12).
+    let (_, poison) = stack
+        .get(Svc::Saga, &format!("/dlq/{}", id_of(INVENTORY)))
+        .await;
+    assert_eq!(poison["headers"]["Nats-Msg-Id"], "poison-1", "{poison}");
     let actions: Vec<String> = audit(&stack, Svc::Saga)
         .await
         .iter()

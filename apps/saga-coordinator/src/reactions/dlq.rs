@@ -21,7 +21,7 @@ pub struct DlqIndex {
 
 impl RawHandler for DlqIndex {
     async fn handle(&self, messages: &[jetstream::Message]) -> anyhow::Result<()> {
-        let rows: Vec<Letter> = messages.iter().filter_map(entry).collect();
+        let rows: Vec<Letter> = messages.iter().map(entry).collect();
         let mut conn = self.pool.acquire().await.context("connecting")?;
         dlq::insert(&mut conn, &rows)
             .await
@@ -30,9 +30,11 @@ impl RawHandler for DlqIndex {
 }
 
 /// A DLQ message as an entry: what the dead-lettering consumer said in its `Dlq-*` headers, the
-/// original body, and the original headers.
-fn entry(message: &jetstream::Message) -> Option<Letter> {
-    let info = message.info().ok()?;
+/// original body, and the original headers (`Nats-Msg-Id` included). Every message becomes an
+/// entry: one whose place in the stream cannot be read (not a JetStream delivery) is kept under
+/// a negative id of its own, with the reason `UNPARSEABLE`, for an operator to see.
+fn entry(message: &jetstream::Message) -> Letter {
+    let info = message.info().ok();
     let header = |name: &str| {
         message
             .headers
@@ -40,14 +42,15 @@ fn entry(message: &jetstream::Message) -> Option<Letter> {
             .and_then(|h| h.get(name))
             .map(|v| v.as_str().to_owned())
     };
-    let mut headers = Map::new();
-    for (name, values) in message.headers.iter().flat_map(|h| h.iter()) {
-        if messaging::consumer::kept_header(name.as_ref())
-            && let Some(value) = values.first()
-        {
-            headers.insert(name.to_string(), Value::String(value.as_str().to_owned()));
-        }
-    }
+    let copy = message
+        .headers
+        .iter()
+        .flat_map(|h| h.iter())
+        .filter_map(|(name, values)| values.first().map(|value| (name.as_ref(), value.as_str())));
+    let headers: Map<String, Value> = messaging::consumer::original_headers(copy)
+        .into_iter()
+        .map(|(name, value)| (name, Value::String(value)))
+        .collect();
     let envelope: Option<Value> = serde_json::from_slice(&message.payload).ok();
     let field = |name: &str| {
         envelope
@@ -56,9 +59,26 @@ fn entry(message: &jetstream::Message) -> Option<Letter> {
             .and_then(Value::as_str)
             .map(str::to_owned)
     };
-    let published = info.published.unix_timestamp_nanos();
-    Some(Letter {
-        id: i64::try_from(info.stream_sequence).ok()?,
+    let now = chrono::Utc::now();
+    let (id, dead_lettered_at) = match info
+        .as_ref()
+        .and_then(|i| Some((i64::try_from(i.stream_sequence).ok()?, i)))
+    {
+        Some((id, i)) => {
+            let published = i64::try_from(i.published.unix_timestamp_nanos()).unwrap_or(i64::MAX);
+            (id, chrono::DateTime::from_timestamp_nanos(published))
+        }
+        None => {
+            tracing::warn!(subject = %message.subject, "a DLQ message without its place in the stream: kept as UNPARSEABLE");
+            (-now.timestamp_nanos_opt().unwrap_or(i64::MAX).max(1), now)
+        }
+    };
+    let reason = match info {
+        Some(_) => header("Dlq-Reason").unwrap_or_else(|| "UNKNOWN".into()),
+        None => "UNPARSEABLE".into(),
+    };
+    Letter {
+        id,
         consumer: header("Dlq-Consumer").unwrap_or_else(|| {
             message
                 .subject
@@ -67,15 +87,13 @@ fn entry(message: &jetstream::Message) -> Option<Letter> {
                 .to_owned()
         }),
         subject: header("Dlq-Subject").unwrap_or_default(),
-        reason: header("Dlq-Reason").unwrap_or_else(|| "UNKNOWN".into()),
+        reason,
         detail: header("Dlq-Detail"),
         delivered: header("Dlq-Delivered").and_then(|d| d.parse().ok()),
-        dead_lettered_at: chrono::DateTime::from_timestamp_nanos(
-            i64::try_from(published).unwrap_or(i64::MAX),
-        ),
+        dead_lettered_at,
         event_id: field("eventId").and_then(|id| Uuid::parse_str(&id).ok()),
         event_type: field("eventType"),
         payload: message.payload.to_vec(),
         headers: sqlx::types::Json(Value::Object(headers)),
-    })
+    }
 }

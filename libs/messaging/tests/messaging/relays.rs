@@ -62,3 +62,85 @@ async fn two_relays_on_one_database_publish_each_row_once() {
         task.await.expect("stops");
     }
 }
+
+/// The poller comes once a second (here every 100 ms) even while the hand-off never runs dry:
+/// a row left unsent by a process that died is published while this process keeps publishing
+/// its own events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_poller_publishes_rows_of_a_dead_process_while_the_hand_off_stays_busy() {
+    let rig = rig().await;
+    let stop = Shutdown::new();
+    let relay = spawn_relay(&rig, &stop);
+    // Events committed without pause, more per commit than one publish round takes (20), so
+    // that the hand-off's queue never runs dry.
+    let busy = Arc::new(AtomicBool::new(true));
+    let producer = {
+        let (pool, outbox, busy) = (rig.pool.clone(), rig.outbox.clone(), busy.clone());
+        tokio::spawn(async move {
+            let mut added = 0usize;
+            while busy.load(Ordering::Relaxed) && added < 15_000 {
+                let mut tx = pool.begin().await.expect("begin");
+                let events = order_created_events(&outbox, 200);
+                let written = outbox.add_all(&mut tx, events).await.expect("add");
+                outbox.commit(tx, written).await.expect("commit");
+                added += 200;
+            }
+            added
+        })
+    };
+    wait_for_published(&rig, 1000).await;
+    // Then a row of a process that died: older than the hand-off lease, never handed here.
+    let orphan = order_created_events(&rig.outbox, 1).remove(0);
+    sqlx::query(
+        "INSERT INTO messaging_outbox (event_id, subject, body, created_at) \
+         VALUES ($1, 'order.created.v1', $2, now() - interval '10 seconds')",
+    )
+    .bind(orphan.event_id)
+    .bind(orphan.encode(EventKind::OrderCreated).expect("body"))
+    .execute(&rig.pool)
+    .await
+    .expect("an orphaned row");
+    let inserted = std::time::Instant::now();
+    eventually("the orphaned row published", WAIT, || {
+        let pool = rig.pool.clone();
+        async move {
+            let sent: Option<chrono::DateTime<chrono::Utc>> =
+                sqlx::query_scalar("SELECT sent_at FROM messaging_outbox WHERE event_id = $1")
+                    .bind(orphan.event_id)
+                    .fetch_one(&pool)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            sent.map(|_| ()).ok_or_else(|| "not yet".to_owned())
+        }
+    })
+    .await;
+    let took = inserted.elapsed();
+    let still_busy = !producer.is_finished();
+    busy.store(false, Ordering::Relaxed);
+    producer.await.expect("producer");
+    assert!(
+        still_busy,
+        "the orphaned row was published only once the hand-off ran dry, {took:?} after it was \
+         written: the poller waited for the hand-off"
+    );
+    assert!(
+        took < Duration::from_secs(3),
+        "published {took:?} after it was written: the poller waited for the hand-off"
+    );
+    stop.cancel();
+    relay.await.expect("stops");
+}
+
+/// Waits until JetStream holds at least `n` messages of the ORDERS stream.
+async fn wait_for_published(rig: &Rig, n: u64) {
+    eventually("events published", WAIT, || {
+        let js = rig.js.clone();
+        async move {
+            match stream_messages(&js, "ORDERS").await {
+                have if have >= n => Ok(()),
+                have => Err(format!("{have} of {n}")),
+            }
+        }
+    })
+    .await;
+}

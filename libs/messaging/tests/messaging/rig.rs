@@ -2,7 +2,9 @@
 //! outbox, and helpers to wait for effects.
 
 pub use std::collections::HashMap;
+pub use std::sync::Arc;
 pub use std::sync::Mutex;
+pub use std::sync::atomic::AtomicBool;
 pub use std::sync::atomic::Ordering;
 pub use std::time::Duration;
 

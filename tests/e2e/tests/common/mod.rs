@@ -177,6 +177,7 @@ impl Stack {
                         admission: order_service::admission::AdmissionSettings {
                             max_age: o.admission_max_age,
                             stuck_after: o.saga_timeout,
+                            max_writing: 0,
                         },
                     },
                     stop.clone(),
