@@ -13,14 +13,17 @@
 # three-node cluster on this machine (NATS_CLUSTER=3 scripts/up.sh, streams with three replicas)
 # and only the closed loop at 64 is made: one replica against three. With --traced, every service
 # exports its spans (OTEL_EXPORTER_OTLP_ENDPOINT) to a sink that discards them, and the latency
-# run and the closed loop at 64 are made: the cost of exporting traces.
+# run and the closed loop at 64 are made: the cost of exporting traces. With --no-admission,
+# order-service takes every order (ORDER_ADMISSION_MAX_AGE_MS=0, ORDER_ADMISSION_MAX_WRITING=0)
+# and only the closed loops past saturation (128, 256, 512 POSTs in flight) are made: what
+# admission changes.
 #
 # Each run's figures go to docs/bench/<time>-<label>.json (label `empty`, `stored-N` or
 # `cluster-r3`, `traced`), and
 # docs/benchmarks.md is written again from the newest two runs of each label, as ranges where they
 # differ, up to the line `<!-- written by hand below -->` (what follows it is kept).
 #
-#   scripts/bench.sh [--stored N | --cluster | --traced] [--short] [--report-only]
+#   scripts/bench.sh [--stored N | --cluster | --traced | --no-admission] [--short] [--report-only]
 #     --short        a few seconds per run, results not used by the report (to try the script)
 #     --report-only  write docs/benchmarks.md from the stored results, measure nothing
 set -euo pipefail
@@ -28,12 +31,13 @@ cd "$(dirname "$0")/.."
 # shellcheck source=lib/infra.sh
 source scripts/lib/infra.sh
 
-stored=0 cluster="" traced="" short="" results=docs/bench out=docs/benchmarks.md
+stored=0 cluster="" traced="" no_admission="" short="" results=docs/bench out=docs/benchmarks.md
 while [ $# -gt 0 ]; do
   case "$1" in
     --stored) stored=$2; shift 2 ;;
     --cluster) cluster=1; shift ;;
     --traced) traced=1; shift ;;
+    --no-admission) no_admission=1; shift ;;
     --short) short=--short; shift ;;
     --report-only) python3 scripts/lib/bench.py report --results "$results" --out "$out"; exit 0 ;;
     *) die "unknown argument $1 (see the top of scripts/bench.sh)" ;;
@@ -43,6 +47,10 @@ label=empty
 [ "$stored" -gt 0 ] && label="stored-$stored"
 [ -n "$cluster" ] && label="cluster-r3"
 [ -n "$traced" ] && label="traced"
+if [ -n "$no_admission" ]; then
+  label="no-admission"
+  export ORDER_ADMISSION_MAX_AGE_MS=0 ORDER_ADMISSION_MAX_WRITING=0
+fi
 [ "$stored" -gt 0 ] && [ -n "$cluster" ] && die "--stored and --cluster are separate runs"
 
 ensure_rust

@@ -231,12 +231,17 @@ def run(label, results, short):
     if label.startswith("stored"):
         result["retention"] = retention_cost()
     runs = result["runs"]
-    plan = [] if label.startswith("cluster") else [("rate-200", ["--rate", "200"], secs(60), True)]
+    if label == "no-admission":
+        plan = [(f"closed-{n}", ["--concurrency", str(n)], secs(60), False) for n in (128, 256, 512)]
+        stored = True
+    else:
+        plan = [] if label.startswith("cluster") else [("rate-200", ["--rate", "200"], secs(60), True)]
     if not stored:
         plan = [("rate-20", ["--rate", "20"], secs(30), False),
                 ("rate-50", ["--rate", "50"], secs(30), False)] + plan + \
                [("rate-1000", ["--rate", "1000"], secs(30), False)]
-    plan += [("closed-64", ["--concurrency", "64"], secs(60), True)]
+    if label != "no-admission":
+        plan += [("closed-64", ["--concurrency", "64"], secs(60), True)]
     if not stored:
         # Past saturation (SPEC 12): more POSTs in flight than the system ends orders; admission
         # refuses what it cannot end within its bound, and saga-load waits out Retry-After.
@@ -427,6 +432,23 @@ def report(results, out):
                      f"{fmt(lat(empty, run, 'orderToEndLatency', 'p50Ms'), ' ms', 0)} / "
                      f"{fmt(lat(empty, run, 'orderToEndLatency', 'p99Ms'), ' ms', 0)} | "
                      f"{', '.join(sorted(set(str(v) for v in inv(empty, run))))} |")
+        none = by_label.get("no-admission", [])[-2:]
+        if none:
+            L += ["", "The same loops with admission off (`scripts/bench.sh --no-admission`: "
+                  "`ORDER_ADMISSION_MAX_AGE_MS=0`, `ORDER_ADMISSION_MAX_WRITING=0`), every order "
+                  "accepted:", "",
+                  "| POSTs in flight | offered POSTs/s | orders ended/s | POST p99 | order-to-end p50 / p99 | unfinished |",
+                  "| --- " * 6 + "|"]
+            for run in over:
+                rows = [r["runs"][run]["report"] for r in none if run in r["runs"]]
+                if not rows:
+                    continue
+                L.append(f"| {run.split('-')[1]} | {fmt([x['attemptsPerSecond'] for x in rows], '', 0)} | "
+                         f"{fmt([x['throughputOrdersPerSecond'] for x in rows], '', 0)} | "
+                         f"{fmt([x['postLatency']['p99Ms'] for x in rows], ' ms')} | "
+                         f"{fmt([x['orderToEndLatency']['p50Ms'] for x in rows], ' ms', 0)} / "
+                         f"{fmt([x['orderToEndLatency']['p99Ms'] for x in rows], ' ms', 0)} | "
+                         f"{fmt([x['unfinished'] for x in rows], '', 0)} |")
         e99s = [v for run in over for v in lat(empty, run, "orderToEndLatency", "p99Ms")]
         p99s = [v for run in over for v in lat(empty, run, "postLatency", "p99Ms")]
         shares = [v / best for run in over for v in thr(empty, run) if v and best]

@@ -56,7 +56,7 @@ impl Default for AdmissionSettings {
         AdmissionSettings {
             max_age: Duration::from_millis(1000),
             stuck_after: Duration::from_secs(30),
-            max_writing: 256,
+            max_writing: 64,
         }
     }
 }

@@ -72,7 +72,7 @@ pub struct Args {
     pub admission_stuck_ms: u64,
     /// Refuse new orders (503 OVERLOADED) while this many are being written already on this
     /// instance; 0: no bound.
-    #[arg(long, env = "ORDER_ADMISSION_MAX_WRITING", default_value_t = 256,
+    #[arg(long, env = "ORDER_ADMISSION_MAX_WRITING", default_value_t = 64,
           value_parser = clap::value_parser!(u64).range(0..=4096))]
     pub admission_max_writing: u64,
 }
