@@ -15,7 +15,6 @@ pub mod store;
 use clap::Parser;
 use messaging::Shutdown;
 use messaging::db::Migration;
-use service_kit::auth::AdminToken;
 use service_kit::settings::{CommonArgs, Defaults, ServiceArgs};
 use service_kit::{CommonSettings, Infra, Service, ServiceBuilder};
 use shared_events::EventKind;
@@ -87,8 +86,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Service> {
     let infra = Infra::connect(&settings.common, MIGRATIONS).await?;
-    let admin = AdminToken::new(settings.common.admin_token.as_deref());
     let mut builder = ServiceBuilder::new(settings.common, infra.clone(), shutdown);
+    let admin = builder.admin();
     let reactions = reactions::Reactions {
         auto_provision: settings.auto_provision,
     };

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use anyhow::Context as _;
+use chrono::Utc;
 use messaging::{Batch, Handler, HandlerError};
 use shared_events::{Envelope, Event};
 use uuid::Uuid;
@@ -41,10 +42,21 @@ impl Handler for Reactions {
             .await
             .context("locking and reading the batch's reservations and stock")?;
         let book = batch.decide_each(events, book, |book, event| {
+            let at = Utc::now();
             let input = match &event.payload {
-                Event::OrderCreated(order) => Input::Created(order),
-                Event::OrderConfirmed(e) => Input::Confirmed(e.order_id),
-                Event::OrderCancelled(e) => Input::Cancelled(e.order_id),
+                Event::OrderCreated(order) => Input::Created {
+                    order,
+                    reservation_id: Uuid::now_v7(),
+                    at,
+                },
+                Event::OrderConfirmed(e) => Input::Confirmed {
+                    order_id: e.order_id,
+                    at,
+                },
+                Event::OrderCancelled(e) => Input::Cancelled {
+                    order_id: e.order_id,
+                    at,
+                },
                 _ => return Err(HandlerError::not_handled(crate::SERVICE, event)),
             };
             Ok(book.apply(input))

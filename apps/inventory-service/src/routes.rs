@@ -10,14 +10,70 @@ use service_kit::api::{BodyErrors, Conflict, Errors, Invalid, NotFound, Refused}
 use service_kit::auth::AdminToken;
 use service_kit::extract::{Page, id_list, page_limit, query_value};
 use service_kit::{ApiError, ApiJson, ApiPath, ApiQuery, FieldError, Infra};
-use shared_events::ProductId;
+use shared_events::{ProductId, StockLine};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::rules::{MAX_ON_HAND, Reservation, SetStockError, set_stock};
+use crate::rules::{
+    MAX_ON_HAND, Reservation, ReservationFailure, ReservationStatus, SetStockError, set_stock,
+};
 use crate::store::{self, Product};
+
+/// A product as the API shows it.
+#[derive(serde::Serialize, ToSchema)]
+#[schema(as = Product)]
+#[serde(rename_all = "camelCase")]
+pub struct ProductView {
+    product_id: ProductId,
+    on_hand: i64,
+    reserved: i64,
+    /// `onHand - reserved`.
+    available: i64,
+    updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<Product> for ProductView {
+    fn from(p: Product) -> ProductView {
+        ProductView {
+            product_id: p.product_id,
+            on_hand: p.on_hand,
+            reserved: p.reserved,
+            available: p.available,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+/// A reservation as the API shows it.
+#[derive(serde::Serialize, ToSchema)]
+#[schema(as = Reservation)]
+#[serde(rename_all = "camelCase")]
+pub struct ReservationView {
+    order_id: Uuid,
+    reservation_id: Uuid,
+    status: ReservationStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<ReservationFailure>,
+    items: Vec<StockLine>,
+    created_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<Reservation> for ReservationView {
+    fn from(r: Reservation) -> ReservationView {
+        ReservationView {
+            order_id: r.order_id,
+            reservation_id: r.reservation_id,
+            status: r.status,
+            reason: r.reason,
+            items: r.items,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Api {
@@ -40,7 +96,7 @@ pub fn api() -> OpenApiRouter<Api> {
 }
 
 /// A page of products.
-pub type ProductPage = Page<Product, ProductId>;
+pub type ProductPage = Page<ProductView, ProductId>;
 
 fn product_id(raw: &str) -> Result<ProductId, ApiError> {
     raw.parse().map_err(|_| {
@@ -54,16 +110,16 @@ fn product_id(raw: &str) -> Result<ProductId, ApiError> {
 /// One product's stock.
 #[utoipa::path(get, path = "/inventory/{product_id}", tag = "inventory",
     params(("product_id" = ProductId, Path, description = "The product's id")),
-    responses((status = 200, description = "The product", body = Product), NotFound, Errors))]
+    responses((status = 200, description = "The product", body = ProductView), NotFound, Errors))]
 async fn get_one(
     State(api): State<Api>,
     ApiPath(raw): ApiPath<String>,
-) -> Result<Json<Product>, ApiError> {
+) -> Result<Json<ProductView>, ApiError> {
     let id = product_id(&raw)?;
     store::product(&api.infra.pool, &id)
         .await
         .context("reading a product")?
-        .map(Json)
+        .map(|p| Json(p.into()))
         .ok_or_else(|| ApiError::not_found(format!("no product {id}")))
 }
 
@@ -79,14 +135,14 @@ struct SetStock {
 #[utoipa::path(put, path = "/inventory/{product_id}", tag = "inventory", request_body = SetStock,
     params(("product_id" = ProductId, Path, description = "The product's id")),
     security(("admin_token" = [])),
-    responses((status = 200, description = "The product, with its new stock", body = Product),
+    responses((status = 200, description = "The product, with its new stock", body = ProductView),
         Refused, Conflict, Invalid, BodyErrors, Errors))]
 async fn put_stock(
     State(api): State<Api>,
     headers: HeaderMap,
     ApiPath(raw): ApiPath<String>,
     ApiJson(body): ApiJson<SetStock>,
-) -> Result<Json<Product>, ApiError> {
+) -> Result<Json<ProductView>, ApiError> {
     let actor = api.admin.check(&headers)?;
     let id = product_id(&raw)?;
     let out_of_range = || {
@@ -116,7 +172,7 @@ async fn put_stock(
         .await
         .context("auditing the change")?;
     tx.commit().await.context("committing the stock")?;
-    Ok(Json(product))
+    Ok(Json(product.into()))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -143,25 +199,25 @@ async fn list(
     let items = store::products(&api.infra.pool, after.as_ref(), limit + 1)
         .await
         .context("listing products")?;
-    Ok(Json(Page::from_fetched(items, limit, |p| {
-        p.product_id.clone()
-    })))
+    Ok(Json(
+        Page::from_fetched(items, limit, |p| p.product_id.clone()).map(ProductView::from),
+    ))
 }
 
 /// The reservation made for an order.
 #[utoipa::path(get, path = "/reservations/{order_id}", tag = "inventory",
     params(("order_id" = Uuid, Path, description = "The order's id")),
-    responses((status = 200, description = "The reservation", body = Reservation),
+    responses((status = 200, description = "The reservation", body = ReservationView),
         NotFound, Errors))]
 async fn reservation(
     State(api): State<Api>,
     ApiPath(order_id): ApiPath<Uuid>,
-) -> Result<Json<Reservation>, ApiError> {
+) -> Result<Json<ReservationView>, ApiError> {
     let mut conn = api.infra.pool.acquire().await?;
     store::reservation(&mut conn, order_id)
         .await
         .context("reading a reservation")?
-        .map(Json)
+        .map(|r| Json(r.into()))
         .ok_or_else(|| ApiError::not_found(format!("no reservation for order {order_id}")))
 }
 
@@ -177,7 +233,7 @@ struct ByOrders {
 #[derive(serde::Serialize, ToSchema)]
 struct Reservations {
     /// The orders' reservations, by order id; an order never seen has none.
-    items: Vec<Reservation>,
+    items: Vec<ReservationView>,
 }
 
 /// `GET /reservations/search?orderIds=`: the reservations of up to 100 orders in one call
@@ -193,5 +249,7 @@ async fn reservations(
     let items = store::reservations(&api.infra.pool, &order_ids)
         .await
         .context("reading orders' reservations")?;
-    Ok(Json(Reservations { items }))
+    Ok(Json(Reservations {
+        items: items.into_iter().map(ReservationView::from).collect(),
+    }))
 }

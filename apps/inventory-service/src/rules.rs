@@ -19,7 +19,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use shared_events::{
     InventoryCommitted, InventoryFailed, InventoryFailureReason, InventoryReleased,
     InventoryReserved, OrderCreated, ProductId, Reaction, StockLine, UnavailableItem,
@@ -64,8 +63,9 @@ pub enum Standing {
     Failed,
 }
 
+/// What an input decides for an order's reservation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
+pub enum Decision {
     Reserve,
     /// Record the reservation as failed without touching stock: the order was cancelled first.
     Skip,
@@ -78,27 +78,29 @@ pub enum Action {
     NotYet,
 }
 
-pub fn on_created(standing: Standing) -> Option<Action> {
+pub fn on_created(standing: Standing) -> Option<Decision> {
     match standing {
-        Standing::Unknown => Some(Action::Reserve),
-        Standing::CancelledFirst => Some(Action::Skip),
-        _ => None,
+        Standing::Unknown => Some(Decision::Reserve),
+        Standing::CancelledFirst => Some(Decision::Skip),
+        Standing::Reserved | Standing::Committed | Standing::Released | Standing::Failed => None,
     }
 }
 
-pub fn on_confirmed(standing: Standing) -> Option<Action> {
+pub fn on_confirmed(standing: Standing) -> Option<Decision> {
     match standing {
-        Standing::Reserved => Some(Action::Commit),
-        Standing::Unknown => Some(Action::NotYet),
-        _ => None,
+        Standing::Reserved => Some(Decision::Commit),
+        Standing::Unknown => Some(Decision::NotYet),
+        Standing::CancelledFirst | Standing::Committed | Standing::Released | Standing::Failed => {
+            None
+        }
     }
 }
 
-pub fn on_cancelled(standing: Standing) -> Option<Action> {
+pub fn on_cancelled(standing: Standing) -> Option<Decision> {
     match standing {
-        Standing::Unknown => Some(Action::MarkCancelled),
-        Standing::Reserved => Some(Action::Release { restock: false }),
-        Standing::Committed => Some(Action::Release { restock: true }),
+        Standing::Unknown => Some(Decision::MarkCancelled),
+        Standing::Reserved => Some(Decision::Release { restock: false }),
+        Standing::Committed => Some(Decision::Release { restock: true }),
         Standing::CancelledFirst | Standing::Released | Standing::Failed => None,
     }
 }
@@ -138,25 +140,22 @@ pub fn check(
     }
 }
 
-/// A reservation: what the API shows, and part of the state the rules decide on.
-#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+/// A reservation: part of the state the rules decide on (a row in the store,
+/// `routes::ReservationView` in the API).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Reservation {
     pub order_id: Uuid,
     pub reservation_id: Uuid,
     pub status: ReservationStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<ReservationFailure>,
-    #[sqlx(json)]
     pub items: Vec<StockLine>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    #[serde(skip)]
     pub saga_id: Uuid,
 }
 
-/// A product's row: what is on the shelf and how much of it orders hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, sqlx::FromRow)]
+/// What is on a product's shelf and how much of it orders hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Shelf {
     pub on_hand: i64,
     pub reserved: i64,
@@ -191,11 +190,22 @@ pub fn set_stock(current: Option<Shelf>, on_hand: i64) -> Result<Shelf, SetStock
     Ok(Shelf { on_hand, reserved })
 }
 
-/// What can happen to a reservation.
+/// What can happen to a reservation, with the time it happens.
 pub enum Input<'a> {
-    Created(&'a OrderCreated),
-    Confirmed(Uuid),
-    Cancelled(Uuid),
+    /// The order was created: a reservation of this id is made for it (or a failed one).
+    Created {
+        order: &'a OrderCreated,
+        reservation_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    Confirmed {
+        order_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    Cancelled {
+        order_id: Uuid,
+        at: DateTime<Utc>,
+    },
 }
 
 /// The reservations and stock a batch's orders touch: read once under locks, changed in memory
@@ -270,22 +280,25 @@ impl Book {
     /// The book after `input`, and the event to publish (or `NotYet`).
     pub fn apply(mut self, input: Input<'_>) -> (Book, Reaction) {
         let reaction = match input {
-            Input::Created(order) => self.created(order),
-            Input::Confirmed(order_id) => self.confirmed(order_id),
-            Input::Cancelled(order_id) => self.cancelled(order_id),
+            Input::Created {
+                order,
+                reservation_id,
+                at,
+            } => self.created(order, reservation_id, at),
+            Input::Confirmed { order_id, at } => self.confirmed(order_id, at),
+            Input::Cancelled { order_id, at } => self.cancelled(order_id, at),
         };
         (self, reaction)
     }
 
     fn record(
         &mut self,
-        order: &OrderCreated,
+        new: (&OrderCreated, Uuid, DateTime<Utc>),
         status: ReservationStatus,
         reason: Option<ReservationFailure>,
         items: Vec<StockLine>,
     ) -> Uuid {
-        let now = Utc::now();
-        let reservation_id = Uuid::now_v7();
+        let (order, reservation_id, now) = new;
         self.reservations.insert(
             order.order_id,
             Reservation {
@@ -314,8 +327,14 @@ impl Book {
         }
     }
 
-    /// `order.created.v1`: reserve every line or none.
-    fn created(&mut self, order: &OrderCreated) -> Reaction {
+    /// `order.created`: reserve every line or none.
+    fn created(
+        &mut self,
+        order: &OrderCreated,
+        reservation_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Reaction {
+        let new = (order, reservation_id, at);
         let requested = lines(order);
         let items: Vec<StockLine> = requested
             .iter()
@@ -325,10 +344,10 @@ impl Book {
             })
             .collect();
         match on_created(self.standing(order.order_id)) {
-            Some(Action::Reserve) => {}
-            Some(Action::Skip) => {
+            Some(Decision::Reserve) => {}
+            Some(Decision::Skip) => {
                 let reservation_id = self.record(
-                    order,
+                    new,
                     ReservationStatus::Failed,
                     Some(ReservationFailure::OrderCancelled),
                     items,
@@ -345,7 +364,14 @@ impl Book {
                     .into(),
                 );
             }
-            _ => return Reaction::Nothing,
+            // Not what a creation decides, or nothing to do.
+            Some(
+                Decision::Commit
+                | Decision::Release { .. }
+                | Decision::MarkCancelled
+                | Decision::NotYet,
+            )
+            | None => return Reaction::Nothing,
         }
         let available: HashMap<ProductId, i64> = requested
             .keys()
@@ -355,7 +381,7 @@ impl Book {
             Ok(()) => {
                 self.shift(&items, 0, 1);
                 let reservation_id =
-                    self.record(order, ReservationStatus::Reserved, None, items.clone());
+                    self.record(new, ReservationStatus::Reserved, None, items.clone());
                 Reaction::Emit(
                     InventoryReserved {
                         order_id: order.order_id,
@@ -367,7 +393,7 @@ impl Book {
                 )
             }
             Err((reason, unavailable_items)) => {
-                self.record(order, ReservationStatus::Failed, Some(reason.into()), items);
+                self.record(new, ReservationStatus::Failed, Some(reason.into()), items);
                 Reaction::Emit(
                     InventoryFailed {
                         order_id: order.order_id,
@@ -381,20 +407,26 @@ impl Book {
         }
     }
 
-    fn set_status(&mut self, order_id: Uuid, status: ReservationStatus) -> Option<Reservation> {
+    fn set_status(
+        &mut self,
+        order_id: Uuid,
+        status: ReservationStatus,
+        at: DateTime<Utc>,
+    ) -> Option<Reservation> {
         let r = self.reservations.get_mut(&order_id)?;
         r.status = status;
+        r.updated_at = at;
         if !self.created.contains(&order_id) {
             self.moved.push(order_id);
         }
         Some(r.clone())
     }
 
-    /// `order.confirmed.v1`: stock leaves the shelf.
-    fn confirmed(&mut self, order_id: Uuid) -> Reaction {
+    /// `order.confirmed`: stock leaves the shelf.
+    fn confirmed(&mut self, order_id: Uuid, at: DateTime<Utc>) -> Reaction {
         match on_confirmed(self.standing(order_id)) {
-            Some(Action::Commit) => {
-                let Some(r) = self.set_status(order_id, ReservationStatus::Committed) else {
+            Some(Decision::Commit) => {
+                let Some(r) = self.set_status(order_id, ReservationStatus::Committed, at) else {
                     return Reaction::Nothing;
                 };
                 self.shift(&r.items, -1, -1);
@@ -407,18 +439,25 @@ impl Book {
                     .into(),
                 )
             }
-            Some(Action::NotYet) => {
+            Some(Decision::NotYet) => {
                 Reaction::NotYet(format!("order {order_id} is not reserved yet"))
             }
-            _ => Reaction::Nothing,
+            // Not what a confirmation decides, or nothing to do.
+            Some(
+                Decision::Reserve
+                | Decision::Skip
+                | Decision::Release { .. }
+                | Decision::MarkCancelled,
+            )
+            | None => Reaction::Nothing,
         }
     }
 
-    /// `order.cancelled.v1`: held stock is released, committed stock put back on the shelf.
-    fn cancelled(&mut self, order_id: Uuid) -> Reaction {
+    /// `order.cancelled`: held stock is released, committed stock put back on the shelf.
+    fn cancelled(&mut self, order_id: Uuid, at: DateTime<Utc>) -> Reaction {
         match on_cancelled(self.standing(order_id)) {
-            Some(Action::Release { restock }) => {
-                let Some(r) = self.set_status(order_id, ReservationStatus::Released) else {
+            Some(Decision::Release { restock }) => {
+                let Some(r) = self.set_status(order_id, ReservationStatus::Released, at) else {
                     return Reaction::Nothing;
                 };
                 if restock {
@@ -436,12 +475,14 @@ impl Book {
                     .into(),
                 )
             }
-            Some(Action::MarkCancelled) => {
+            Some(Decision::MarkCancelled) => {
                 self.cancelled_first.insert(order_id);
                 self.marked.push(order_id);
                 Reaction::Nothing
             }
-            _ => Reaction::Nothing,
+            // Not what a cancellation decides, or nothing to do.
+            Some(Decision::Reserve | Decision::Skip | Decision::Commit | Decision::NotYet)
+            | None => Reaction::Nothing,
         }
     }
 
@@ -497,6 +538,14 @@ mod tests {
         lines.iter().map(|(p, q)| (id(p), *q)).collect()
     }
 
+    fn created(o: &OrderCreated) -> Input<'_> {
+        Input::Created {
+            order: o,
+            reservation_id: Uuid::now_v7(),
+            at: Utc::now(),
+        }
+    }
+
     fn order(lines: &[(&str, u64)]) -> OrderCreated {
         OrderCreated {
             order_id: Uuid::now_v7(),
@@ -535,7 +584,7 @@ mod tests {
     #[test]
     fn an_order_whose_lines_are_all_on_the_shelf_reserves_them_all() {
         let o = order(&[("a", 2), ("b", 1), ("a", 1)]);
-        let (book, reaction) = shelves(&[("a", 5, 0), ("b", 1, 0)]).apply(Input::Created(&o));
+        let (book, reaction) = shelves(&[("a", 5, 0), ("b", 1, 0)]).apply(created(&o));
         let reservation = book.reservation(o.order_id).unwrap().clone();
         assert_eq!(reservation.status, ReservationStatus::Reserved);
         assert_eq!(
@@ -558,7 +607,7 @@ mod tests {
     #[test]
     fn one_missing_unit_fails_the_reservation_and_touches_no_stock() {
         let o = order(&[("a", 2), ("b", 2)]);
-        let (book, reaction) = shelves(&[("a", 5, 0), ("b", 3, 2)]).apply(Input::Created(&o));
+        let (book, reaction) = shelves(&[("a", 5, 0), ("b", 3, 2)]).apply(created(&o));
         let reservation = book.reservation(o.order_id).unwrap();
         assert_eq!(reservation.status, ReservationStatus::Failed);
         assert_eq!(
@@ -574,8 +623,11 @@ mod tests {
     #[test]
     fn confirmation_commits_and_cancellation_restocks() {
         let o = order(&[("a", 2)]);
-        let (book, _) = shelves(&[("a", 5, 0)]).apply(Input::Created(&o));
-        let (book, reaction) = book.apply(Input::Confirmed(o.order_id));
+        let (book, _) = shelves(&[("a", 5, 0)]).apply(created(&o));
+        let (book, reaction) = book.apply(Input::Confirmed {
+            order_id: o.order_id,
+            at: Utc::now(),
+        });
         assert!(matches!(
             reaction,
             Reaction::Emit(Event::InventoryCommitted(_))
@@ -587,7 +639,10 @@ mod tests {
                 reserved: 0
             })
         );
-        let (book, reaction) = book.apply(Input::Cancelled(o.order_id));
+        let (book, reaction) = book.apply(Input::Cancelled {
+            order_id: o.order_id,
+            at: Utc::now(),
+        });
         assert!(matches!(
             reaction,
             Reaction::Emit(Event::InventoryReleased(_))
@@ -608,8 +663,11 @@ mod tests {
     #[test]
     fn cancelling_a_reservation_gives_back_what_it_held_once() {
         let o = order(&[("a", 4)]);
-        let (book, _) = shelves(&[("a", 4, 0)]).apply(Input::Created(&o));
-        let (book, _) = book.apply(Input::Cancelled(o.order_id));
+        let (book, _) = shelves(&[("a", 4, 0)]).apply(created(&o));
+        let (book, _) = book.apply(Input::Cancelled {
+            order_id: o.order_id,
+            at: Utc::now(),
+        });
         assert_eq!(
             book.shelf(&id("a")),
             Some(Shelf {
@@ -617,10 +675,16 @@ mod tests {
                 reserved: 0
             })
         );
-        let (again, reaction) = book.clone().apply(Input::Cancelled(o.order_id));
+        let (again, reaction) = book.clone().apply(Input::Cancelled {
+            order_id: o.order_id,
+            at: Utc::now(),
+        });
         assert_eq!(reaction, Reaction::Nothing);
         assert_eq!(again.shelf(&id("a")), book.shelf(&id("a")));
-        let (late, reaction) = book.apply(Input::Confirmed(o.order_id));
+        let (late, reaction) = book.apply(Input::Confirmed {
+            order_id: o.order_id,
+            at: Utc::now(),
+        });
         assert_eq!(reaction, Reaction::Nothing);
         assert_eq!(late.shelf(&id("a")).unwrap().on_hand, 4);
     }
@@ -628,7 +692,10 @@ mod tests {
     #[test]
     fn a_confirmation_that_overtakes_its_creation_is_not_yet_handled() {
         let o = order(&[("a", 1)]);
-        let (book, reaction) = shelves(&[("a", 1, 0)]).apply(Input::Confirmed(o.order_id));
+        let (book, reaction) = shelves(&[("a", 1, 0)]).apply(Input::Confirmed {
+            order_id: o.order_id,
+            at: Utc::now(),
+        });
         assert!(matches!(reaction, Reaction::NotYet(_)));
         assert!(!book.is_changed());
     }
@@ -636,10 +703,13 @@ mod tests {
     #[test]
     fn an_order_cancelled_before_it_is_seen_never_holds_stock() {
         let o = order(&[("a", 1)]);
-        let (book, reaction) = shelves(&[("a", 1, 0)]).apply(Input::Cancelled(o.order_id));
+        let (book, reaction) = shelves(&[("a", 1, 0)]).apply(Input::Cancelled {
+            order_id: o.order_id,
+            at: Utc::now(),
+        });
         assert_eq!(reaction, Reaction::Nothing);
         assert_eq!(book.changes().marked, &[o.order_id]);
-        let (book, reaction) = book.apply(Input::Created(&o));
+        let (book, reaction) = book.apply(created(&o));
         let reservation = book.reservation(o.order_id).unwrap();
         assert_eq!(reservation.status, ReservationStatus::Failed);
         assert_eq!(reservation.reason, Some(ReservationFailure::OrderCancelled));
@@ -717,21 +787,24 @@ mod tests {
 
     #[test]
     fn transitions_follow_the_reservation_lifecycle() {
-        assert_eq!(on_created(Standing::Unknown), Some(Action::Reserve));
-        assert_eq!(on_created(Standing::CancelledFirst), Some(Action::Skip));
+        assert_eq!(on_created(Standing::Unknown), Some(Decision::Reserve));
+        assert_eq!(on_created(Standing::CancelledFirst), Some(Decision::Skip));
         assert_eq!(on_created(Standing::Reserved), None);
-        assert_eq!(on_confirmed(Standing::Reserved), Some(Action::Commit));
-        assert_eq!(on_confirmed(Standing::Unknown), Some(Action::NotYet));
+        assert_eq!(on_confirmed(Standing::Reserved), Some(Decision::Commit));
+        assert_eq!(on_confirmed(Standing::Unknown), Some(Decision::NotYet));
         assert_eq!(on_confirmed(Standing::Released), None);
         assert_eq!(
             on_cancelled(Standing::Reserved),
-            Some(Action::Release { restock: false })
+            Some(Decision::Release { restock: false })
         );
         assert_eq!(
             on_cancelled(Standing::Committed),
-            Some(Action::Release { restock: true })
+            Some(Decision::Release { restock: true })
         );
-        assert_eq!(on_cancelled(Standing::Unknown), Some(Action::MarkCancelled));
+        assert_eq!(
+            on_cancelled(Standing::Unknown),
+            Some(Decision::MarkCancelled)
+        );
         assert_eq!(on_cancelled(Standing::Released), None);
         assert_eq!(on_cancelled(Standing::Failed), None);
     }

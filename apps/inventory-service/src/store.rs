@@ -4,7 +4,6 @@
 use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use shared_events::{ProductId, StockLine};
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
@@ -12,9 +11,8 @@ use uuid::Uuid;
 
 use crate::rules::{Book, Reservation, ReservationFailure, ReservationStatus, Shelf};
 
-/// A product as the API shows it.
-#[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+/// A product's row, with what it has available.
+#[derive(Clone, Debug, sqlx::FromRow)]
 pub struct Product {
     pub product_id: ProductId,
     pub on_hand: i64,
@@ -28,8 +26,36 @@ pub struct Product {
 #[derive(sqlx::FromRow)]
 struct ShelfRow {
     product_id: ProductId,
-    #[sqlx(flatten)]
-    shelf: Shelf,
+    on_hand: i64,
+    reserved: i64,
+}
+
+/// A reservation as its row holds it.
+#[derive(sqlx::FromRow)]
+struct ReservationRow {
+    order_id: Uuid,
+    reservation_id: Uuid,
+    saga_id: Uuid,
+    status: ReservationStatus,
+    reason: Option<ReservationFailure>,
+    items: Json<Vec<StockLine>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<ReservationRow> for Reservation {
+    fn from(r: ReservationRow) -> Reservation {
+        Reservation {
+            order_id: r.order_id,
+            reservation_id: r.reservation_id,
+            saga_id: r.saga_id,
+            status: r.status,
+            reason: r.reason,
+            items: r.items.0,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
 }
 
 const PRODUCT_COLUMNS: &str = "product_id, on_hand, reserved, on_hand - reserved AS available, \
@@ -104,10 +130,11 @@ pub async fn reservations(
     let sql = format!(
         "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE order_id = ANY($1) ORDER BY order_id"
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<ReservationRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(order_ids)
         .fetch_all(pool)
-        .await
+        .await?;
+    Ok(rows.into_iter().map(Reservation::from).collect())
 }
 
 pub async fn reservation(
@@ -115,10 +142,11 @@ pub async fn reservation(
     order_id: Uuid,
 ) -> Result<Option<Reservation>, sqlx::Error> {
     let sql = format!("SELECT {RESERVATION_COLUMNS} FROM reservations WHERE order_id = $1");
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let row: Option<ReservationRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(order_id)
         .fetch_optional(conn)
-        .await
+        .await?;
+    Ok(row.map(Reservation::from))
 }
 
 /// In a transaction serialised on the batch's orders (see `Reactions::serialise_on`): reads
@@ -134,15 +162,20 @@ pub async fn load(
     auto_provision: i64,
 ) -> Result<Book, sqlx::Error> {
     // Each order's reservation, if any, and whether it was cancelled before it was seen.
-    let known = service_kit::cancellations::load::<Reservation>(
+    let known = participant::cancellations::load::<ReservationRow>(
         &mut *conn,
         "reservations",
         RESERVATION_COLUMNS,
         order_ids,
     )
     .await?;
+    let reservations: HashMap<Uuid, Reservation> = known
+        .rows
+        .into_iter()
+        .map(|(order, row)| (order, Reservation::from(row)))
+        .collect();
     let mut products = named.clone();
-    for r in known.rows.values() {
+    for r in reservations.values() {
         products.extend(r.items.iter().map(|l| l.product_id.clone()));
     }
     if auto_provision > 0 && !named.is_empty() {
@@ -162,9 +195,17 @@ pub async fn load(
     .bind(products.iter().collect::<Vec<_>>())
     .fetch_all(&mut *conn)
     .await?;
-    let stock: HashMap<ProductId, Shelf> =
-        rows.into_iter().map(|r| (r.product_id, r.shelf)).collect();
-    Ok(Book::new(known.rows, known.cancelled_first, stock))
+    let stock: HashMap<ProductId, Shelf> = rows
+        .into_iter()
+        .map(|r| {
+            let shelf = Shelf {
+                on_hand: r.on_hand,
+                reserved: r.reserved,
+            };
+            (r.product_id, shelf)
+        })
+        .collect();
+    Ok(Book::new(reservations, known.cancelled_first, stock))
 }
 
 /// Writes what the book's decisions changed, in one statement: stock, new reservations,

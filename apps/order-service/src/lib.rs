@@ -1,11 +1,13 @@
 //! order-service: takes orders over HTTP, owns each order's status, and applies the saga's
 //! decision to it.
 //!
-//! - [`rules`]: the order request and its validation; the order lifecycle, pure.
+//! - [`rules`]: the validated order and the order lifecycle, pure.
 //! - [`store`]: every SQL statement (the `orders` table).
 //! - [`intake`]: new orders written in groups, one transaction for all that are waiting.
-//! - [`routes`]: `POST /orders`, `GET /orders/{id}`, `GET /orders`, `POST /orders/{id}/cancel`.
-//! - [`reactions`]: `saga.completed.v1` and `saga.aborted.v1`.
+//! - [`routes`]: `POST /orders` (its body read in `routes::new_order`), `GET /orders/{id}`,
+//!   `GET /orders`, `POST /orders/{id}/cancel`.
+//! - [`reactions`]: `saga.completed` and `saga.aborted`.
+//! - [`admission`]: whether a new order may be accepted now.
 
 pub mod admission;
 pub mod intake;
@@ -104,7 +106,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Service> {
     let infra = Infra::connect(&settings.common, MIGRATIONS).await?;
     let mut builder = ServiceBuilder::new(settings.common, infra.clone(), shutdown);
-    let reactions = reactions::SagaOutcome;
+    let reactions = reactions::Reactions;
     builder.consume(EventKind::SagaCompleted, reactions).await?;
     builder.consume(EventKind::SagaAborted, reactions).await?;
     let (intake, writer) = intake::Intake::new(infra.pool.clone(), infra.outbox.clone());
@@ -116,7 +118,7 @@ pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Ser
     ));
     builder
         .serve(
-            routes::api().with_state(routes::AppState {
+            routes::api().with_state(routes::Api {
                 infra,
                 intake,
                 admission,

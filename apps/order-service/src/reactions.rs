@@ -8,20 +8,20 @@ use messaging::{Batch, Handler, HandlerError};
 use shared_events::{Envelope, Event, Reaction};
 use uuid::Uuid;
 
-use crate::rules::{Command, Order};
+use crate::rules::{Input, Order};
 use crate::store;
 
-/// Applies `saga.completed.v1` and `saga.aborted.v1` to still-pending orders.
+/// Applies the saga's decisions (`saga.completed`, `saga.aborted`) to still-pending orders.
 #[derive(Clone, Copy)]
-pub struct SagaOutcome;
+pub struct Reactions;
 
 /// The order a decision is for, and what it asks of it.
-fn command(event: &Envelope) -> Result<(Uuid, Command), HandlerError> {
+fn input(event: &Envelope) -> Result<(Uuid, Input), HandlerError> {
     match &event.payload {
         Event::SagaCompleted(e) => match (e.payment_id, e.reservation_id) {
             (Some(payment_id), Some(reservation_id)) => Ok((
                 e.order_id,
-                Command::Complete {
+                Input::Complete {
                     payment_id,
                     reservation_id,
                 },
@@ -32,7 +32,7 @@ fn command(event: &Envelope) -> Result<(Uuid, Command), HandlerError> {
         },
         Event::SagaAborted(e) => Ok((
             e.order_id,
-            Command::Abort {
+            Input::Abort {
                 reason: e.reason,
                 detail: e.detail.clone(),
             },
@@ -41,7 +41,7 @@ fn command(event: &Envelope) -> Result<(Uuid, Command), HandlerError> {
     }
 }
 
-impl Handler for SagaOutcome {
+impl Handler for Reactions {
     async fn handle(&self, events: &[Envelope], batch: &mut Batch<'_>) -> Result<(), HandlerError> {
         let ids: Vec<Uuid> = events.iter().map(|e| e.payload.order_id()).collect();
         let orders = store::lock(batch.conn(), &ids)
@@ -51,11 +51,11 @@ impl Handler for SagaOutcome {
             events,
             (orders, HashSet::new()),
             |(mut orders, mut changed), event| {
-                let (order_id, command) = command(event)?;
+                let (order_id, input) = input(event)?;
                 let order = orders
                     .remove(&order_id)
                     .ok_or_else(|| HandlerError::Rejected(format!("no order {order_id}")))?;
-                let (order, reaction) = order.apply(command);
+                let (order, reaction) = order.apply(input);
                 if reaction != Reaction::Nothing {
                     changed.insert(order_id);
                 }

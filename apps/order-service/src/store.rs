@@ -8,25 +8,69 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use crate::rules::{NewOrder, Order, OrderStatus};
+use crate::rules::{Line, NewOrder, Order, OrderStatus};
 
 const COLUMNS: &str = "order_id, saga_id, customer_id, items, total_amount, currency, status, \
     cancellation_reason, cancellation_detail, created_at, updated_at, payment_id, reservation_id";
 
+/// An order as its row holds it.
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    order_id: Uuid,
+    saga_id: Uuid,
+    customer_id: CustomerId,
+    items: Json<Vec<Line>>,
+    total_amount: Money,
+    currency: Currency,
+    status: OrderStatus,
+    cancellation_reason: Option<AbortReason>,
+    cancellation_detail: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    payment_id: Option<Uuid>,
+    reservation_id: Option<Uuid>,
+}
+
+impl From<OrderRow> for Order {
+    fn from(r: OrderRow) -> Order {
+        Order {
+            order_id: r.order_id,
+            saga_id: r.saga_id,
+            customer_id: r.customer_id,
+            items: r.items.0,
+            total_amount: r.total_amount,
+            currency: r.currency,
+            status: r.status,
+            cancellation_reason: r.cancellation_reason,
+            cancellation_detail: r.cancellation_detail,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            payment_id: r.payment_id,
+            reservation_id: r.reservation_id,
+        }
+    }
+}
+
 pub async fn get(conn: &mut PgConnection, order_id: Uuid) -> Result<Option<Order>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM orders WHERE order_id = $1");
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let row: Option<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(order_id)
         .fetch_optional(conn)
-        .await
+        .await?;
+    Ok(row.map(Order::from))
 }
 
 /// An order with the validated request it was made from.
-#[derive(sqlx::FromRow)]
 pub struct Keyed {
-    #[sqlx(flatten)]
     pub order: Order,
     pub request: serde_json::Value,
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyedRow {
+    #[sqlx(flatten)]
+    order: OrderRow,
+    request: serde_json::Value,
 }
 
 /// The order stored under an idempotency key, with the request it was made from.
@@ -35,10 +79,14 @@ pub async fn by_idempotency_key(
     key: &str,
 ) -> Result<Option<Keyed>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS}, request FROM orders WHERE idempotency_key = $1");
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let row: Option<KeyedRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(key)
         .fetch_optional(conn)
-        .await
+        .await?;
+    Ok(row.map(|r| Keyed {
+        order: r.order.into(),
+        request: r.request,
+    }))
 }
 
 /// A new order to store.
@@ -55,7 +103,7 @@ pub async fn insert(conn: &mut PgConnection, rows: &[&NewRow]) -> Result<Vec<Ord
     let ids: Vec<Uuid> = rows.iter().map(|r| r.order_id).collect();
     let sagas: Vec<Uuid> = rows.iter().map(|r| r.saga_id).collect();
     let customers: Vec<&CustomerId> = rows.iter().map(|r| &r.order.customer_id).collect();
-    let items: Vec<Json<&[crate::rules::Line]>> = rows
+    let items: Vec<Json<&[Line]>> = rows
         .iter()
         .map(|r| Json(r.order.items.as_slice()))
         .collect();
@@ -72,7 +120,7 @@ pub async fn insert(conn: &mut PgConnection, rows: &[&NewRow]) -> Result<Vec<Ord
                      $7::text[], $8::jsonb[]) AS x(o, s, c, i, t, cur, k, r) \
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING {COLUMNS}"
     );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(&ids)
         .bind(&sagas)
         .bind(&customers)
@@ -83,7 +131,8 @@ pub async fn insert(conn: &mut PgConnection, rows: &[&NewRow]) -> Result<Vec<Ord
         .bind(&requests)
         .bind(OrderStatus::Pending)
         .fetch_all(conn)
-        .await
+        .await?;
+    Ok(rows.into_iter().map(Order::from).collect())
 }
 
 /// The orders `order_ids` that exist, locked for this transaction in order id order.
@@ -97,11 +146,14 @@ pub async fn lock(
     let sql = format!(
         "SELECT {COLUMNS} FROM orders WHERE order_id = ANY($1) ORDER BY order_id FOR UPDATE"
     );
-    let orders: Vec<Order> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let orders: Vec<OrderRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(&ids)
         .fetch_all(conn)
         .await?;
-    Ok(orders.into_iter().map(|o| (o.order_id, o)).collect())
+    Ok(orders
+        .into_iter()
+        .map(|o| (o.order_id, Order::from(o)))
+        .collect())
 }
 
 /// When a saved order was stamped.
@@ -193,5 +245,6 @@ pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<Order>, sqlx
     query
         .push(" ORDER BY order_id DESC LIMIT ")
         .push_bind(filter.limit);
-    query.build_query_as().fetch_all(pool).await
+    let rows: Vec<OrderRow> = query.build_query_as().fetch_all(pool).await?;
+    Ok(rows.into_iter().map(Order::from).collect())
 }

@@ -2,6 +2,7 @@
 //! rules to each event, write what changed, publish what the rules announce.
 
 use anyhow::Context as _;
+use chrono::Utc;
 use messaging::{Batch, Handler, HandlerError};
 use shared_events::{Envelope, Event};
 use uuid::Uuid;
@@ -9,7 +10,7 @@ use uuid::Uuid;
 use crate::rules::{Input, Standing};
 use crate::store;
 
-/// Reacts to `order.created.v1` (charge) and `order.cancelled.v1` (refund, or never charge),
+/// Reacts to `order.created` (charge) and `order.cancelled` (refund, or never charge),
 /// charging through the gateway as the simulation settings in force say.
 #[derive(Clone, Copy)]
 pub struct Reactions;
@@ -43,9 +44,15 @@ impl Handler for Reactions {
         }
         let gateway = simulation.gateway();
         let book = batch.decide_each(events, book, |book, event| {
+            let at = Utc::now();
             let input = match &event.payload {
-                Event::OrderCreated(order) => Input::Created(order, &gateway),
-                Event::OrderCancelled(order) => Input::Cancelled(order),
+                Event::OrderCreated(order) => Input::Created {
+                    order,
+                    gateway: &gateway,
+                    payment_id: Uuid::now_v7(),
+                    at,
+                },
+                Event::OrderCancelled(order) => Input::Cancelled { order, at },
                 _ => return Err(HandlerError::not_handled(crate::SERVICE, event)),
             };
             Ok(book.apply(input))

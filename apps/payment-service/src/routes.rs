@@ -19,7 +19,38 @@ use uuid::Uuid;
 
 use crate::Simulation;
 use crate::gateway::{self, SuccessRate};
-use crate::rules::Payment;
+use crate::rules::{Payment, PaymentFailure, PaymentStatus};
+use shared_events::{Currency, Money};
+
+/// A payment as the API shows it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Payment)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentView {
+    payment_id: Uuid,
+    order_id: Uuid,
+    amount: Money,
+    currency: Currency,
+    status: PaymentStatus,
+    reason: Option<PaymentFailure>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<Payment> for PaymentView {
+    fn from(p: Payment) -> PaymentView {
+        PaymentView {
+            payment_id: p.payment_id,
+            order_id: p.order_id,
+            amount: p.amount,
+            currency: p.currency,
+            status: p.status,
+            reason: p.reason,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
 use crate::store::{self, SimulationRow};
 
 #[derive(Clone)]
@@ -51,16 +82,16 @@ pub fn api() -> OpenApiRouter<Api> {
 /// One payment.
 #[utoipa::path(get, path = "/payments/{payment_id}", tag = "payments",
     params(("payment_id" = Uuid, Path, description = "The payment's id")),
-    responses((status = 200, description = "The payment", body = Payment), NotFound, Errors))]
+    responses((status = 200, description = "The payment", body = PaymentView), NotFound, Errors))]
 async fn by_id(
     State(infra): State<Infra>,
     ApiPath(payment_id): ApiPath<Uuid>,
-) -> Result<Json<Payment>, ApiError> {
+) -> Result<Json<PaymentView>, ApiError> {
     let mut conn = infra.pool.acquire().await?;
     store::by_id(&mut conn, payment_id)
         .await
         .context("reading a payment")?
-        .map(Json)
+        .map(|p| Json(p.into()))
         .ok_or_else(|| ApiError::not_found(format!("no payment {payment_id}")))
 }
 
@@ -74,12 +105,12 @@ struct ByOrder {
 
 /// `GET /payments?orderId=`: the order's one payment (an order is charged at most once).
 #[utoipa::path(get, path = "/payments", tag = "payments", params(ByOrder),
-    responses((status = 200, description = "The order's payment", body = Payment),
+    responses((status = 200, description = "The order's payment", body = PaymentView),
         NotFound, Invalid, Errors))]
 async fn by_order(
     State(infra): State<Infra>,
     ApiQuery(query): ApiQuery<ByOrder>,
-) -> Result<Json<Payment>, ApiError> {
+) -> Result<Json<PaymentView>, ApiError> {
     let order_id = query
         .order_id
         .ok_or_else(|| ApiError::validation(vec![FieldError::new("orderId", "is required")]))?;
@@ -87,7 +118,7 @@ async fn by_order(
     store::by_order(&mut conn, order_id)
         .await
         .context("reading an order's payment")?
-        .map(Json)
+        .map(|p| Json(p.into()))
         .ok_or_else(|| ApiError::not_found(format!("no payment for order {order_id}")))
 }
 
@@ -103,7 +134,7 @@ struct ByOrders {
 #[derive(Serialize, ToSchema)]
 struct Payments {
     /// The orders' payments, by order id; an order never charged has none.
-    items: Vec<Payment>,
+    items: Vec<PaymentView>,
 }
 
 /// `GET /payments/search?orderIds=`: the payments of up to 100 orders in one call (orders
@@ -119,7 +150,9 @@ async fn search(
     let items = store::by_orders(&infra.pool, &order_ids)
         .await
         .context("reading orders' payments")?;
-    Ok(Json(Payments { items }))
+    Ok(Json(Payments {
+        items: items.into_iter().map(PaymentView::from).collect(),
+    }))
 }
 
 /// The simulation settings as the API shows them.

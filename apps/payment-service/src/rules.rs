@@ -1,7 +1,8 @@
 //! The payment rules, without I/O: charge an order once, refund a confirmed charge on
 //! cancellation, and never charge an order that was cancelled before this service saw it
-//! created. Every decision has one shape: the book and an event in, the book after it and the
-//! [`Reaction`] out.
+//! created. Every decision has one shape: the book and an [`Input`] in, the book after it and
+//! the [`Reaction`] out; [`Decision`] is what the input decided. The time and the new payment's
+//! id arrive with the input.
 //!
 //! ```text
 //! (none) --order.created, approved--> CONFIRMED --order.cancelled--> REFUNDED
@@ -12,14 +13,13 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use shared_events::{
     Currency, Money, OrderCancelled, OrderCreated, PaymentConfirmed, PaymentFailed,
     PaymentRefunded, Reaction,
 };
 use uuid::Uuid;
 
-use crate::gateway::{Decision, Gateway};
+use crate::gateway::{Decline, Gateway, Verdict};
 
 shared_events::text_enum!(PaymentStatus {
     Confirmed = "CONFIRMED",
@@ -38,6 +38,17 @@ shared_events::text_enum!(
     }
 );
 
+impl From<Decline> for PaymentFailure {
+    fn from(decline: Decline) -> PaymentFailure {
+        match decline {
+            Decline::CardDeclined => PaymentFailure::CardDeclined,
+            Decline::InsufficientFunds => PaymentFailure::InsufficientFunds,
+            Decline::ExpiredCard => PaymentFailure::ExpiredCard,
+            Decline::FraudSuspected => PaymentFailure::FraudSuspected,
+        }
+    }
+}
+
 /// What the service knows of an order's payment before an event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Standing {
@@ -50,10 +61,10 @@ pub enum Standing {
     Refunded,
 }
 
-/// The change an event makes to an order's payment.
+/// What an input decides for an order's payment.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Change {
-    Charge(Decision),
+pub enum Decision {
+    Charge(Verdict),
     /// Record a failure without asking the gateway: the order was cancelled first.
     Skip,
     Refund,
@@ -61,25 +72,25 @@ pub enum Change {
 }
 
 /// The rules on standings alone.
-pub fn on_created(standing: Standing, decision: impl FnOnce() -> Decision) -> Option<Change> {
+pub fn on_created(standing: Standing, verdict: impl FnOnce() -> Verdict) -> Option<Decision> {
     match standing {
-        Standing::Unknown => Some(Change::Charge(decision())),
-        Standing::CancelledFirst => Some(Change::Skip),
+        Standing::Unknown => Some(Decision::Charge(verdict())),
+        Standing::CancelledFirst => Some(Decision::Skip),
         Standing::Confirmed | Standing::Failed | Standing::Refunded => None,
     }
 }
 
-pub fn on_cancelled(standing: Standing) -> Option<Change> {
+pub fn on_cancelled(standing: Standing) -> Option<Decision> {
     match standing {
-        Standing::Unknown => Some(Change::MarkCancelled),
-        Standing::Confirmed => Some(Change::Refund),
+        Standing::Unknown => Some(Decision::MarkCancelled),
+        Standing::Confirmed => Some(Decision::Refund),
         Standing::CancelledFirst | Standing::Failed | Standing::Refunded => None,
     }
 }
 
-/// A payment: what the API shows, and the state its rules decide on.
-#[derive(Clone, Debug, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+/// A payment: the state its rules decide on (a row in the store, `routes::PaymentView` in the
+/// API).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Payment {
     pub payment_id: Uuid,
     pub order_id: Uuid,
@@ -89,16 +100,24 @@ pub struct Payment {
     pub reason: Option<PaymentFailure>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    #[serde(skip)]
     pub saga_id: Uuid,
 }
 
-/// What can happen to a payment.
+/// What can happen to a payment, with the time it happens.
 pub enum Input<'a> {
-    /// `order.created.v1`, charged through this gateway if it comes to a charge.
-    Created(&'a OrderCreated, &'a Gateway),
-    /// `order.cancelled.v1`.
-    Cancelled(&'a OrderCancelled),
+    /// The order was created: charged through this gateway if it comes to a charge, as a new
+    /// payment of this id.
+    Created {
+        order: &'a OrderCreated,
+        gateway: &'a Gateway,
+        payment_id: Uuid,
+        at: DateTime<Utc>,
+    },
+    /// The order was cancelled.
+    Cancelled {
+        order: &'a OrderCancelled,
+        at: DateTime<Utc>,
+    },
 }
 
 /// The payments of a batch's orders: read once, changed in memory by the rules, written back
@@ -149,33 +168,47 @@ impl Book {
     /// The book after `input`, and the event to publish.
     pub fn apply(mut self, input: Input<'_>) -> (Book, Reaction) {
         let reaction = match input {
-            Input::Created(order, gateway) => self.created(order, gateway),
-            Input::Cancelled(order) => self.cancelled(order),
+            Input::Created {
+                order,
+                gateway,
+                payment_id,
+                at,
+            } => self.created(order, gateway, payment_id, at),
+            Input::Cancelled { order, at } => self.cancelled(order, at),
         };
         (self, reaction)
     }
 
-    fn created(&mut self, order: &OrderCreated, gateway: &Gateway) -> Reaction {
-        let Some(change) = on_created(self.standing(order.order_id), || {
+    fn created(
+        &mut self,
+        order: &OrderCreated,
+        gateway: &Gateway,
+        payment_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> Reaction {
+        let Some(decision) = on_created(self.standing(order.order_id), || {
             gateway.decide(order.order_id)
         }) else {
             return Reaction::Nothing;
         };
-        let (status, reason) = match change {
-            Change::Charge(Decision::Approve) => (PaymentStatus::Confirmed, None),
-            Change::Charge(Decision::Decline(reason)) => (PaymentStatus::Failed, Some(reason)),
-            _ => (PaymentStatus::Failed, Some(PaymentFailure::OrderCancelled)),
+        let (status, reason) = match decision {
+            Decision::Charge(Verdict::Approve) => (PaymentStatus::Confirmed, None),
+            Decision::Charge(Verdict::Decline(decline)) => {
+                (PaymentStatus::Failed, Some(PaymentFailure::from(decline)))
+            }
+            Decision::Skip => (PaymentStatus::Failed, Some(PaymentFailure::OrderCancelled)),
+            // Not what a creation decides.
+            Decision::Refund | Decision::MarkCancelled => return Reaction::Nothing,
         };
-        let now = Utc::now();
         let payment = Payment {
-            payment_id: Uuid::now_v7(),
+            payment_id,
             order_id: order.order_id,
             amount: order.total_amount,
             currency: order.currency.clone(),
             status,
             reason,
-            created_at: now,
-            updated_at: now,
+            created_at: at,
+            updated_at: at,
             saga_id: order.saga_id,
         };
         let event = match reason {
@@ -201,18 +234,19 @@ impl Book {
         Reaction::Emit(event)
     }
 
-    fn cancelled(&mut self, order: &OrderCancelled) -> Reaction {
+    fn cancelled(&mut self, order: &OrderCancelled, at: DateTime<Utc>) -> Reaction {
         match on_cancelled(self.standing(order.order_id)) {
-            Some(Change::MarkCancelled) => {
+            Some(Decision::MarkCancelled) => {
                 self.cancelled_first.insert(order.order_id);
                 self.marked.push(order.order_id);
                 Reaction::Nothing
             }
-            Some(Change::Refund) => {
+            Some(Decision::Refund) => {
                 let Some(p) = self.payments.get_mut(&order.order_id) else {
                     return Reaction::Nothing;
                 };
                 p.status = PaymentStatus::Refunded;
+                p.updated_at = at;
                 self.refunded.push(order.order_id);
                 Reaction::Emit(
                     PaymentRefunded {
@@ -225,7 +259,8 @@ impl Book {
                     .into(),
                 )
             }
-            _ => Reaction::Nothing,
+            // Not what a cancellation decides, or nothing to do.
+            Some(Decision::Charge(_) | Decision::Skip) | None => Reaction::Nothing,
         }
     }
 
@@ -261,8 +296,8 @@ mod tests {
     #[test]
     fn an_order_is_charged_once_on_creation() {
         assert_eq!(
-            on_created(Standing::Unknown, || Decision::Approve),
-            Some(Change::Charge(Decision::Approve))
+            on_created(Standing::Unknown, || Verdict::Approve),
+            Some(Decision::Charge(Verdict::Approve))
         );
         for charged in [Standing::Confirmed, Standing::Failed, Standing::Refunded] {
             assert_eq!(
@@ -274,10 +309,13 @@ mod tests {
 
     #[test]
     fn an_order_cancelled_before_it_is_seen_is_never_charged() {
-        assert_eq!(on_cancelled(Standing::Unknown), Some(Change::MarkCancelled));
+        assert_eq!(
+            on_cancelled(Standing::Unknown),
+            Some(Decision::MarkCancelled)
+        );
         assert_eq!(
             on_created(Standing::CancelledFirst, || unreachable!("no gateway call")),
-            Some(Change::Skip)
+            Some(Decision::Skip)
         );
     }
 
@@ -303,6 +341,15 @@ mod tests {
         }
     }
 
+    fn created<'a>(o: &'a OrderCreated, gateway: &'a Gateway) -> Input<'a> {
+        Input::Created {
+            order: o,
+            gateway,
+            payment_id: Uuid::now_v7(),
+            at: Utc::now(),
+        }
+    }
+
     fn cancel(o: &OrderCreated) -> OrderCancelled {
         OrderCancelled {
             order_id: o.order_id,
@@ -315,7 +362,7 @@ mod tests {
     #[test]
     fn an_approved_charge_is_confirmed_and_announced_with_its_amount() {
         let o = order();
-        let (book, reaction) = Book::default().apply(Input::Created(&o, &gateway(1.0)));
+        let (book, reaction) = Book::default().apply(created(&o, &gateway(1.0)));
         let payment = book.payment(o.order_id).unwrap().clone();
         assert_eq!(payment.status, PaymentStatus::Confirmed);
         assert_eq!(payment.amount, o.total_amount);
@@ -338,11 +385,16 @@ mod tests {
     #[test]
     fn a_declined_charge_fails_with_the_gateway_reason() {
         let o = order();
-        let (book, reaction) = Book::default().apply(Input::Created(&o, &gateway(0.0)));
+        let (book, reaction) = Book::default().apply(created(&o, &gateway(0.0)));
         let payment = book.payment(o.order_id).unwrap();
         assert_eq!(payment.status, PaymentStatus::Failed);
         let reason = payment.reason.unwrap();
-        assert!(DECLINE_REASONS.contains(&reason), "{reason}");
+        assert!(
+            DECLINE_REASONS
+                .iter()
+                .any(|d| PaymentFailure::from(*d) == reason),
+            "{reason}"
+        );
         assert!(
             matches!(reaction, Reaction::Emit(Event::PaymentFailed(f)) if f.reason == reason.as_str())
         );
@@ -351,12 +403,12 @@ mod tests {
     #[test]
     fn a_redelivered_creation_charges_nothing_more() {
         let o = order();
-        let (book, _) = Book::default().apply(Input::Created(&o, &gateway(1.0)));
+        let (book, _) = Book::default().apply(created(&o, &gateway(1.0)));
         let stored = Book::new(
             [(o.order_id, book.payment(o.order_id).unwrap().clone())].into(),
             HashSet::new(),
         );
-        let (after, reaction) = stored.clone().apply(Input::Created(&o, &gateway(1.0)));
+        let (after, reaction) = stored.clone().apply(created(&o, &gateway(1.0)));
         assert_eq!(reaction, Reaction::Nothing);
         assert!(!after.is_changed());
         assert_eq!(after, stored);
@@ -365,12 +417,15 @@ mod tests {
     #[test]
     fn a_cancellation_before_the_creation_means_a_failure_without_a_charge() {
         let o = order();
-        let (book, reaction) = Book::default().apply(Input::Cancelled(&cancel(&o)));
+        let (book, reaction) = Book::default().apply(Input::Cancelled {
+            order: &cancel(&o),
+            at: Utc::now(),
+        });
         assert_eq!(reaction, Reaction::Nothing);
         assert_eq!(book.standing(o.order_id), Standing::CancelledFirst);
         assert_eq!(book.changes().marked, &[o.order_id]);
         // The gateway would approve; the order is never charged all the same.
-        let (book, reaction) = book.apply(Input::Created(&o, &gateway(1.0)));
+        let (book, reaction) = book.apply(created(&o, &gateway(1.0)));
         let payment = book.payment(o.order_id).unwrap();
         assert_eq!(payment.status, PaymentStatus::Failed);
         assert_eq!(payment.reason, Some(PaymentFailure::OrderCancelled));
@@ -382,19 +437,25 @@ mod tests {
     #[test]
     fn a_confirmed_charge_is_refunded_once() {
         let o = order();
-        let (charged, _) = Book::default().apply(Input::Created(&o, &gateway(1.0)));
+        let (charged, _) = Book::default().apply(created(&o, &gateway(1.0)));
         let stored = Book::new(
             [(o.order_id, charged.payment(o.order_id).unwrap().clone())].into(),
             HashSet::new(),
         );
-        let (book, reaction) = stored.apply(Input::Cancelled(&cancel(&o)));
+        let (book, reaction) = stored.apply(Input::Cancelled {
+            order: &cancel(&o),
+            at: Utc::now(),
+        });
         assert!(
             matches!(reaction, Reaction::Emit(Event::PaymentRefunded(r)) if r.amount == o.total_amount)
         );
         assert_eq!(book.standing(o.order_id), Standing::Refunded);
         let refunded_id = book.payment(o.order_id).unwrap().payment_id;
         assert_eq!(book.changes().refunded, vec![refunded_id]);
-        let (book, again) = book.apply(Input::Cancelled(&cancel(&o)));
+        let (book, again) = book.apply(Input::Cancelled {
+            order: &cancel(&o),
+            at: Utc::now(),
+        });
         assert_eq!(again, Reaction::Nothing);
         assert_eq!(book.changes().refunded, vec![refunded_id]);
     }
@@ -402,8 +463,11 @@ mod tests {
     #[test]
     fn a_charge_and_its_refund_in_one_batch_are_written_as_one_refunded_payment() {
         let o = order();
-        let (book, _) = Book::default().apply(Input::Created(&o, &gateway(1.0)));
-        let (book, _) = book.apply(Input::Cancelled(&cancel(&o)));
+        let (book, _) = Book::default().apply(created(&o, &gateway(1.0)));
+        let (book, _) = book.apply(Input::Cancelled {
+            order: &cancel(&o),
+            at: Utc::now(),
+        });
         let changes = book.changes();
         assert_eq!(changes.charged.len(), 1);
         assert_eq!(changes.charged[0].status, PaymentStatus::Refunded);
@@ -413,14 +477,17 @@ mod tests {
     #[test]
     fn a_failed_payment_is_not_refunded() {
         let o = order();
-        let (book, _) = Book::default().apply(Input::Created(&o, &gateway(0.0)));
-        let (_, reaction) = book.apply(Input::Cancelled(&cancel(&o)));
+        let (book, _) = Book::default().apply(created(&o, &gateway(0.0)));
+        let (_, reaction) = book.apply(Input::Cancelled {
+            order: &cancel(&o),
+            at: Utc::now(),
+        });
         assert_eq!(reaction, Reaction::Nothing);
     }
 
     #[test]
     fn only_a_confirmed_charge_is_refunded_and_only_once() {
-        assert_eq!(on_cancelled(Standing::Confirmed), Some(Change::Refund));
+        assert_eq!(on_cancelled(Standing::Confirmed), Some(Decision::Refund));
         for other in [
             Standing::Failed,
             Standing::Refunded,

@@ -12,25 +12,57 @@ use crate::rules::{Book, Payment, PaymentFailure, PaymentStatus};
 const COLUMNS: &str =
     "payment_id, order_id, saga_id, amount, currency, status, reason, created_at, updated_at";
 
+/// A payment as its row holds it.
+#[derive(sqlx::FromRow)]
+struct PaymentRow {
+    payment_id: Uuid,
+    order_id: Uuid,
+    saga_id: Uuid,
+    amount: Money,
+    currency: Currency,
+    status: PaymentStatus,
+    reason: Option<PaymentFailure>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<PaymentRow> for Payment {
+    fn from(r: PaymentRow) -> Payment {
+        Payment {
+            payment_id: r.payment_id,
+            order_id: r.order_id,
+            saga_id: r.saga_id,
+            amount: r.amount,
+            currency: r.currency,
+            status: r.status,
+            reason: r.reason,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
 /// The payment of an order, if it was charged.
 pub async fn by_order(
     conn: &mut PgConnection,
     order_id: Uuid,
 ) -> Result<Option<Payment>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM payments WHERE order_id = $1");
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let row: Option<PaymentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(order_id)
         .fetch_optional(conn)
-        .await
+        .await?;
+    Ok(row.map(Payment::from))
 }
 
 /// The payments of `order_ids`, those that were charged.
 pub async fn by_orders(pool: &PgPool, order_ids: &[Uuid]) -> Result<Vec<Payment>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM payments WHERE order_id = ANY($1) ORDER BY order_id");
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<PaymentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(order_ids)
         .fetch_all(pool)
-        .await
+        .await?;
+    Ok(rows.into_iter().map(Payment::from).collect())
 }
 
 pub async fn by_id(
@@ -38,18 +70,25 @@ pub async fn by_id(
     payment_id: Uuid,
 ) -> Result<Option<Payment>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM payments WHERE payment_id = $1");
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let row: Option<PaymentRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(payment_id)
         .fetch_optional(conn)
-        .await
+        .await?;
+    Ok(row.map(Payment::from))
 }
 
 /// Where the payments of `order_ids` stand. Called in a transaction serialised on those orders
 /// (see `Reactions::serialise_on`).
 pub async fn load(conn: &mut PgConnection, order_ids: &[Uuid]) -> Result<Book, sqlx::Error> {
     let known =
-        service_kit::cancellations::load::<Payment>(conn, "payments", COLUMNS, order_ids).await?;
-    Ok(Book::new(known.rows, known.cancelled_first))
+        participant::cancellations::load::<PaymentRow>(conn, "payments", COLUMNS, order_ids)
+            .await?;
+    let payments = known
+        .rows
+        .into_iter()
+        .map(|(order, row)| (order, Payment::from(row)))
+        .collect();
+    Ok(Book::new(payments, known.cancelled_first))
 }
 
 /// Writes what the book's decisions changed, in one statement: new charges, refunds, and

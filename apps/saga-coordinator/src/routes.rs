@@ -293,17 +293,7 @@ async fn stats(
 
 /// An operator's note: at most 500 characters, no control characters.
 pub(crate) fn note(detail: Option<String>) -> Result<Option<String>, ApiError> {
-    let detail = detail.filter(|d| !d.trim().is_empty());
-    if detail
-        .as_ref()
-        .is_some_and(|d| d.chars().count() > 500 || d.chars().any(char::is_control))
-    {
-        return Err(ApiError::validation(vec![FieldError::new(
-            "detail",
-            "must be at most 500 characters, without control characters",
-        )]));
-    }
-    Ok(detail)
+    service_kit::extract::note("detail", detail)
 }
 
 /// What an operator does to a saga.

@@ -166,6 +166,22 @@ impl std::str::FromStr for Time {
     }
 }
 
+/// A person's note on an action (an order's cancellation, an operator's abort or discard):
+/// absent when blank, else at most 500 characters without control characters.
+pub fn note(field: &str, text: Option<String>) -> Result<Option<String>, ApiError> {
+    let text = text.filter(|t| !t.trim().is_empty());
+    if text
+        .as_ref()
+        .is_some_and(|t| t.chars().count() > 500 || t.chars().any(char::is_control))
+    {
+        return Err(ApiError::validation(vec![FieldError::new(
+            field,
+            "must be at most 500 characters, without control characters",
+        )]));
+    }
+    Ok(text)
+}
+
 /// The most ids a lookup by a list of ids takes at once.
 pub const MAX_IDS: usize = 100;
 
@@ -224,5 +240,13 @@ impl<T, C> Page<T, C> {
         items.truncate(limit.max(0) as usize);
         let next_cursor = if more { items.last().map(cursor) } else { None };
         Page { items, next_cursor }
+    }
+
+    /// The same page, each item as `f` makes it (a row as the API shows it).
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U, C> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+        }
     }
 }

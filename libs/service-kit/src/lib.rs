@@ -7,7 +7,6 @@
 pub mod api;
 pub mod audit;
 pub mod auth;
-pub mod cancellations;
 pub mod error;
 pub mod extract;
 pub mod health;

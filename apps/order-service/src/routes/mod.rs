@@ -5,25 +5,28 @@ use anyhow::Context as _;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use service_kit::api::{BodyErrors, Conflict, Errors, Invalid, NotFound};
-use service_kit::extract::{OptionalJson, Page, Time, keep, page_limit, query_value};
-use service_kit::{ApiError, ApiJson, ApiPath, ApiQuery, FieldError, Infra};
-use shared_events::{Currency, CustomerId, OrderLine};
+use service_kit::extract::{OptionalJson, Page, Time, keep, note, page_limit, query_value};
+use service_kit::{ApiError, ApiJson, ApiPath, ApiQuery, Infra};
+use shared_events::{AbortReason, Currency, CustomerId, Money, OrderLine, ProductId, Quantity};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+pub mod new_order;
+
 use crate::admission::{self, Admission};
 use crate::intake::Intake;
-use crate::rules::{Command, NewOrder, Order, OrderStatus, new_order_id};
+use crate::rules::{Input, Line, Order, OrderStatus, new_order_id};
 use crate::store::{self, Keyed, ListFilter, NewRow};
 
 /// What every route needs: the database and outbox, and the intake that writes new orders.
 #[derive(Clone)]
-pub struct AppState {
+pub struct Api {
     pub infra: Infra,
     pub intake: Intake,
     /// Whether a new order may be accepted now.
@@ -35,7 +38,7 @@ pub const ABOUT: &str = "Takes orders and owns each order's status: PENDING unti
     decides, then CONFIRMED or CANCELLED.";
 
 /// The routes, each with its description.
-pub fn api() -> OpenApiRouter<AppState> {
+pub fn api() -> OpenApiRouter<Api> {
     OpenApiRouter::new()
         .routes(routes!(create, list))
         .routes(routes!(get_one))
@@ -43,7 +46,67 @@ pub fn api() -> OpenApiRouter<AppState> {
 }
 
 /// A page of orders.
-pub type OrderPage = Page<Order, Uuid>;
+pub type OrderPage = Page<OrderView, Uuid>;
+
+/// One line of an order as the API shows it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Line)]
+#[serde(rename_all = "camelCase")]
+pub struct LineView {
+    product_id: ProductId,
+    quantity: Quantity,
+    unit_price: Money,
+    total_price: Money,
+}
+
+impl From<&Line> for LineView {
+    fn from(l: &Line) -> LineView {
+        LineView {
+            product_id: l.product_id.clone(),
+            quantity: l.quantity,
+            unit_price: l.unit_price,
+            total_price: l.total_price,
+        }
+    }
+}
+
+/// An order as the API shows it.
+#[derive(Serialize, ToSchema)]
+#[schema(as = Order)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderView {
+    order_id: Uuid,
+    saga_id: Uuid,
+    customer_id: CustomerId,
+    items: Vec<LineView>,
+    total_amount: Money,
+    currency: Currency,
+    status: OrderStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cancellation_reason: Option<AbortReason>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cancellation_detail: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<Order> for OrderView {
+    fn from(o: Order) -> OrderView {
+        OrderView {
+            order_id: o.order_id,
+            saga_id: o.saga_id,
+            customer_id: o.customer_id,
+            items: o.items.iter().map(LineView::from).collect(),
+            total_amount: o.total_amount,
+            currency: o.currency,
+            status: o.status,
+            cancellation_reason: o.cancellation_reason,
+            cancellation_detail: o.cancellation_detail,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+        }
+    }
+}
 
 /// A new order, as `POST /orders` takes it.
 #[derive(ToSchema)]
@@ -76,9 +139,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 /// The order stored under the key, if the request matches the one that made it.
-fn replay(existing: Keyed, request: &Value) -> Result<(StatusCode, Json<Order>), ApiError> {
+fn replay(existing: Keyed, request: &Value) -> Result<(StatusCode, Json<OrderView>), ApiError> {
     if &existing.request == request {
-        Ok((StatusCode::CREATED, Json(existing.order)))
+        Ok((StatusCode::CREATED, Json(existing.order.into())))
     } else {
         Err(ApiError::conflict(
             "IDEMPOTENCY_KEY_REUSED",
@@ -95,15 +158,15 @@ fn replay(existing: Keyed, request: &Value) -> Result<(StatusCode, Json<Order>),
     params(("Idempotency-Key" = Option<String>, Header,
         description = "1 to 255 visible ASCII characters: a retry with the same body gets the same order")),
     responses(
-        (status = 201, description = "The order, PENDING", body = Order),
+        (status = 201, description = "The order, PENDING", body = OrderView),
         Conflict, Invalid, BodyErrors, Errors))]
 async fn create(
-    State(state): State<AppState>,
+    State(state): State<Api>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
-) -> Result<(StatusCode, Json<Order>), ApiError> {
+) -> Result<(StatusCode, Json<OrderView>), ApiError> {
     let key = idempotency_key(&headers)?;
-    let new = NewOrder::parse(&body).map_err(ApiError::validation)?;
+    let new = new_order::parse(&body).map_err(ApiError::validation)?;
     let request = serde_json::to_value(&new).map_err(ApiError::internal)?;
     if let Err(overloaded) = state.admission.admit(state.intake.writing()).await {
         // A retry of an order already accepted is answered, never refused.
@@ -122,7 +185,7 @@ async fn create(
             Admission::RETRY_AFTER,
         ));
     }
-    let (order_id, saga_id) = (new_order_id(key.as_deref()), Uuid::now_v7());
+    let (order_id, saga_id) = (new_order_id(Uuid::now_v7(), key.as_deref()), Uuid::now_v7());
     let created = new.created(order_id, saga_id);
     let event = state.infra.outbox.event(created, saga_id, None);
     let row = NewRow {
@@ -132,7 +195,7 @@ async fn create(
         idempotency_key: key.clone(),
     };
     match state.intake.submit(row, event).await? {
-        Some(order) => Ok((StatusCode::CREATED, Json(order))),
+        Some(order) => Ok((StatusCode::CREATED, Json(order.into()))),
         None => {
             // The key is taken: a retry of the same request, or another request under it.
             let mut conn = state.infra.pool.acquire().await?;
@@ -148,16 +211,16 @@ async fn create(
 /// One order, with its current status.
 #[utoipa::path(get, path = "/orders/{order_id}", tag = "orders",
     params(("order_id" = Uuid, Path, description = "The order's id")),
-    responses((status = 200, description = "The order", body = Order), NotFound, Errors))]
+    responses((status = 200, description = "The order", body = OrderView), NotFound, Errors))]
 async fn get_one(
-    State(AppState { infra, .. }): State<AppState>,
+    State(Api { infra, .. }): State<Api>,
     ApiPath(order_id): ApiPath<Uuid>,
-) -> Result<Json<Order>, ApiError> {
+) -> Result<Json<OrderView>, ApiError> {
     let mut conn = infra.pool.acquire().await?;
     store::get(&mut conn, order_id)
         .await
         .context("reading an order")?
-        .map(Json)
+        .map(|o| Json(o.into()))
         .ok_or_else(|| ApiError::not_found(format!("no order {order_id}")))
 }
 
@@ -191,7 +254,7 @@ struct ListQuery {
 #[utoipa::path(get, path = "/orders", tag = "orders", params(ListQuery),
     responses((status = 200, description = "A page of orders", body = OrderPage), Invalid, Errors))]
 async fn list(
-    State(AppState { infra, .. }): State<AppState>,
+    State(Api { infra, .. }): State<Api>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<OrderPage>, ApiError> {
     let mut errors = Vec::new();
@@ -230,7 +293,9 @@ async fn list(
     let items = store::list(&infra.pool, &filter)
         .await
         .context("listing orders")?;
-    Ok(Json(Page::from_fetched(items, limit, |o| o.order_id)))
+    Ok(Json(
+        Page::from_fetched(items, limit, |o| o.order_id).map(OrderView::from),
+    ))
 }
 
 #[derive(Default, Deserialize, ToSchema)]
@@ -244,23 +309,14 @@ struct CancelRequest {
 #[utoipa::path(post, path = "/orders/{order_id}/cancel", tag = "orders",
     params(("order_id" = Uuid, Path, description = "The order's id")),
     request_body(content = Option<CancelRequest>, description = "Optional"),
-    responses((status = 200, description = "The order, CANCELLED", body = Order),
+    responses((status = 200, description = "The order, CANCELLED", body = OrderView),
         NotFound, Invalid, BodyErrors, Errors))]
 async fn cancel(
-    State(AppState { infra, .. }): State<AppState>,
+    State(Api { infra, .. }): State<Api>,
     ApiPath(order_id): ApiPath<Uuid>,
     OptionalJson(body): OptionalJson<CancelRequest>,
-) -> Result<Json<Order>, ApiError> {
-    let detail = body.reason.filter(|r| !r.trim().is_empty());
-    if detail
-        .as_ref()
-        .is_some_and(|r| r.chars().count() > 500 || r.chars().any(char::is_control))
-    {
-        return Err(ApiError::validation(vec![FieldError::new(
-            "reason",
-            "must be at most 500 characters, without control characters",
-        )]));
-    }
+) -> Result<Json<OrderView>, ApiError> {
+    let detail = note("reason", body.reason)?;
     let mut tx = infra.pool.begin().await?;
     let Some(order) = store::lock(&mut tx, &[order_id])
         .await
@@ -269,10 +325,10 @@ async fn cancel(
     else {
         return Err(ApiError::not_found(format!("no order {order_id}")));
     };
-    let (mut order, reaction) = order.apply(Command::CustomerCancel { detail });
+    let (mut order, reaction) = order.apply(Input::CustomerCancel { detail });
     let Some(event) = reaction.event().cloned() else {
         // Cancelled before: nothing changes.
-        return Ok(Json(order));
+        return Ok(Json(order.into()));
     };
     store::save(&mut tx, &mut [&mut order])
         .await
@@ -288,5 +344,5 @@ async fn cancel(
         .commit(tx, written)
         .await
         .context("committing the cancellation")?;
-    Ok(Json(order))
+    Ok(Json(order.into()))
 }

@@ -29,12 +29,17 @@ pub async fn load<R>(
 where
     R: for<'r> FromRow<'r, PgRow>,
 {
+    // Each look-up is a lateral subquery by key: evaluated for each order id with the key as a
+    // parameter, so it is an index probe whatever plan the statement gets. (An `EXISTS` here was
+    // planned, under the pools' generic plans, as a hashed subplan that read the whole table on
+    // every call.)
     let sql = format!(
-        "SELECT t.*, o.id AS looked_up, \
-         EXISTS (SELECT 1 FROM cancelled_orders c WHERE c.order_id = o.id) AS cancelled_first \
+        "SELECT t.*, o.id AS looked_up, c.cancelled_first IS NOT NULL AS cancelled_first \
          FROM unnest($1::uuid[]) AS o(id) \
          LEFT JOIN LATERAL (SELECT {columns}, true AS found FROM {table} WHERE order_id = o.id) t \
-         ON true"
+         ON true \
+         LEFT JOIN LATERAL (SELECT true AS cancelled_first FROM cancelled_orders \
+             WHERE order_id = o.id) c ON true"
     );
     let found = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(order_ids)
