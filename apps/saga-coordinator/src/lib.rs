@@ -3,11 +3,15 @@
 //! `GET /sagas`.
 //!
 //! - [`rules`]: the saga rules and what operators may do, pure.
-//! - [`store`]: every SQL statement (`sagas`, `saga_history`, `saga_counts`, `dead_letters`).
-//! - [`reactions`]: the followed events, the deadline sweep, and the dead letters' index.
-//! - [`routes`]: the sagas, their stats, operator actions, the dead letters.
+//! - [`store`]: every SQL statement of the sagas (`sagas`, `saga_history`, `saga_counts`,
+//!   and the reconciliation's runs).
+//! - [`reactions`]: the followed events and the deadline sweep.
+//! - [`routes`]: the sagas, their stats, operator actions, the reconciliation, the dashboard.
+//! - [`dlq`]: every service's dead letters: the index, their table, their routes.
+//! - [`reconcile`]: the services' records compared, and what settles a disagreement re-sent.
 //! - [`metrics`]: the saga gauges and histogram.
 
+pub mod dlq;
 pub mod metrics;
 pub mod reactions;
 pub mod reconcile;
@@ -201,11 +205,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Service> {
     let infra = Infra::connect(&settings.common, MIGRATIONS).await?;
     let mut builder = ServiceBuilder::new(settings.common, infra.clone(), shutdown.clone());
-    let coordinator = reactions::Coordinator {
+    let reactions = reactions::Reactions {
         timeouts: settings.timeouts.clone(),
     };
     for kind in FOLLOWED {
-        builder.consume(kind, coordinator.clone()).await?;
+        builder.consume(kind, reactions.clone()).await?;
     }
     builder.spawn(
         "sweep",
@@ -214,16 +218,16 @@ pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Ser
     let index = RawConsumer::provision(
         infra.js.clone(),
         Stream::Dlq,
-        reactions::dlq::DURABLE,
+        dlq::index::DURABLE,
         "dlq.>",
-        reactions::dlq::DlqIndex {
+        dlq::index::DlqIndex {
             pool: infra.pool.clone(),
         },
     )
     .await
     .context("provisioning the dead letters' index")?;
     builder.spawn(
-        &format!("consumer {}", reactions::dlq::DURABLE),
+        &format!("consumer {}", dlq::index::DURABLE),
         index.run(shutdown.clone()),
     );
     let reconciler = Arc::new(reconcile::Reconciler::new(

@@ -7,7 +7,8 @@ use std::time::Duration;
 use metrics::{Unit, describe_gauge, describe_histogram};
 use sqlx::PgPool;
 
-use crate::rules::{DlqStatus, SagaStatus};
+use crate::dlq::DlqStatus;
+use crate::rules::SagaStatus;
 use crate::store::{self, Ended};
 
 /// Sagas in each status (gauge). Labels: `status`.
@@ -69,7 +70,7 @@ pub async fn refresh(pool: &PgPool, compensation_timeout: Duration) {
     if let Ok(n) = store::stuck(pool, compensation_timeout).await {
         metrics::gauge!(STUCK).set(n as f64);
     }
-    if let Ok(counts) = store::dlq::counts(pool).await {
+    if let Ok(counts) = crate::dlq::store::counts(pool).await {
         for status in DlqStatus::ALL {
             let n = counts
                 .iter()

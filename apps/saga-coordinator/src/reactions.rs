@@ -1,10 +1,8 @@
 //! How saga-coordinator reacts: to each followed event (lock and read the batch's sagas, apply
-//! the saga rules, save them with their history, publish the decisions), to time (the deadline
-//! sweep), and to dead letters ([`dlq`]: copied where operators can act on them).
+//! the saga rules to each event in turn, save them with their history, publish the decisions),
+//! and to time (the deadline sweep). Dead letters are indexed by `crate::dlq::index`.
 
-pub mod dlq;
-
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -20,11 +18,15 @@ use crate::store;
 
 /// Records each followed event in its saga and applies the saga rules to it.
 #[derive(Clone)]
-pub struct Coordinator {
+pub struct Reactions {
     pub timeouts: Timeouts,
 }
 
-impl Handler for Coordinator {
+/// What a batch's decisions work on: its sagas, which of them changed, and what their
+/// histories saw.
+type Sagas = (HashMap<Uuid, Saga>, BTreeSet<Uuid>, Vec<store::Seen>);
+
+impl Handler for Reactions {
     /// A saga is changed by one transaction at a time. Taken before any row is touched, so two
     /// batches naming the same sagas wait for each other: without it, one batch creating a saga
     /// while locking another that a second batch holds, and the second doing the reverse,
@@ -41,29 +43,30 @@ impl Handler for Coordinator {
                     .likely_new(matches!(e.payload, shared_events::Event::OrderCreated(_)))
             })
             .collect();
-        let mut sagas = store::lock(batch.conn(), &keys, self.timeouts.saga)
+        let sagas = store::lock(batch.conn(), &keys, self.timeouts.saga)
             .await
             .context("locking the batch's sagas")?;
-        let mut changed = BTreeSet::new();
-        let mut seen = Vec::with_capacity(events.len() * 2);
-        for event in events {
-            let _span = batch.enter(event);
-            let saga_id = event.payload.saga_id();
-            let saga = sagas
-                .remove(&saga_id)
-                .ok_or_else(|| anyhow::anyhow!("saga {saga_id} vanished while locked"))?;
-            seen.push(store::Seen::of(event));
-            let before = saga.clone();
-            let (next, reaction) = saga.apply(Input::Event(&event.payload));
-            if next != before {
-                changed.insert(saga_id);
-            }
-            sagas.insert(saga_id, next);
-            if let Reaction::Emit(decision) = reaction {
-                let emitted = batch.emit(event, decision);
-                decided(emitted);
-                seen.push(store::Seen::of(emitted));
-            }
+        let start: Sagas = (sagas, BTreeSet::new(), Vec::with_capacity(events.len() * 2));
+        let (sagas, changed, mut seen) = batch.decide_each(
+            events,
+            start,
+            |(mut sagas, mut changed, mut seen), event| {
+                let saga_id = event.payload.saga_id();
+                let saga = sagas.remove(&saga_id).ok_or_else(|| {
+                    HandlerError::Other(anyhow::anyhow!("saga {saga_id} vanished while locked"))
+                })?;
+                seen.push(store::Seen::of(event));
+                let (next, reaction) = saga.clone().apply(Input::Event(&event.payload));
+                if next != saga {
+                    changed.insert(saga_id);
+                }
+                sagas.insert(saga_id, next);
+                Ok(((sagas, changed, seen), reaction))
+            },
+        )?;
+        for emitted in batch.emitted() {
+            decided(emitted);
+            seen.push(store::Seen::of(emitted));
         }
         let changed: Vec<&Saga> = changed.iter().filter_map(|id| sagas.get(id)).collect();
         let ends = store::save(batch.conn(), &changed, &seen)

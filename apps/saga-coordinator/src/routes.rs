@@ -2,7 +2,6 @@
 //! `GET /sagas/stats`), what an operator does to one (`POST /sagas/{sagaId}/retry`,
 //! `POST /sagas/{sagaId}/abort`), the dead letters ([`dlq`]), and the dashboard ([`ui`]).
 
-pub mod dlq;
 pub mod reconcile;
 pub mod ui;
 
@@ -14,6 +13,7 @@ use anyhow::Context as _;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use service_kit::api::{BodyErrors, Conflict, Errors, Invalid, NotFound, Refused};
 use service_kit::auth::{Actor, AdminToken};
@@ -26,8 +26,105 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::Timeouts;
-use crate::rules::{Input, SagaStatus};
-use crate::store::{self, ListFilter, SagaView, Seen};
+use crate::rules::{Input, InventoryStatus, PaymentStatus, SagaStatus};
+use crate::store::{self, HistoryRecord, ListFilter, SagaRecord, Seen};
+
+/// A participant of the saga: where it stands, and the id of what it did.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Participant<S> {
+    pub status: S,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reservation_id: Option<Uuid>,
+}
+
+/// An event the saga saw or emitted, or an operator's action on it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+    /// Who acted, on an operator's action.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// The operator's note.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl From<HistoryRecord> for HistoryEntry {
+    fn from(h: HistoryRecord) -> HistoryEntry {
+        HistoryEntry {
+            event_id: h.event_id,
+            event_type: h.event_type,
+            occurred_at: h.occurred_at,
+            received_at: h.received_at,
+            actor: h.actor,
+            detail: h.detail,
+        }
+    }
+}
+
+/// A saga as the API shows it.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SagaView {
+    pub saga_id: Uuid,
+    pub order_id: Uuid,
+    pub status: SagaStatus,
+    pub reason: Option<AbortReason>,
+    pub payment: Participant<PaymentStatus>,
+    pub inventory: Participant<InventoryStatus>,
+    pub deadline: DateTime<Utc>,
+    /// When a `COMPENSATING` saga becomes `FAILED` unless its compensation finishes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compensation_deadline: Option<DateTime<Utc>>,
+    /// When it last reached `COMPLETED` or `COMPENSATED`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at: Option<DateTime<Utc>>,
+    /// The trace of everything its order caused (32 hex digits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history: Option<Vec<HistoryEntry>>,
+}
+
+impl From<SagaRecord> for SagaView {
+    fn from(r: SagaRecord) -> SagaView {
+        let saga = r.saga;
+        SagaView {
+            saga_id: saga.saga_id,
+            order_id: saga.order_id,
+            status: saga.status,
+            reason: saga.reason,
+            payment: Participant {
+                status: saga.payment,
+                payment_id: saga.payment_id,
+                reservation_id: None,
+            },
+            inventory: Participant {
+                status: saga.inventory,
+                payment_id: None,
+                reservation_id: saga.reservation_id,
+            },
+            deadline: r.deadline,
+            compensation_deadline: r.compensation_deadline,
+            ended_at: r.ended_at,
+            trace_id: r.trace_id,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            history: r
+                .history
+                .map(|h| h.into_iter().map(HistoryEntry::from).collect()),
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Api {
@@ -51,7 +148,7 @@ pub fn api() -> OpenApiRouter<Api> {
         .routes(routes!(get_one))
         .routes(routes!(retry))
         .routes(routes!(abort))
-        .merge(dlq::api())
+        .merge(crate::dlq::routes::api())
         .merge(reconcile::api())
         .merge(ui::api())
 }
@@ -63,6 +160,7 @@ async fn view_of(api: &Api, saga_id: Uuid) -> Result<SagaView, ApiError> {
     store::get(&api.infra.pool, saga_id, api.timeouts.compensation)
         .await
         .context("reading a saga")?
+        .map(SagaView::from)
         .ok_or_else(|| ApiError::not_found(format!("no saga {saga_id}")))
 }
 
@@ -154,7 +252,9 @@ async fn list(
     let items = store::list(&api.infra.pool, &filter, api.timeouts.compensation)
         .await
         .context("listing sagas")?;
-    Ok(Json(Page::from_fetched(items, limit, |s| s.saga_id)))
+    Ok(Json(
+        Page::from_fetched(items, limit, |s| s.saga.saga_id).map(SagaView::from),
+    ))
 }
 
 /// A stats window: `90s`, `15m`, `2h`, from one minute to a day.

@@ -44,32 +44,15 @@ text_enum!(InventoryStatus {
     Released = "RELEASED",
 });
 
-text_enum!(
-    /// Where a dead letter stands: waiting for an operator, sent again, or dropped.
-    DlqStatus {
-        Dead = "DEAD",
-        Replayed = "REPLAYED",
-        Discarded = "DISCARDED",
-    }
-);
-
-impl DlqStatus {
-    /// Only a `DEAD` entry may be replayed or discarded: each entry is acted on once.
-    pub fn can_act(self) -> bool {
-        self == DlqStatus::Dead
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+/// A saga: the state its rules decide on (a row in the store).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Saga {
     pub saga_id: Uuid,
     pub order_id: Uuid,
     pub status: SagaStatus,
     pub reason: Option<AbortReason>,
-    #[sqlx(rename = "payment_status")]
     pub payment: PaymentStatus,
     pub payment_id: Option<Uuid>,
-    #[sqlx(rename = "inventory_status")]
     pub inventory: InventoryStatus,
     pub reservation_id: Option<Uuid>,
     /// Why the order was cancelled, once order-service says it was.
@@ -178,111 +161,205 @@ impl Saga {
         }
     }
 
-    /// The transition: the saga after `input`, and the decision to emit, if any.
+    /// The transition: the saga after `input`, and the decision to emit, if any. What the input
+    /// says is recorded first ([`Saga::observe`]); then the saga's own step is decided and
+    /// carried out ([`Saga::step`]), and then where its compensation stands
+    /// ([`Saga::settlement`]).
     pub fn apply(self, input: Input<'_>) -> (Saga, Reaction) {
         let mut next = self;
-        let mut deadline_passed = false;
-        let mut overdue = false;
-        let mut operator_abort = None;
-        let mut decision: Option<Event> = None;
-        match input {
-            Input::Event(event) => next.observe(event),
-            Input::DeadlinePassed => {
-                deadline_passed = true;
-                next.deadline_passed = true;
-            }
-            Input::CompensationOverdue => overdue = true,
-            Input::OperatorAbort { detail } => operator_abort = Some(detail),
-            Input::OperatorRetry if next.retryable() => {
-                next.status = SagaStatus::Compensating;
-                // The cancellation every participant undoes its part on, sent again: each
-                // undoes what it still holds, and one that holds nothing changes nothing.
-                decision = Some(
-                    OrderCancelled {
-                        order_id: next.order_id,
-                        saga_id: next.saga_id,
-                        reason: next
-                            .order_cancelled
-                            .or(next.reason)
-                            .unwrap_or(AbortReason::Operator),
-                        detail: Some(RETRY_DETAIL.into()),
-                    }
-                    .into(),
-                );
-            }
-            Input::OperatorRetry => {}
+        let signal = next.take(input);
+        let mut announced = None;
+        if let Some(step) = next.step(&signal) {
+            announced = next.carry_out(step);
         }
-        match next.status {
+        if let Some(settled) = next.settlement(signal.overdue) {
+            next.carry_out(settled);
+        }
+        (next, announced.into())
+    }
+
+    /// Records what `input` says, and returns what it asks beyond that.
+    fn take(&mut self, input: Input<'_>) -> Signal {
+        let mut signal = Signal::default();
+        match input {
+            Input::Event(event) => self.observe(event),
+            Input::DeadlinePassed => {
+                signal.deadline_passed = true;
+                self.deadline_passed = true;
+            }
+            Input::CompensationOverdue => signal.overdue = true,
+            Input::OperatorAbort { detail } => signal.operator_abort = Some(detail),
+            Input::OperatorRetry => signal.retry = true,
+        }
+        signal
+    }
+
+    /// What the saga's own state decides after a signal, if anything.
+    pub fn step(&self, signal: &Signal) -> Option<Decision> {
+        match self.status {
             SagaStatus::Started => {
-                // The order's own cancellation (by its customer) needs no decision: only a
+                // The order's own cancellation (by its customer) needs no announcement: only a
                 // decision the coordinator makes is announced with saga.aborted.
-                let abort = if let Some(reason) = next.order_cancelled {
+                let abort = if let Some(reason) = self.order_cancelled {
                     Some((reason, false, None))
-                } else if let Some(detail) = operator_abort {
-                    Some((AbortReason::Operator, true, detail))
-                } else if next.payment == PaymentStatus::Failed {
+                } else if let Some(detail) = &signal.operator_abort {
+                    Some((AbortReason::Operator, true, detail.clone()))
+                } else if self.payment == PaymentStatus::Failed {
                     Some((AbortReason::PaymentFailed, true, None))
-                } else if next.inventory == InventoryStatus::Failed {
+                } else if self.inventory == InventoryStatus::Failed {
                     Some((AbortReason::InventoryUnavailable, true, None))
-                } else if deadline_passed {
+                } else if signal.deadline_passed {
                     Some((AbortReason::Timeout, true, None))
                 } else {
                     None
                 };
-                if let Some((reason, announce, detail)) = abort {
-                    next.status = SagaStatus::Compensating;
-                    next.reason = Some(reason);
-                    if announce {
-                        decision = Some(
-                            SagaAborted {
-                                saga_id: next.saga_id,
-                                order_id: next.order_id,
-                                reason,
-                                detail,
-                            }
-                            .into(),
-                        );
+                match abort {
+                    Some((reason, announce, detail)) => Some(Decision::Abort {
+                        reason,
+                        announce,
+                        detail,
+                    }),
+                    None if self.payment == PaymentStatus::Confirmed
+                        && matches!(
+                            self.inventory,
+                            InventoryStatus::Reserved | InventoryStatus::Committed
+                        ) =>
+                    {
+                        Some(Decision::Complete)
                     }
-                } else if next.payment == PaymentStatus::Confirmed
-                    && matches!(
-                        next.inventory,
-                        InventoryStatus::Reserved | InventoryStatus::Committed
-                    )
-                {
-                    next.status = SagaStatus::Completed;
-                    decision = Some(
-                        SagaCompleted {
-                            saga_id: next.saga_id,
-                            order_id: next.order_id,
-                            payment_id: next.payment_id,
-                            reservation_id: next.reservation_id,
-                        }
-                        .into(),
-                    );
+                    None => None,
                 }
             }
-            SagaStatus::Completed => {
-                if let Some(reason) = next.order_cancelled {
-                    next.status = SagaStatus::Compensating;
-                    next.reason = Some(reason);
-                }
+            SagaStatus::Completed => self
+                .order_cancelled
+                .map(|reason| Decision::Compensate { reason }),
+            SagaStatus::Compensating | SagaStatus::Failed => {
+                signal.retry.then_some(Decision::Retry)
             }
-            SagaStatus::Compensating | SagaStatus::Compensated | SagaStatus::Failed => {}
+            SagaStatus::Compensated => None,
         }
-        if matches!(
-            next.status,
-            SagaStatus::Compensating | SagaStatus::Compensated | SagaStatus::Failed
-        ) {
-            if next.settled() {
-                next.status = SagaStatus::Compensated;
-            } else if next.status == SagaStatus::Compensated {
-                next.status = SagaStatus::Compensating;
-            } else if overdue && next.status == SagaStatus::Compensating {
-                next.status = SagaStatus::Failed;
-            }
-        }
-        (next, decision.into())
     }
+
+    /// Where a compensation stands: settled once nothing is held, open again when a late
+    /// success arrives, failed when it is overdue.
+    pub fn settlement(&self, overdue: bool) -> Option<Decision> {
+        match self.status {
+            SagaStatus::Started | SagaStatus::Completed => None,
+            SagaStatus::Compensating | SagaStatus::Failed if self.settled() => {
+                Some(Decision::Settle)
+            }
+            SagaStatus::Compensated if self.settled() => None,
+            SagaStatus::Compensated => Some(Decision::Reopen),
+            SagaStatus::Compensating if overdue => Some(Decision::Fail),
+            SagaStatus::Compensating | SagaStatus::Failed => None,
+        }
+    }
+
+    /// Carries a decision out: the saga's new status, and the event that announces it.
+    fn carry_out(&mut self, decision: Decision) -> Option<Event> {
+        match decision {
+            Decision::Complete => {
+                self.status = SagaStatus::Completed;
+                Some(
+                    SagaCompleted {
+                        saga_id: self.saga_id,
+                        order_id: self.order_id,
+                        payment_id: self.payment_id,
+                        reservation_id: self.reservation_id,
+                    }
+                    .into(),
+                )
+            }
+            Decision::Abort {
+                reason,
+                announce,
+                detail,
+            } => {
+                self.status = SagaStatus::Compensating;
+                self.reason = Some(reason);
+                announce.then(|| {
+                    SagaAborted {
+                        saga_id: self.saga_id,
+                        order_id: self.order_id,
+                        reason,
+                        detail,
+                    }
+                    .into()
+                })
+            }
+            Decision::Compensate { reason } => {
+                self.status = SagaStatus::Compensating;
+                self.reason = Some(reason);
+                None
+            }
+            Decision::Retry => {
+                self.status = SagaStatus::Compensating;
+                // The cancellation every participant undoes its part on, sent again: each
+                // undoes what it still holds, and one that holds nothing changes nothing.
+                Some(
+                    OrderCancelled {
+                        order_id: self.order_id,
+                        saga_id: self.saga_id,
+                        reason: self
+                            .order_cancelled
+                            .or(self.reason)
+                            .unwrap_or(AbortReason::Operator),
+                        detail: Some(RETRY_DETAIL.into()),
+                    }
+                    .into(),
+                )
+            }
+            Decision::Settle => {
+                self.status = SagaStatus::Compensated;
+                None
+            }
+            Decision::Reopen => {
+                self.status = SagaStatus::Compensating;
+                None
+            }
+            Decision::Fail => {
+                self.status = SagaStatus::Failed;
+                None
+            }
+        }
+    }
+}
+
+/// What an input asks of a saga beyond what it records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Signal {
+    /// The saga's deadline passed now.
+    pub deadline_passed: bool,
+    /// Its compensation's deadline passed.
+    pub overdue: bool,
+    /// An operator aborts it, with this note.
+    pub operator_abort: Option<Option<String>>,
+    /// An operator retries its compensation.
+    pub retry: bool,
+}
+
+/// What an input decides for a saga.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Payment confirmed and stock reserved: `COMPLETED`, announced with `saga.completed`.
+    Complete,
+    /// `COMPENSATING` for `reason`, announced with `saga.aborted` unless the order's own
+    /// cancellation started it.
+    Abort {
+        reason: AbortReason,
+        announce: bool,
+        detail: Option<String>,
+    },
+    /// A completed saga's order was cancelled by its customer: `COMPENSATING`.
+    Compensate { reason: AbortReason },
+    /// An operator's retry: `COMPENSATING` again, the order's cancellation sent again.
+    Retry,
+    /// Nothing is held any more: `COMPENSATED`.
+    Settle,
+    /// A late success after `COMPENSATED`: `COMPENSATING` until it is undone too.
+    Reopen,
+    /// The compensation did not finish in time: `FAILED`, for an operator.
+    Fail,
 }
 
 #[cfg(test)]
@@ -594,13 +671,6 @@ mod tests {
             Reaction::Nothing,
             "the abort was announced before"
         );
-    }
-
-    #[test]
-    fn only_a_dead_letter_still_dead_may_be_replayed_or_discarded() {
-        assert!(DlqStatus::Dead.can_act());
-        assert!(!DlqStatus::Replayed.can_act());
-        assert!(!DlqStatus::Discarded.can_act());
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! Every SQL statement of saga-coordinator: the `sagas`, `saga_history` and `saga_counts`
 //! tables here, the dead letters in [`dlq`].
 
-pub mod dlq;
 pub mod reconcile;
 
 use std::collections::HashMap;
@@ -19,11 +18,43 @@ const COLUMNS: &str = "saga_id, order_id, status, reason, payment_status, paymen
     reservation_id, order_cancelled, deadline_passed, deadline, compensating_since, ended_at, \
     created_at, updated_at, trace_parent";
 
+/// A saga's state as its row holds it.
+#[derive(sqlx::FromRow)]
+struct SagaRow {
+    saga_id: Uuid,
+    order_id: Uuid,
+    status: SagaStatus,
+    reason: Option<AbortReason>,
+    payment_status: PaymentStatus,
+    payment_id: Option<Uuid>,
+    inventory_status: InventoryStatus,
+    reservation_id: Option<Uuid>,
+    order_cancelled: Option<AbortReason>,
+    deadline_passed: bool,
+}
+
+impl From<SagaRow> for Saga {
+    fn from(r: SagaRow) -> Saga {
+        Saga {
+            saga_id: r.saga_id,
+            order_id: r.order_id,
+            status: r.status,
+            reason: r.reason,
+            payment: r.payment_status,
+            payment_id: r.payment_id,
+            inventory: r.inventory_status,
+            reservation_id: r.reservation_id,
+            order_cancelled: r.order_cancelled,
+            deadline_passed: r.deadline_passed,
+        }
+    }
+}
+
 /// A saga's row: its state and when things happen to it.
 #[derive(sqlx::FromRow)]
 struct Row {
     #[sqlx(flatten)]
-    saga: Saga,
+    state: SagaRow,
     deadline: DateTime<Utc>,
     compensating_since: Option<DateTime<Utc>>,
     ended_at: Option<DateTime<Utc>>,
@@ -33,6 +64,10 @@ struct Row {
 }
 
 impl Row {
+    fn saga(self) -> Saga {
+        Saga::from(self.state)
+    }
+
     fn trace(&self) -> Option<TraceParent> {
         self.trace_parent.as_deref().and_then(|t| t.parse().ok())
     }
@@ -91,7 +126,10 @@ pub async fn lock(
             .bind(&saga_ids)
             .fetch_all(&mut *conn)
             .await?;
-        found.extend(rows.into_iter().map(|r| (r.saga.saga_id, r.saga)));
+        found.extend(
+            rows.into_iter()
+                .map(|r| (r.state.saga_id, Saga::from(r.state))),
+        );
         keys.retain(|k| !found.contains_key(&k.saga_id));
     }
     for _ in 0..3 {
@@ -126,7 +164,10 @@ pub async fn lock(
             .bind(&traces)
             .fetch_all(&mut *conn)
             .await?;
-        found.extend(rows.into_iter().map(|r| (r.saga.saga_id, r.saga)));
+        found.extend(
+            rows.into_iter()
+                .map(|r| (r.state.saga_id, Saga::from(r.state))),
+        );
         keys.retain(|k| !found.contains_key(&k.saga_id));
     }
     Ok(found)
@@ -285,7 +326,7 @@ pub async fn lock_one(
         .await?;
     Ok(row.map(|r| {
         let trace = r.trace();
-        (r.saga, trace)
+        (Saga::from(r.state), trace)
     }))
 }
 
@@ -369,63 +410,39 @@ pub async fn next_deadline(pool: &PgPool) -> Result<Option<f64>, sqlx::Error> {
         .await
 }
 
-/// A participant of the saga: where it stands, and the id of what it did.
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Participant<S> {
-    pub status: S,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub payment_id: Option<Uuid>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reservation_id: Option<Uuid>,
-}
-
-/// An event the saga saw or emitted, or an operator's action on it.
-#[derive(Serialize, sqlx::FromRow, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct HistoryEntry {
+/// An event the saga saw or emitted, or an operator's action on it, as the history holds it.
+#[derive(sqlx::FromRow)]
+pub struct HistoryRecord {
     pub event_id: Uuid,
     pub event_type: String,
     pub occurred_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
     /// Who acted, on an operator's action.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
     /// The operator's note.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
 }
 
-/// A saga as the API shows it.
-#[derive(Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SagaView {
-    pub saga_id: Uuid,
-    pub order_id: Uuid,
-    pub status: SagaStatus,
-    pub reason: Option<AbortReason>,
-    pub payment: Participant<PaymentStatus>,
-    pub inventory: Participant<InventoryStatus>,
+/// A saga as stored: its state, its deadlines and times, its trace, and (read alone) its
+/// history.
+pub struct SagaRecord {
+    pub saga: Saga,
     pub deadline: DateTime<Utc>,
     /// When a `COMPENSATING` saga becomes `FAILED` unless its compensation finishes.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub compensation_deadline: Option<DateTime<Utc>>,
     /// When it last reached `COMPLETED` or `COMPENSATED`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<DateTime<Utc>>,
     /// The trace of everything its order caused (32 hex digits).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub history: Option<Vec<HistoryEntry>>,
+    pub history: Option<Vec<HistoryRecord>>,
 }
 
-fn view(row: Row, compensation_timeout: Duration) -> SagaView {
+fn record(row: Row, compensation_timeout: Duration) -> SagaRecord {
     let trace_id = row.trace().map(|t| t.trace_id_hex());
     let Row {
-        saga,
+        state,
         deadline,
         compensating_since,
         ended_at,
@@ -433,21 +450,8 @@ fn view(row: Row, compensation_timeout: Duration) -> SagaView {
         updated_at,
         trace_parent: _,
     } = row;
-    SagaView {
-        saga_id: saga.saga_id,
-        order_id: saga.order_id,
-        status: saga.status,
-        reason: saga.reason,
-        payment: Participant {
-            status: saga.payment,
-            payment_id: saga.payment_id,
-            reservation_id: None,
-        },
-        inventory: Participant {
-            status: saga.inventory,
-            payment_id: None,
-            reservation_id: saga.reservation_id,
-        },
+    SagaRecord {
+        saga: Saga::from(state),
         deadline,
         compensation_deadline: compensating_since.and_then(|since| {
             chrono::Duration::from_std(compensation_timeout)
@@ -467,7 +471,7 @@ pub async fn get(
     pool: &PgPool,
     saga_id: Uuid,
     compensation_timeout: Duration,
-) -> Result<Option<SagaView>, sqlx::Error> {
+) -> Result<Option<SagaRecord>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM sagas WHERE saga_id = $1");
     let Some(row) = sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
         .bind(saga_id)
@@ -476,14 +480,14 @@ pub async fn get(
     else {
         return Ok(None);
     };
-    let history: Vec<HistoryEntry> = sqlx::query_as(
+    let history: Vec<HistoryRecord> = sqlx::query_as(
         "SELECT event_id, event_type, occurred_at, received_at, actor, detail FROM saga_history \
          WHERE saga_id = $1 ORDER BY received_at, occurred_at",
     )
     .bind(saga_id)
     .fetch_all(pool)
     .await?;
-    let mut saga = view(row, compensation_timeout);
+    let mut saga = record(row, compensation_timeout);
     saga.history = Some(history);
     Ok(Some(saga))
 }
@@ -515,7 +519,7 @@ pub async fn list(
     pool: &PgPool,
     filter: &ListFilter,
     compensation_timeout: Duration,
-) -> Result<Vec<SagaView>, sqlx::Error> {
+) -> Result<Vec<SagaRecord>, sqlx::Error> {
     // Only the filters given, so that each query plans well whatever the plan cache does.
     let mut query =
         QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM sagas WHERE true"));
@@ -551,7 +555,7 @@ pub async fn list(
     let rows: Vec<Row> = query.build_query_as().fetch_all(pool).await?;
     Ok(rows
         .into_iter()
-        .map(|r| view(r, compensation_timeout))
+        .map(|r| record(r, compensation_timeout))
         .collect())
 }
 

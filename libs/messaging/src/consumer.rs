@@ -148,6 +148,11 @@ impl Batch<'_> {
         &self.emitted[self.emitted.len() - 1]
     }
 
+    /// The events emitted so far in this batch, in order.
+    pub fn emitted(&self) -> &[Envelope] {
+        &self.emitted
+    }
+
     /// Starts deciding on `event`: until the next call, what is emitted continues its trace, in a
     /// span of its own (a child in that trace, when spans are made). Keep the span while deciding.
     pub fn enter(&mut self, event: &Envelope) -> tracing::span::EnteredSpan {

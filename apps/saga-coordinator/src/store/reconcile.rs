@@ -23,7 +23,7 @@ pub async fn sagas_of_orders(
         .await?;
     Ok(rows
         .into_iter()
-        .map(|r| (r.saga.order_id, r.saga))
+        .map(|r| (r.state.order_id, r.saga()))
         .collect())
 }
 
@@ -43,7 +43,7 @@ pub async fn unsettled(
         .bind(limit)
         .fetch_all(pool)
         .await?;
-    Ok(rows.into_iter().map(|r| r.saga).collect())
+    Ok(rows.into_iter().map(Row::saga).collect())
 }
 
 /// The database's clock.

@@ -7,7 +7,7 @@ use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use crate::rules::DlqStatus;
+use super::DlqStatus;
 
 const COLUMNS: &str = "id, consumer, subject, reason, detail, delivered, dead_lettered_at, \
     event_id, event_type, payload, headers, status, status_at, status_by, status_detail";

@@ -28,9 +28,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::{Api, note};
-use crate::rules::DlqStatus;
-use crate::store::dlq::{self, DeadLetter, Filter};
+use super::DlqStatus;
+use super::store::{self as dlq, DeadLetter, Filter};
+use crate::routes::{Api, note};
 
 /// The routes, each with its description.
 pub fn api() -> OpenApiRouter<Api> {

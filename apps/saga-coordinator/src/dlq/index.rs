@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::store::dlq::{self, Letter};
+use super::store::{self as dlq, Letter};
 
 /// The durable consumer, on the DLQ stream, that the coordinator indexes it with.
 pub const DURABLE: &str = "saga-coordinator-dlq-index";
