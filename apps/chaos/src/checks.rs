@@ -177,7 +177,12 @@ pub async fn check_dlq(js: &jetstream::Context, poison: &[Poison]) -> anyhow::Re
             break;
         }
         let m = dlq.get_raw_message(seq).await?;
-        let header = |k: &str| m.headers.get(k).map(|v| v.to_string()).unwrap_or_default();
+        let header = |k: &str| {
+            m.headers
+                .get(k)
+                .map(std::string::ToString::to_string)
+                .unwrap_or_default()
+        };
         let reason = header("Dlq-Reason");
         if reason != "MALFORMED" && reason != "UNKNOWN_VERSION" {
             bail!(

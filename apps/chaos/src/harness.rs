@@ -729,7 +729,7 @@ async fn duplicate_everything(js: jetstream::Context, counters: Arc<Counters>) {
             .headers
             .as_ref()
             .and_then(|h| h.get("Nats-Msg-Id"))
-            .map(|v| v.to_string())
+            .map(std::string::ToString::to_string)
             .unwrap_or_default();
         if id.is_empty()
             || id.starts_with("dup-")

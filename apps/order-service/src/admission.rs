@@ -132,7 +132,10 @@ impl Admission {
     }
 
     fn cached(&self) -> Option<Duration> {
-        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         last.as_ref()
             .filter(|r| r.at.elapsed() < Self::REFRESH)
             .map(|r| match r.oldest {
@@ -153,7 +156,10 @@ impl Admission {
         .await?;
         let oldest = oldest.map_or(Duration::ZERO, age_of);
         metrics::gauge!(OLDEST_PENDING).set(oldest.as_secs_f64());
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(Reading { at, oldest });
+        *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Reading { at, oldest });
         Ok(oldest)
     }
 }

@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use messaging::Outbox;
-use service_kit::ApiError;
 use shared_events::Envelope;
 use sqlx::PgPool;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -27,7 +26,31 @@ const WRITERS: usize = 2;
 const QUEUE: usize = 4096;
 
 /// The order written, or `None` when another order already holds its idempotency key.
-type Reply = Result<Option<Order>, ApiError>;
+type Reply = Result<Option<Order>, IntakeError>;
+
+/// Why an order was not written.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum IntakeError {
+    /// The service is stopping and takes no more orders.
+    #[error("the service is stopping")]
+    Stopping,
+    /// The database could not be reached.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Writing failed for another reason.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl IntakeError {
+    fn of(error: &anyhow::Error) -> IntakeError {
+        if messaging::db::is_unavailable_in(error) {
+            IntakeError::Unavailable(format!("{error:#}"))
+        } else {
+            IntakeError::Failed(format!("{error:#}"))
+        }
+    }
+}
 
 struct Submission {
     row: NewRow,
@@ -68,22 +91,14 @@ impl Intake {
         self.writing.fetch_add(1, Ordering::Relaxed);
         let answered = async {
             if self.queue.send(submission).await.is_err() {
-                return Err(stopping());
+                return Err(IntakeError::Stopping);
             }
-            answer.await.unwrap_or_else(|_| Err(stopping()))
+            answer.await.unwrap_or(Err(IntakeError::Stopping))
         }
         .await;
         self.writing.fetch_sub(1, Ordering::Relaxed);
         answered
     }
-}
-
-fn stopping() -> ApiError {
-    ApiError::new(
-        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-        "UNAVAILABLE",
-        "the service is stopping; try again",
-    )
 }
 
 async fn write_all(mut waiting: mpsc::Receiver<Submission>, pool: PgPool, outbox: Outbox) {
@@ -128,12 +143,12 @@ async fn write(batch: Vec<Submission>, pool: &PgPool, outbox: &Outbox) {
                 let one = insert(std::slice::from_ref(&s), pool, outbox).await;
                 let answer = one
                     .map(|mut written| written.remove(&s.row.order_id))
-                    .map_err(ApiError::from);
+                    .map_err(|e| IntakeError::of(&e));
                 let _ = s.reply.send(answer);
             }
         }
         Err(e) => {
-            let error = ApiError::from(e);
+            let error = IntakeError::of(&e);
             for s in batch {
                 let _ = s.reply.send(Err(error.clone()));
             }

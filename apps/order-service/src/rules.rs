@@ -11,6 +11,9 @@
 //! stays cancelled (the saga then compensates), and a confirmed order is only cancelled by its
 //! customer. A repeated or late decision changes nothing.
 
+// A new variant of a domain enum must be decided on wherever one is matched: no `_` arms.
+#![deny(clippy::wildcard_enum_match_arm)]
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use shared_events::{
@@ -214,6 +217,7 @@ impl Order {
 }
 
 #[cfg(test)]
+#[allow(clippy::wildcard_enum_match_arm)] // a test may panic on whatever else it meets
 mod tests {
     use super::*;
 

@@ -403,7 +403,7 @@ impl<H: Handler> Consumer<H> {
                 .headers
                 .as_ref()
                 .and_then(|h| h.get(REPLAY_FOR))
-                .map(|v| v.as_str());
+                .map(async_nats::HeaderValue::as_str);
             if replayed_for.is_some_and(|durable| durable != self.inner.durable) {
                 let outcome = self.ack(&message, Outcome::NotForUs).await;
                 self.count(&subject, outcome);

@@ -270,7 +270,11 @@ impl Outbox {
             return;
         }
         {
-            let mut queue = self.handoff.queue.lock().unwrap_or_else(|p| p.into_inner());
+            let mut queue = self
+                .handoff
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let room = HANDOFF_BOUND.saturating_sub(queue.len());
             queue.extend(written.rows.into_iter().take(room).map(|row| Handed {
                 written: written.at,
@@ -283,7 +287,11 @@ impl Outbox {
     /// Takes up to `max` handed-off events still young enough to publish, dropping (to the
     /// poller) those written more than `young` ago.
     fn take_handed(&self, max: usize, young: Duration) -> Vec<Handed> {
-        let mut queue = self.handoff.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let mut queue = self
+            .handoff
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut out = Vec::with_capacity(max.min(queue.len()));
         while out.len() < max {
             match queue.pop_front() {
@@ -297,7 +305,11 @@ impl Outbox {
 
     /// Puts events whose publish failed back at the front, to be tried again.
     fn put_back(&self, handed: Vec<Handed>) {
-        let mut queue = self.handoff.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let mut queue = self
+            .handoff
+            .queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for h in handed.into_iter().rev() {
             queue.push_front(h);
         }
@@ -375,8 +387,17 @@ pub struct Relay {
 pub enum RelayError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("publishing {subject}: {error}")]
-    Publish { subject: String, error: String },
+    /// JetStream refused or did not acknowledge a publish; the kind says how
+    /// (`PublishErrorKind`: timed out, stream not found, ...).
+    #[error("publishing {subject}: {source}")]
+    Publish {
+        subject: String,
+        #[source]
+        source: jetstream::context::PublishError,
+    },
+    /// The client is not connected to NATS: nothing was sent.
+    #[error("publishing {subject}: not connected to NATS")]
+    NotConnected { subject: String },
 }
 
 /// When the poller comes next, and how its rounds have gone.
@@ -565,9 +586,8 @@ impl Relay {
         if self.js.client().connection_state() != async_nats::connection::State::Connected {
             return Published {
                 acked: Vec::new(),
-                failure: rows.first().map(|r| RelayError::Publish {
+                failure: rows.first().map(|r| RelayError::NotConnected {
                     subject: r.subject.clone(),
-                    error: "not connected to NATS".into(),
                 }),
             };
         }
@@ -584,10 +604,10 @@ impl Relay {
             let publish = publish.payload(row.body.clone());
             match self.js.send_publish(row.subject.clone(), publish).await {
                 Ok(ack) => pending.push((row.id, row.subject.as_str(), ack.into_future())),
-                Err(e) => {
+                Err(source) => {
                     failure = Some(RelayError::Publish {
                         subject: row.subject.clone(),
-                        error: e.to_string(),
+                        source,
                     });
                     break;
                 }
@@ -609,10 +629,10 @@ impl Relay {
                         .increment(1);
                     acked.push(id);
                 }
-                Err(e) => {
+                Err(source) => {
                     failure.get_or_insert(RelayError::Publish {
                         subject: subject.into(),
-                        error: e.to_string(),
+                        source,
                     });
                 }
             }

@@ -99,11 +99,6 @@ pub fn current_of(span: &Span) -> Option<TraceParent> {
     of(span.context().span().span_context())
 }
 
-/// The trace id of `span`, as 32 hex digits, when spans are made.
-pub fn trace_id_of(span: &Span) -> Option<String> {
-    current_of(span).map(|t| t.trace_id_hex())
-}
-
 /// A span for work on behalf of `parent`'s trace, made only when spans are exported.
 #[macro_export]
 macro_rules! traced_span {

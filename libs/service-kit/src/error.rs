@@ -29,6 +29,17 @@ pub struct ApiError {
     pub details: Vec<FieldError>,
     /// Seconds after which a retry may succeed (`Retry-After`), for a 503.
     pub retry_after: Option<u64>,
+    /// What went wrong inside, for the log (never for the client): the request's middleware
+    /// logs it once ([`log_errors`]).
+    pub cause: Option<Cause>,
+}
+
+/// The inside story of an error answer, carried on the response to the one place that logs it.
+#[derive(Clone, Debug)]
+pub struct Cause {
+    /// A failure of the service (error) or of what it depends on (warning).
+    pub unexpected: bool,
+    pub message: String,
 }
 
 impl ApiError {
@@ -39,6 +50,7 @@ impl ApiError {
             message: message.into(),
             details: Vec::new(),
             retry_after: None,
+            cause: None,
         }
     }
 
@@ -73,22 +85,47 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, code, message)
     }
 
-    /// An unexpected failure: logged here, once, and answered without its details.
+    /// An unexpected failure: answered without its details, which [`log_errors`] logs once.
     pub fn internal(error: impl std::fmt::Display) -> ApiError {
-        tracing::error!(%error, "request failed");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL",
-            "an unexpected error occurred",
-        )
+        ApiError {
+            cause: Some(Cause {
+                unexpected: true,
+                message: error.to_string(),
+            }),
+            ..ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL",
+                "an unexpected error occurred",
+            )
+        }
     }
 }
 
 impl ApiError {
-    fn unavailable(error: impl std::fmt::Display) -> ApiError {
-        tracing::warn!(%error, "database unavailable");
+    /// Something the service depends on is away: a 503 `code` with `message` and
+    /// `Retry-After`; `cause` is logged (at warning) by [`log_errors`].
+    pub fn dependency_away(
+        code: &'static str,
+        message: impl Into<String>,
+        cause: impl std::fmt::Display,
+    ) -> ApiError {
         ApiError {
             retry_after: Some(1),
+            cause: Some(Cause {
+                unexpected: false,
+                message: cause.to_string(),
+            }),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
+        }
+    }
+
+    fn unavailable(error: impl std::fmt::Display) -> ApiError {
+        ApiError {
+            retry_after: Some(1),
+            cause: Some(Cause {
+                unexpected: false,
+                message: format!("database unavailable: {error}"),
+            }),
             ..ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "UNAVAILABLE",
@@ -152,6 +189,9 @@ impl IntoResponse for ApiError {
                 axum::http::HeaderValue::from(seconds),
             );
         }
+        if let Some(cause) = self.cause {
+            response.extensions_mut().insert(cause);
+        }
         response
     }
 }
@@ -165,6 +205,49 @@ pub fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(no message)".into());
     ApiError::internal(format!("handler panicked: {why}")).into_response()
+}
+
+/// Middleware: logs, once, the inside story of every error answer that has one (an unexpected
+/// failure at error, a dependency that was away at warning), in the request's span.
+pub async fn log_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    if let Some(cause) = response.extensions().get::<Cause>() {
+        let status = response.status().as_u16();
+        if cause.unexpected {
+            tracing::error!(status, error = %cause.message, "request failed");
+        } else {
+            tracing::warn!(status, error = %cause.message, "request could not be served");
+        }
+    }
+    response
+}
+
+/// The answer to a request that took longer than the service allows (a hung handler): a 503 in
+/// the error shape, instead of holding the connection.
+pub fn timed_out() -> ApiError {
+    ApiError {
+        retry_after: Some(1),
+        cause: Some(Cause {
+            unexpected: true,
+            message: "the request took longer than HTTP_REQUEST_TIMEOUT_MS".into(),
+        }),
+        ..ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TIMEOUT",
+            "the request took too long; try again",
+        )
+    }
+}
+
+/// Gives the answer of the request timeout (tower-http's `TimeoutLayer`, which answers an
+/// empty 408 when a handler takes too long: no handler answers 408 itself) the error shape: a
+/// 503 `TIMEOUT` with `Retry-After`.
+pub async fn shape_timeout(response: Response) -> Response {
+    if response.status() == StatusCode::REQUEST_TIMEOUT {
+        timed_out().into_response()
+    } else {
+        response
+    }
 }
 
 /// The 404 for paths no route matches.

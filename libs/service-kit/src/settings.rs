@@ -122,6 +122,11 @@ pub struct CommonArgs {
     /// The token of admin calls (Authorization: Bearer <token>); unset: admin calls answer 403.
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// A request not answered within this many milliseconds is answered 503 TIMEOUT (a hung
+    /// handler does not hold its connection forever).
+    #[arg(long, env = "HTTP_REQUEST_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub http_request_timeout_ms: u64,
     /// The major versions of its events this service publishes, comma-separated: each event
     /// goes out in every listed major it has (an event that has none of them, in its newest).
     /// During a change-over every consumer must know one of them (docs/upgrading.md).
@@ -183,7 +188,7 @@ fn redact(url: &str) -> String {
 }
 
 fn publish_majors(text: &str) -> Result<Majors, String> {
-    Majors::parse(text)
+    Majors::parse(text).map_err(|e| e.to_string())
 }
 
 fn log_filter(text: &str) -> Result<Targets, String> {
@@ -217,6 +222,8 @@ pub struct CommonSettings {
     pub admin_token: Option<String>,
     /// `PUBLISH_MAJORS`.
     pub publish_majors: Majors,
+    /// `HTTP_REQUEST_TIMEOUT_MS`.
+    pub request_timeout: std::time::Duration,
 }
 
 impl CommonSettings {
@@ -236,6 +243,7 @@ impl CommonSettings {
             },
             admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
             publish_majors: args.publish_majors.clone(),
+            request_timeout: std::time::Duration::from_millis(args.http_request_timeout_ms),
         }
     }
 
@@ -249,6 +257,7 @@ impl CommonSettings {
             nats: NatsSettings::new(nats_url, service),
             admin_token: Some("test-admin-token".into()),
             publish_majors: Majors::all(),
+            request_timeout: std::time::Duration::from_secs(30),
         }
     }
 }

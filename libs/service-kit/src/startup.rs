@@ -162,7 +162,6 @@ pub struct ServiceBuilder {
     infra: Infra,
     shutdown: Shutdown,
     tasks: Vec<Task>,
-    relay: RelayConfig,
     refresh: Option<Refresh>,
 }
 
@@ -173,7 +172,6 @@ impl ServiceBuilder {
             infra,
             shutdown,
             tasks: Vec::new(),
-            relay: RelayConfig::default(),
             refresh: None,
         }
     }
@@ -186,14 +184,6 @@ impl ServiceBuilder {
     /// Has `refresh` bring the service's own gauges up to date before each `/metrics` read.
     pub fn on_scrape(&mut self, refresh: Refresh) {
         self.refresh = Some(refresh);
-    }
-
-    pub fn infra(&self) -> &Infra {
-        &self.infra
-    }
-
-    pub fn shutdown(&self) -> &Shutdown {
-        &self.shutdown
     }
 
     /// Provisions this service's durable consumers of `kind`'s event, one for each major this
@@ -249,6 +239,12 @@ impl ServiceBuilder {
             .merge(crate::audit::routes(self.infra.pool.clone(), self.admin()))
             .fallback(no_route)
             .method_not_allowed_fallback(wrong_method)
+            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                self.settings.request_timeout,
+            ))
+            .layer(axum::middleware::map_response(crate::error::shape_timeout))
+            .layer(axum::middleware::from_fn(crate::error::log_errors))
             .layer(axum::middleware::from_fn(crate::metrics::track))
             .layer(crate::metrics::request_spans())
             .layer(tower_http::catch_panic::CatchPanicLayer::custom(
@@ -263,7 +259,7 @@ impl ServiceBuilder {
             self.infra.pool.clone(),
             self.infra.js.clone(),
             self.infra.outbox.clone(),
-            self.relay,
+            RelayConfig::default(),
         );
         let mut tasks = self.tasks;
         // The relay stops last, on a token of its own: what the server and the consumers commit

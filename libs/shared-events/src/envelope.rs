@@ -45,7 +45,7 @@ pub enum DecodeError {
     #[error("invalid {subject} payload: {error}")]
     InvalidPayload {
         subject: &'static str,
-        error: String,
+        error: crate::events::PayloadError,
     },
 }
 

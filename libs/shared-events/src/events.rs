@@ -25,13 +25,40 @@ use crate::domain::{Currency, CustomerId, ProductId, Quantity};
 use crate::money::{MinorUnits, Money};
 use crate::streams::Stream;
 
+/// Why a payload is not a valid event of its major.
+#[derive(Debug, thiserror::Error)]
+pub enum PayloadError {
+    /// Not the major's JSON shape.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// An amount its major does not carry (v1: more than two decimals).
+    #[error("{amount} has more than two decimals, which v1 does not carry")]
+    Decimals { amount: Money },
+    /// Minor units that make no amount of its currency.
+    #[error("{units} minor units of {currency}: {error}")]
+    MinorUnits {
+        units: u64,
+        currency: Currency,
+        error: crate::money::MoneyError,
+    },
+}
+
+/// Why a list of majors is not one (`PUBLISH_MAJORS`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MajorsError {
+    #[error("{0:?} is not a major version (such as 1 or 2)")]
+    NotANumber(String),
+    #[error("no event has a major {major} in this build (known: {known})")]
+    Unknown { major: u32, known: Majors },
+}
+
 /// Implemented by the payload type of every major of every event: ties the Rust type to its
 /// row of the event table, and converts it from and to the [`Event`] it carries.
 pub trait EventPayload: Serialize + DeserializeOwned + JsonSchema {
     const KIND: EventKind;
 
     /// The event this payload says happened; an error says why it is not a valid one.
-    fn into_event(self) -> Result<Event, String>;
+    fn into_event(self) -> Result<Event, PayloadError>;
 
     /// `event` in this major, if it is this event and this major can carry it exactly (the
     /// first major holds amounts of at most two decimals).
@@ -79,10 +106,10 @@ macro_rules! event_table {
             }
 
             /// Reads a payload of this kind into the event it carries.
-            pub fn decode_payload(self, payload: &str) -> Result<Event, String> {
+            pub fn decode_payload(self, payload: &str) -> Result<Event, PayloadError> {
                 match self {
                     $(EventKind::$variant => Major::into_event(
-                        serde_json::from_str::<$variant>(payload).map_err(|e| e.to_string())?,
+                        serde_json::from_str::<$variant>(payload)?,
                     )),*
                 }
             }
@@ -99,7 +126,7 @@ macro_rules! event_table {
         $(
             impl EventPayload for $variant {
                 const KIND: EventKind = EventKind::$variant;
-                fn into_event(self) -> Result<Event, String> {
+                fn into_event(self) -> Result<Event, PayloadError> {
                     Major::into_event(self)
                 }
                 fn from_event(event: &Event) -> Option<Self> {
@@ -112,7 +139,7 @@ macro_rules! event_table {
 
 /// How one major's payload converts from and to its event (see [`EventPayload`]).
 trait Major: Sized {
-    fn into_event(self) -> Result<Event, String>;
+    fn into_event(self) -> Result<Event, PayloadError>;
     fn from_event(event: &Event) -> Option<Self>;
 }
 
@@ -226,18 +253,16 @@ impl Majors {
     }
 
     /// Reads `1,2`: majors this build knows, at least one.
-    pub fn parse(text: &str) -> Result<Majors, String> {
+    pub fn parse(text: &str) -> Result<Majors, MajorsError> {
         let known = Majors::all();
         let mut majors = BTreeSet::new();
         for part in text.split(',').map(str::trim) {
             let major = part
                 .trim_start_matches('v')
                 .parse::<u32>()
-                .map_err(|_| format!("{part:?} is not a major version (such as 1 or 2)"))?;
+                .map_err(|_| MajorsError::NotANumber(part.to_owned()))?;
             if !known.contains(major) {
-                return Err(format!(
-                    "no event has a major {major} in this build (known: {known})"
-                ));
+                return Err(MajorsError::Unknown { major, known });
             }
             majors.insert(major);
         }
@@ -253,8 +278,8 @@ impl fmt::Display for Majors {
 }
 
 impl std::str::FromStr for Majors {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Majors, String> {
+    type Err = MajorsError;
+    fn from_str(text: &str) -> Result<Majors, MajorsError> {
         Majors::parse(text)
     }
 }
@@ -540,7 +565,7 @@ pub struct PaymentRefundedV2 {
 macro_rules! same_as_event {
     ($($variant:ident),*) => {$(
         impl Major for $variant {
-            fn into_event(self) -> Result<Event, String> {
+            fn into_event(self) -> Result<Event, PayloadError> {
                 Ok(Event::$variant(self))
             }
             fn from_event(event: &Event) -> Option<Self> {
@@ -565,11 +590,9 @@ same_as_event!(
 );
 
 /// The first major's rule for money: two decimals at most, whatever the currency.
-fn v1_amount(amount: Money) -> Result<Money, String> {
+fn v1_amount(amount: Money) -> Result<Money, PayloadError> {
     if amount.decimals() > Money::TWO_DECIMALS {
-        return Err(format!(
-            "{amount} has more than two decimals, which v1 does not carry"
-        ));
+        return Err(PayloadError::Decimals { amount });
     }
     Ok(amount)
 }
@@ -579,7 +602,7 @@ fn v1_amount(amount: Money) -> Result<Money, String> {
 macro_rules! v1_with_money {
     ($($variant:ident => |$e:ident| $amounts:expr;)*) => {$(
         impl Major for $variant {
-            fn into_event(self) -> Result<Event, String> {
+            fn into_event(self) -> Result<Event, PayloadError> {
                 let $e = &self;
                 for amount in $amounts {
                     v1_amount(amount)?;
@@ -607,8 +630,12 @@ v1_with_money! {
 }
 
 /// An amount of the second major in the currency's money.
-fn from_minor(units: MinorUnits, currency: &Currency) -> Result<Money, String> {
-    Money::from_minor(units, currency.exponent()).map_err(|e| format!("{units:?}: {e}"))
+fn from_minor(units: MinorUnits, currency: &Currency) -> Result<Money, PayloadError> {
+    Money::from_minor(units, currency.exponent()).map_err(|error| PayloadError::MinorUnits {
+        units: units.get(),
+        currency: currency.clone(),
+        error,
+    })
 }
 
 /// An amount in minor units of the currency, if it is a whole number of them.
@@ -617,7 +644,7 @@ fn to_minor(amount: Money, currency: &Currency) -> Option<MinorUnits> {
 }
 
 impl Major for OrderCreatedV2 {
-    fn into_event(self) -> Result<Event, String> {
+    fn into_event(self) -> Result<Event, PayloadError> {
         let currency = &self.currency;
         let items = self
             .items
@@ -629,7 +656,7 @@ impl Major for OrderCreatedV2 {
                     unit_price: from_minor(l.unit_price, currency)?,
                 })
             })
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, PayloadError>>()?;
         Ok(Event::OrderCreated(OrderCreated {
             order_id: self.order_id,
             saga_id: self.saga_id,
@@ -667,7 +694,7 @@ impl Major for OrderCreatedV2 {
 }
 
 impl Major for PaymentConfirmedV2 {
-    fn into_event(self) -> Result<Event, String> {
+    fn into_event(self) -> Result<Event, PayloadError> {
         Ok(Event::PaymentConfirmed(PaymentConfirmed {
             amount: from_minor(self.amount, &self.currency)?,
             order_id: self.order_id,
@@ -692,7 +719,7 @@ impl Major for PaymentConfirmedV2 {
 }
 
 impl Major for PaymentFailedV2 {
-    fn into_event(self) -> Result<Event, String> {
+    fn into_event(self) -> Result<Event, PayloadError> {
         Ok(Event::PaymentFailed(PaymentFailed {
             amount: from_minor(self.amount, &self.currency)?,
             order_id: self.order_id,
@@ -717,7 +744,7 @@ impl Major for PaymentFailedV2 {
 }
 
 impl Major for PaymentRefundedV2 {
-    fn into_event(self) -> Result<Event, String> {
+    fn into_event(self) -> Result<Event, PayloadError> {
         Ok(Event::PaymentRefunded(PaymentRefunded {
             amount: from_minor(self.amount, &self.currency)?,
             order_id: self.order_id,

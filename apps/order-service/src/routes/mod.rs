@@ -20,7 +20,7 @@ use uuid::Uuid;
 pub mod new_order;
 
 use crate::admission::{self, Admission};
-use crate::intake::Intake;
+use crate::intake::{Intake, IntakeError};
 use crate::rules::{Input, Line, Order, OrderStatus, new_order_id};
 use crate::store::{self, Keyed, ListFilter, NewRow};
 
@@ -194,7 +194,16 @@ async fn create(
         order: new,
         idempotency_key: key.clone(),
     };
-    match state.intake.submit(row, event).await? {
+    let written = state.intake.submit(row, event).await.map_err(|e| match e {
+        IntakeError::Stopping => {
+            ApiError::dependency_away("UNAVAILABLE", "the service is stopping; try again", e)
+        }
+        IntakeError::Unavailable(_) => {
+            ApiError::dependency_away("UNAVAILABLE", "the database is unavailable; try again", e)
+        }
+        IntakeError::Failed(_) => ApiError::internal(e),
+    })?;
+    match written {
         Some(order) => Ok((StatusCode::CREATED, Json(order.into()))),
         None => {
             // The key is taken: a retry of the same request, or another request under it.

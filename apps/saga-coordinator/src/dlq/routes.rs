@@ -233,11 +233,10 @@ async fn publish(api: &Api, entries: &[DeadLetter]) -> Result<(), ApiError> {
 }
 
 fn unavailable(why: String) -> ApiError {
-    tracing::warn!(error = %why, "replay failed");
-    ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
+    ApiError::dependency_away(
         "UNAVAILABLE",
         "NATS did not take the replay; nothing was changed, try again",
+        format!("replay failed: {why}"),
     )
 }
 

@@ -356,7 +356,7 @@ fn action(m: &Mismatch) -> String {
     if m.resend.is_empty() {
         "none: needs an operator".into()
     } else {
-        let names: Vec<&str> = m.resend.iter().map(|e| e.name()).collect();
+        let names: Vec<&str> = m.resend.iter().map(shared_events::Event::name).collect();
         format!("re-sent {}", names.join(", "))
     }
 }

@@ -16,7 +16,9 @@ pub async fn dlq_headers(js: &jetstream::Context, sequence: u64) -> HashMap<Stri
         .map(|(k, v)| {
             (
                 k.to_string(),
-                v.first().map(|v| v.to_string()).unwrap_or_default(),
+                v.first()
+                    .map(std::string::ToString::to_string)
+                    .unwrap_or_default(),
             )
         })
         .collect()

@@ -42,7 +42,7 @@ async fn each_of_1000_events_takes_effect_once_despite_relay_kills_and_double_de
                 .headers
                 .as_ref()
                 .and_then(|h| h.get("Nats-Msg-Id"))
-                .map(|v| v.to_string())
+                .map(std::string::ToString::to_string)
                 .unwrap_or_default();
             if id.starts_with("dup-") {
                 continue;
@@ -477,7 +477,10 @@ async fn events_a_handler_emits_are_published_after_commit_in_the_same_saga() {
     assert_eq!(emitted.correlation_id, saga);
     assert_eq!(emitted.causation_id, Some(cause.event_id));
     assert_eq!(emitted.producer, "order-service");
-    let msg_id = stored.headers.get("Nats-Msg-Id").map(|v| v.to_string());
+    let msg_id = stored
+        .headers
+        .get("Nats-Msg-Id")
+        .map(std::string::ToString::to_string);
     assert_eq!(msg_id, Some(emitted.event_id.to_string()));
     stop.cancel();
     consumer.await.expect("stops");
