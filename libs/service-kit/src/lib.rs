@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod settings;
 pub mod startup;
 pub mod telemetry;
+pub mod testing;
 
 pub use error::{ApiError, FieldError};
 pub use extract::{ApiJson, ApiPath, ApiQuery};

@@ -221,36 +221,13 @@ impl ServiceBuilder {
     /// Binds the HTTP listener with `routes` (described as `about`) plus health, metrics, the
     /// audit log and `GET /openapi.json`, each request counted and timed by its route.
     pub async fn serve(self, routes: OpenApiRouter, about: &str) -> anyhow::Result<Service> {
-        let (routes, api) = routes.split_for_parts();
-        let document = Arc::new(crate::api::describe(self.settings.service, about, api));
-        let router = routes
-            .route(
-                "/openapi.json",
-                axum::routing::get(move || {
-                    let document = document.clone();
-                    async move { axum::Json(document.as_ref().clone()) }
-                }),
-            )
-            .merge(crate::health::routes(
-                self.infra.pool.clone(),
-                self.infra.client.clone(),
-                self.refresh.clone(),
-            ))
-            .merge(crate::audit::routes(self.infra.pool.clone(), self.admin()))
-            .fallback(no_route)
-            .method_not_allowed_fallback(wrong_method)
-            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-                axum::http::StatusCode::REQUEST_TIMEOUT,
-                self.settings.request_timeout,
-            ))
-            .layer(axum::middleware::map_response(crate::error::shape_timeout))
-            .layer(axum::middleware::from_fn(crate::error::log_errors))
-            .layer(axum::middleware::from_fn(crate::metrics::track))
-            .layer(crate::metrics::request_spans())
-            .layer(tower_http::catch_panic::CatchPanicLayer::custom(
-                crate::error::panicked,
-            ))
-            .layer(DefaultBodyLimit::max(BODY_LIMIT));
+        let router = app(
+            &self.settings,
+            &self.infra,
+            routes,
+            about,
+            self.refresh.clone(),
+        );
         let listener = TcpListener::bind(self.settings.http_addr)
             .await
             .with_context(|| format!("listening on {}", self.settings.http_addr))?;
@@ -288,6 +265,73 @@ impl ServiceBuilder {
             tasks: Tasks(Arc::new(handles)),
             shutdown: self.shutdown,
             relay_stop,
+        })
+    }
+}
+
+/// A service's whole HTTP side: `routes` (described as `about`) plus health, metrics, the
+/// audit log and `GET /openapi.json`, behind the layers every request goes through (timeout,
+/// error logging, metrics, request spans, panics caught, the body limit). What
+/// [`ServiceBuilder::serve`] serves, and what route tests call with `oneshot`.
+pub fn app(
+    settings: &CommonSettings,
+    infra: &Infra,
+    routes: OpenApiRouter,
+    about: &str,
+    refresh: Option<Refresh>,
+) -> Router {
+    let (routes, api) = routes.split_for_parts();
+    let document = Arc::new(crate::api::describe(settings.service, about, api));
+    let admin = AdminToken::new(settings.admin_token.as_deref());
+    routes
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let document = document.clone();
+                async move { axum::Json(document.as_ref().clone()) }
+            }),
+        )
+        .merge(crate::health::routes(
+            infra.pool.clone(),
+            infra.client.clone(),
+            refresh,
+        ))
+        .merge(crate::audit::routes(infra.pool.clone(), admin))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            settings.request_timeout,
+        ))
+        .layer(axum::middleware::map_response(crate::error::shape_timeout))
+        .layer(axum::middleware::from_fn(crate::error::log_errors))
+        .layer(axum::middleware::from_fn(crate::metrics::track))
+        .layer(crate::metrics::request_spans())
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            crate::error::panicked,
+        ))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+}
+
+impl Infra {
+    /// An infrastructure that reaches nothing: a pool that connects only when a statement runs
+    /// (and then fails), and a NATS client that keeps trying a port nothing listens on. For
+    /// route tests of what answers before the database or NATS is needed (bad input, admin
+    /// checks, unknown routes), with no running stack.
+    pub async fn offline(service: &'static str) -> anyhow::Result<Infra> {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(Duration::from_millis(200))
+            .connect_lazy("postgres://offline@127.0.0.1:1/offline")?;
+        let client = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect("nats://127.0.0.1:1")
+            .await?;
+        let js = messaging::nats::jetstream(client.clone());
+        Ok(Infra {
+            pool,
+            client,
+            js,
+            outbox: Outbox::new(service),
         })
     }
 }
