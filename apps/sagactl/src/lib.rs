@@ -4,8 +4,8 @@
 //!
 //! The library holds the whole tool ([`Cli`], [`run`]) so that tests drive it in-process; the
 //! binary only parses the command line and prints. Each subcommand group is a module of its own
-//! under `commands/` (its arguments, its calls, and its text); this file holds what they share:
-//! the global flags, the HTTP client, and the dispatch.
+//! under `commands/` (its arguments, its calls, the API's answers as types, and its text); this
+//! file holds what they share: the global flags, the HTTP client, and the dispatch.
 
 mod commands;
 

@@ -2,13 +2,15 @@
 //! one with its original message and headers, and what an operator does to them (replay one or
 //! every one matching a filter, discard one).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{next_page, s, short_time};
+use super::{Page, Time};
 use crate::{Api, Service, query};
 
 #[derive(Debug, Subcommand)]
@@ -80,11 +82,11 @@ pub(crate) async fn run(command: &Dlq, api: &Api<'_>, out: &mut String) -> anyho
                 ("cursor", f.cursor.map(|c| c.to_string())),
             ]);
             let url = api.url(Service::Saga, &format!("/dlq{q}"));
-            api.get(url, false).await?.print(out, dlq_list)
+            api.get(url, false).await?.print(out, list)
         }
         Dlq::Show { id } => {
             let url = api.url(Service::Saga, &format!("/dlq/{id}"));
-            api.get(url, false).await?.print(out, dlq_entry)
+            api.get(url, false).await?.print(out, entry)
         }
         Dlq::Replay {
             id: Some(id),
@@ -93,7 +95,7 @@ pub(crate) async fn run(command: &Dlq, api: &Api<'_>, out: &mut String) -> anyho
             reason: None,
         } => {
             let url = api.url(Service::Saga, &format!("/dlq/{id}/replay"));
-            api.post(url, None).await?.print(out, dlq_entry)
+            api.post(url, None).await?.print(out, entry)
         }
         Dlq::Replay {
             id: None,
@@ -106,73 +108,143 @@ pub(crate) async fn run(command: &Dlq, api: &Api<'_>, out: &mut String) -> anyho
             }
             let url = api.url(Service::Saga, "/dlq/replay");
             let body = json!({ "consumer": consumer, "subject": subject, "reason": reason });
-            api.post(url, Some(body)).await?.print(out, dlq_replayed)
+            api.post(url, Some(body)).await?.print(out, replayed)
         }
         Dlq::Replay { .. } => bail!("give an entry id or a filter, not both"),
         Dlq::Discard { id, detail } => {
             let url = api.url(Service::Saga, &format!("/dlq/{id}/discard"));
             let body = json!({ "detail": detail });
-            api.post(url, Some(body)).await?.print(out, dlq_entry)
+            api.post(url, Some(body)).await?.print(out, entry)
         }
     }
 }
 
-fn dlq_list(value: &Value, out: &mut String) {
+/// A dead letter as saga-coordinator shows it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeadLetter {
+    id: i64,
+    status: String,
+    consumer: String,
+    subject: String,
+    reason: String,
+    detail: Option<String>,
+    delivered: Option<i64>,
+    dead_lettered_at: Time,
+    event_id: Option<String>,
+    event_type: Option<String>,
+    status_changed_by: Option<String>,
+    status_changed_at: Option<Time>,
+    status_detail: Option<String>,
+    /// The original message's headers, name to value (an entry shown alone has them).
+    headers: Option<BTreeMap<String, String>>,
+    /// The original message's body: JSON when it parses, else its text. Any message can be
+    /// dead-lettered, so this stays untyped.
+    payload: Value,
+}
+
+/// `POST /dlq/replay`: how many entries matched and were replayed.
+#[derive(Debug, Deserialize)]
+struct Replayed {
+    replayed: u64,
+}
+
+fn list(page: &Page<DeadLetter, i64>, out: &mut String) {
     let _ = writeln!(
         out,
         "{:>6}  {:<9}  {:<42}  {:<20}  {:<18}  DEAD-LETTERED",
         "ID", "STATUS", "CONSUMER", "SUBJECT", "REASON"
     );
-    for d in value["items"].as_array().into_iter().flatten() {
+    // The header pads ID to 6 columns but the rows never have (sagactl used to write the id as
+    // a JSON value, which ignores the width): kept so, as these lines are what people and
+    // scripts already read.
+    for d in &page.items {
         let _ = writeln!(
             out,
-            "{:>6}  {:<9}  {:<42}  {:<20}  {:<18}  {}",
-            d["id"],
-            s(&d["status"]),
-            s(&d["consumer"]),
-            s(&d["subject"]),
-            s(&d["reason"]),
-            short_time(&d["deadLetteredAt"])
+            "{}  {:<9}  {:<42}  {:<20}  {:<18}  {}",
+            d.id,
+            d.status,
+            d.consumer,
+            d.subject,
+            d.reason,
+            d.dead_lettered_at.short()
         );
     }
-    next_page(value, out);
+    page.write_next(out);
 }
 
-fn dlq_entry(d: &Value, out: &mut String) {
-    for (label, key) in [
-        ("id", "id"),
-        ("status", "status"),
-        ("consumer", "consumer"),
-        ("subject", "subject"),
-        ("reason", "reason"),
-        ("detail", "detail"),
-        ("delivered", "delivered"),
-        ("dead-lettered", "deadLetteredAt"),
-        ("event id", "eventId"),
-        ("event type", "eventType"),
-        ("status by", "statusChangedBy"),
-        ("status at", "statusChangedAt"),
-        ("note", "statusDetail"),
-    ] {
-        let v = &d[key];
-        if !v.is_null() {
-            let shown = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
-            let _ = writeln!(out, "{label:<14} {shown}");
+/// One dead letter: a line for each field it has, then its headers and its payload.
+fn entry(d: &DeadLetter, out: &mut String) {
+    let fields = [
+        ("id", Some(d.id.to_string())),
+        ("status", Some(d.status.clone())),
+        ("consumer", Some(d.consumer.clone())),
+        ("subject", Some(d.subject.clone())),
+        ("reason", Some(d.reason.clone())),
+        ("detail", d.detail.clone()),
+        ("delivered", d.delivered.map(|n| n.to_string())),
+        ("dead-lettered", Some(d.dead_lettered_at.to_string())),
+        ("event id", d.event_id.clone()),
+        ("event type", d.event_type.clone()),
+        ("status by", d.status_changed_by.clone()),
+        (
+            "status at",
+            d.status_changed_at.as_ref().map(Time::to_string),
+        ),
+        ("note", d.status_detail.clone()),
+    ];
+    for (label, value) in fields {
+        if let Some(value) = value {
+            let _ = writeln!(out, "{label:<14} {value}");
         }
     }
-    if let Some(headers) = d["headers"].as_object() {
+    if let Some(headers) = &d.headers {
         let _ = writeln!(out, "headers:");
         for (name, value) in headers {
-            let _ = writeln!(out, "  {name}: {}", s(value));
+            let _ = writeln!(out, "  {name}: {value}");
         }
     }
     let _ = writeln!(
         out,
         "payload:\n{}",
-        serde_json::to_string_pretty(&d["payload"]).unwrap_or_default()
+        serde_json::to_string_pretty(&d.payload).unwrap_or_default()
     );
 }
 
-fn dlq_replayed(value: &Value, out: &mut String) {
-    let _ = writeln!(out, "replayed {} dead letter(s)", value["replayed"]);
+fn replayed(replayed: &Replayed, out: &mut String) {
+    let _ = writeln!(out, "replayed {} dead letter(s)", replayed.replayed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_shows_the_fields_it_has_its_headers_and_its_payload() {
+        let d: DeadLetter = serde_json::from_value(json!({
+            "id": 7, "consumer": "payment-service-order-created-v1", "subject": "order.created.v1",
+            "reason": "RETRIES_EXHAUSTED", "detail": null, "delivered": 5,
+            "deadLetteredAt": "2026-11-29T12:00:00Z", "eventId": null, "eventType": null,
+            "status": "REPLAYED", "payload": {"b": [1, 2]},
+            "statusChangedAt": "2026-11-29T12:01:00Z", "statusChangedBy": "token:abc",
+            "headers": {"Nats-Msg-Id": "m-1", "Dlq-Original-X": "x"}
+        }))
+        .expect("an entry sagactl reads");
+        let mut out = String::new();
+        entry(&d, &mut out);
+        assert_eq!(
+            out,
+            "id             7\n\
+             status         REPLAYED\n\
+             consumer       payment-service-order-created-v1\n\
+             subject        order.created.v1\n\
+             reason         RETRIES_EXHAUSTED\n\
+             delivered      5\n\
+             dead-lettered  2026-11-29T12:00:00Z\n\
+             status by      token:abc\n\
+             status at      2026-11-29T12:01:00Z\n\
+             headers:\n  Dlq-Original-X: x\n  Nats-Msg-Id: m-1\n\
+             payload:\n{\n  \"b\": [\n    1,\n    2\n  ]\n}\n"
+        );
+    }
 }

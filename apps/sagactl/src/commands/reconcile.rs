@@ -4,9 +4,10 @@
 use std::fmt::Write as _;
 
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::json;
 
-use super::{next_page, s, short_time};
+use super::{Page, Time};
 use crate::{Api, Service, query};
 
 #[derive(Debug, Args)]
@@ -39,7 +40,7 @@ pub(crate) async fn run(
         ReconcileArgs { list: None, since } => {
             let url = api.url(Service::Saga, "/admin/reconcile");
             let body = since.as_ref().map(|since| json!({ "since": since }));
-            api.post(url, body).await?.print(out, reconcile_run)
+            api.post(url, body).await?.print(out, run_text)
         }
         ReconcileArgs {
             list: Some(ReconcileList::List { limit }),
@@ -47,42 +48,90 @@ pub(crate) async fn run(
         } => {
             let q = query(&[("limit", limit.map(|l| l.to_string()))]);
             let url = api.url(Service::Saga, &format!("/admin/reconcile{q}"));
-            api.get(url, false).await?.print(out, reconcile_runs)
+            api.get(url, false).await?.print(out, runs)
         }
     }
 }
 
+/// A reconciliation run: what it compared, and what it found.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Run {
+    id: i64,
+    /// SCHEDULE or OPERATOR.
+    trigger: String,
+    since: Time,
+    /// Orders compared.
+    checked: i64,
+    /// Why the run stopped early, if it did.
+    error: Option<String>,
+    mismatches: Vec<Mismatch>,
+}
+
+/// A disagreement between the records, and what was done about it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Mismatch {
+    kind: String,
+    order_id: String,
+    saga_id: String,
+    detail: String,
+    action: String,
+}
+
 /// One reconciliation run: what it compared, and each disagreement with what was done.
-fn reconcile_run(run: &Value, out: &mut String) {
+fn run_text(run: &Run, out: &mut String) {
     let _ = writeln!(
         out,
         "run {} ({}) since {}: {} orders compared, {} mismatches{}",
-        run["id"],
-        s(&run["trigger"]),
-        short_time(&run["since"]),
-        run["checked"],
-        run["mismatches"].as_array().map_or(0, Vec::len),
-        run["error"]
-            .as_str()
+        run.id,
+        run.trigger,
+        run.since.short(),
+        run.checked,
+        run.mismatches.len(),
+        run.error
+            .as_ref()
             .map(|e| format!("; stopped: {e}"))
             .unwrap_or_default()
     );
-    for m in run["mismatches"].as_array().into_iter().flatten() {
+    for m in &run.mismatches {
         let _ = writeln!(
             out,
             "  {:<26}  order {}  saga {}\n    {}\n    {}",
-            s(&m["kind"]),
-            s(&m["orderId"]),
-            s(&m["sagaId"]),
-            s(&m["detail"]),
-            s(&m["action"])
+            m.kind, m.order_id, m.saga_id, m.detail, m.action
         );
     }
 }
 
-fn reconcile_runs(value: &Value, out: &mut String) {
-    for run in value["items"].as_array().into_iter().flatten() {
-        reconcile_run(run, out);
+fn runs(page: &Page<Run, i64>, out: &mut String) {
+    for run in &page.items {
+        run_text(run, out);
     }
-    next_page(value, out);
+    page.write_next(out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_shows_each_mismatch_with_what_was_done() {
+        let run: Run = serde_json::from_value(json!({
+            "id": 3, "trigger": "OPERATOR", "actor": "token:abc",
+            "since": "2026-11-29T12:00:00.123Z", "startedAt": "2026-11-29T12:05:00Z",
+            "finishedAt": null, "checked": 12, "error": "order-service did not answer",
+            "mismatches": [{"kind": "UNDO_NOT_HEARD", "orderId": "o", "sagaId": "s",
+                            "detail": "payment REFUNDED", "action": "re-sent payment.refunded"}]
+        }))
+        .expect("a run sagactl reads");
+        let mut out = String::new();
+        run_text(&run, &mut out);
+        assert_eq!(
+            out,
+            "run 3 (OPERATOR) since 2026-11-29 12:00:00: 12 orders compared, 1 mismatches; \
+             stopped: order-service did not answer\n\
+             \x20 UNDO_NOT_HEARD              order o  saga s\n    payment REFUNDED\n    \
+             re-sent payment.refunded\n"
+        );
+    }
 }
