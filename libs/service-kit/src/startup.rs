@@ -167,6 +167,10 @@ pub struct ServiceBuilder {
 
 impl ServiceBuilder {
     pub fn new(settings: CommonSettings, infra: Infra, shutdown: Shutdown) -> ServiceBuilder {
+        // The recorder exists before anything is counted or registered at zero, the service's own
+        // metrics included.
+        let _ = messaging::metrics::prometheus();
+        crate::metrics::describe();
         ServiceBuilder {
             settings,
             infra,
@@ -244,9 +248,6 @@ impl ServiceBuilder {
         // waiting out the hand-off lease for another instance's poller.
         let relay_stop = Shutdown::new();
         tasks.push((RELAY.into(), Box::pin(relay.run(relay_stop.clone()))));
-        // Make sure the recorder exists before the first event is counted.
-        let _ = messaging::metrics::prometheus();
-        crate::metrics::describe();
         let mut running = JoinSet::new();
         let mut names = HashMap::new();
         let mut handles = Vec::new();
