@@ -38,6 +38,7 @@ pub const MIGRATIONS: &[Migration] = &[
         "reservation updates without index writes",
         include_str!("../migrations/1001_hot_updates.sql"),
     ),
+    participant::cancellations::BY_AGE,
 ];
 
 #[derive(Clone, Debug)]
@@ -86,7 +87,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Service> {
     let infra = Infra::connect(&settings.common, MIGRATIONS).await?;
-    let mut builder = ServiceBuilder::new(settings.common, infra.clone(), shutdown);
+    let mut builder = ServiceBuilder::new(settings.common, infra.clone(), shutdown.clone());
+    let retention = participant::cancellations::keep_pruned(infra.pool.clone(), shutdown);
+    builder.spawn("cancelled-orders retention", retention);
     let admin = builder.admin();
     let reactions = reactions::Reactions {
         auto_provision: settings.auto_provision,

@@ -46,6 +46,7 @@ pub const MIGRATIONS: &[Migration] = &[
         "simulation settings",
         include_str!("../migrations/1001_simulation.sql"),
     ),
+    participant::cancellations::BY_AGE,
 ];
 
 /// The simulated gateway's settings. The environment gives them at first start; after that
@@ -152,7 +153,9 @@ pub async fn build(settings: Settings, shutdown: Shutdown) -> anyhow::Result<Ser
             set_at = %in_force.updated_at,
             "payment simulation (as changed at run time; the environment's values are those applied before)");
     }
-    let mut builder = ServiceBuilder::new(settings.common, infra.clone(), shutdown);
+    let mut builder = ServiceBuilder::new(settings.common, infra.clone(), shutdown.clone());
+    let retention = participant::cancellations::keep_pruned(infra.pool.clone(), shutdown);
+    builder.spawn("cancelled-orders retention", retention);
     let admin = builder.admin();
     let reactions = reactions::Reactions;
     builder.consume(EventKind::OrderCreated, reactions).await?;

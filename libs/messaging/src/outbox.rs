@@ -345,6 +345,16 @@ pub struct RelayConfig {
     pub retry_max: Duration,
 }
 
+impl RelayConfig {
+    /// How long after an event was handled a copy of it can still arrive: JetStream keeps an
+    /// event [`MAX_EVENT_AGE`](crate::nats::MAX_EVENT_AGE), and a sent row can be published again
+    /// for [`retention`](Self::retention). Records that exist to recognise a late copy (the inbox,
+    /// dead-letter records, a participant's cancelled-first orders) are kept this long.
+    pub fn redelivery_horizon(&self) -> Duration {
+        crate::nats::MAX_EVENT_AGE + self.retention
+    }
+}
+
 impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
@@ -718,7 +728,7 @@ impl Relay {
     /// a batch; each round reads the oldest rows only, so none of them old enough means none is.
     async fn prune(&self) -> Result<(), sqlx::Error> {
         let retention = self.config.retention.as_secs_f64();
-        let horizon = crate::nats::MAX_EVENT_AGE.as_secs_f64() + retention;
+        let horizon = self.config.redelivery_horizon().as_secs_f64();
         let rounds = [
             (
                 "DELETE FROM messaging_outbox WHERE id IN ( \
