@@ -242,10 +242,16 @@ async fn migrate_later(
     known: &HashSet<i64>,
 ) -> Result<MigrationReport, SchemaError> {
     let mut conn = pool.acquire().await?;
-    sqlx::query("SELECT pg_advisory_lock($1)")
+    // Asked for again and again rather than waited for in one statement: a statement waiting
+    // for the lock is a transaction that `CREATE INDEX CONCURRENTLY`, run by the instance that
+    // holds the lock, waits for in turn; PostgreSQL then ends one of the two as a deadlock.
+    while !sqlx::query_scalar::<_, bool>("SELECT pg_try_advisory_lock($1)")
         .bind(SCHEMA_LOCK)
-        .execute(&mut *conn)
-        .await?;
+        .fetch_one(&mut *conn)
+        .await?
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let result = async {
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS messaging_schema_changes ( \
@@ -361,7 +367,9 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Er
     ]);
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
+        // A request that finds no connection within a second is answered 503: with the database
+        // down, at once rather than after the default 30 s; at saturation, before it queues long.
+        .acquire_timeout(Duration::from_secs(1))
         // No ping before each use (a round trip per transaction): a connection that died is
         // found by the statement that uses it, whose error is a transient one the caller
         // retries, and the pool then opens a new connection.

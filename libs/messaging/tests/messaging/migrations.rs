@@ -111,3 +111,29 @@ async fn instances_starting_at_once_apply_each_migration_once() {
     applied.sort_unstable();
     assert_eq!(applied, [1000, 1001, 1002]);
 }
+
+#[tokio::test]
+async fn instances_starting_at_once_build_an_index_concurrently_without_a_deadlock() {
+    // Each instance its own connection, as separate processes have: while one builds the index
+    // (which waits for every other transaction to end), the others wait for the migration lock.
+    const INDEXED: &[Migration] = &[Migration::expand_outside_transaction(
+        1001,
+        "effects by instance, built without holding writes back",
+        "DROP INDEX CONCURRENTLY IF EXISTS effects_by_instance;\n\
+         CREATE INDEX CONCURRENTLY effects_by_instance ON effects (instance);\n",
+    )];
+    let (db, _pool) = fresh().await;
+    let mut runs = Vec::new();
+    for _ in 0..4 {
+        let pool = db.pool(1).await.expect("pool");
+        runs.push(tokio::spawn(async move {
+            migrate(&pool, &[EFFECTS, INDEXED]).await
+        }));
+    }
+    let mut applied = Vec::new();
+    for run in runs {
+        applied.extend(run.await.expect("task").expect("migrate").applied);
+    }
+    applied.sort_unstable();
+    assert_eq!(applied, [1000, 1001]);
+}
