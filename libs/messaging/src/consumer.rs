@@ -379,7 +379,7 @@ impl<H: Handler> Consumer<H> {
             concurrency: spec.concurrency,
             heartbeat: spec.heartbeat,
             retry_base: spec.retry_base,
-            retry_max: spec.retry_max,
+            retry_max: spec.retry_max.min(crate::pull::RESUBSCRIBE_MAX),
         };
         crate::pull::run(self, pulling, shutdown).await;
     }

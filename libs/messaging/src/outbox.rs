@@ -20,9 +20,12 @@
 //!   failed), locks them with `FOR UPDATE SKIP LOCKED`, publishes and stamps them in one
 //!   transaction.
 //!
-//! A row is never published by both paths at once: the hand-off publishes a row only within a
-//! third of the lease after writing it (and a publish gives up after the ack timeout), and the
-//! poller takes it only once the lease has passed.
+//! A row is never published by both paths at once: the hand-off publishes a row from memory only
+//! within a third of the lease after writing it (and a publish gives up after the ack timeout),
+//! and the poller takes it only once the lease has passed. A handed row that grows older than
+//! that third while its publish keeps failing (NATS down, its store full) is published by its
+//! own relay from the table, locked like the poller's rows, as soon as publishing works again:
+//! an outage of any length adds no wait for the lease to the recovery.
 
 use std::collections::VecDeque;
 use std::future::IntoFuture;
@@ -284,9 +287,10 @@ impl Outbox {
         self.handoff.ready.notify_one();
     }
 
-    /// Takes up to `max` handed-off events still young enough to publish, dropping (to the
-    /// poller) those written more than `young` ago.
-    fn take_handed(&self, max: usize, young: Duration) -> Vec<Handed> {
+    /// Takes up to `max` handed-off events still young enough to publish. Those written more
+    /// than `young` ago are taken off the queue too, and their row ids added to `stale`: the
+    /// relay publishes those rows from the table, under a row lock ([`Relay::publish_locked`]).
+    fn take_handed(&self, max: usize, young: Duration, stale: &mut Vec<i64>) -> Vec<Handed> {
         let mut queue = self
             .handoff
             .queue
@@ -296,7 +300,7 @@ impl Outbox {
         while out.len() < max {
             match queue.pop_front() {
                 Some(h) if h.written.elapsed() < young => out.push(h),
-                Some(_) => {}
+                Some(h) => stale.push(h.row.id),
                 None => break,
             }
         }
@@ -365,7 +369,9 @@ impl Default for RelayConfig {
             retention: Duration::from_secs(24 * 3600),
             prune_interval: Duration::from_secs(60),
             retry_base: Duration::from_millis(100),
-            retry_max: Duration::from_secs(5),
+            // A publish refused for a while (NATS down, its store full) is tried again within a
+            // second of the refusal ending.
+            retry_max: Duration::from_secs(1),
         }
     }
 }
@@ -449,6 +455,10 @@ impl Relay {
         let mut marks: Vec<i64> = Vec::new();
         let mut marks_due = Instant::now();
         let mut handoff_failures = 0u32;
+        // Rows of this process's hand-off that grew too old to publish from memory (their
+        // publish kept failing: NATS down, its store full). They are published from the table
+        // as soon as publishing works again, rather than when their lease lets the poller.
+        let mut stale: Vec<i64> = Vec::new();
         let mut poller = Poller {
             failures: 0,
             next: Instant::now(),
@@ -456,7 +466,13 @@ impl Relay {
         };
         loop {
             let stopping = shutdown.is_cancelled();
-            let handed = self.outbox.take_handed(self.config.batch_size, young);
+            let handed = self
+                .outbox
+                .take_handed(self.config.batch_size, young, &mut stale);
+            if stale.len() > HANDOFF_BOUND {
+                // A long outage: the oldest are left to the poller, like rows past the bound.
+                stale.drain(..stale.len() - HANDOFF_BOUND);
+            }
             let busy = !handed.is_empty();
             if busy {
                 let rows: Vec<&Row> = handed.iter().map(|h| &h.row).collect();
@@ -501,6 +517,20 @@ impl Relay {
             // that died, and the backlog gauge, must not wait for the hand-off's queue to empty.
             if !stopping && Instant::now() >= poller.next {
                 self.poll_round(&mut poller).await;
+                continue;
+            }
+            if !stale.is_empty() && !stopping {
+                let batch: Vec<i64> = stale
+                    .drain(..stale.len().min(self.config.batch_size))
+                    .collect();
+                match self.publish_locked(Some(&batch)).await {
+                    Ok(_) => handoff_failures = 0,
+                    Err(e) => {
+                        stale.splice(0..0, batch);
+                        handoff_failures += 1;
+                        self.back_off(handoff_failures, &e, &shutdown).await;
+                    }
+                }
                 continue;
             }
             if busy {
@@ -665,16 +695,36 @@ impl Relay {
     /// One poller round: lock up to a batch of unsent rows past their lease, publish them all,
     /// await the acks, stamp the acknowledged ones sent, commit. Returns how many rows it found.
     pub async fn publish_batch(&self) -> Result<usize, RelayError> {
+        self.publish_locked(None).await
+    }
+
+    /// Locks unsent rows, publishes them, stamps the acknowledged ones sent, commits: the rows
+    /// past their lease (up to a batch) or, given `ids`, those of them still unsent. Returns how
+    /// many rows it found.
+    async fn publish_locked(&self, ids: Option<&[i64]>) -> Result<usize, RelayError> {
         let mut tx = self.pool.begin().await?;
-        let found: Vec<Stored> = sqlx::query_as(
-            "SELECT id, event_id, subject, body, traceparent FROM messaging_outbox \
-             WHERE sent_at IS NULL AND created_at <= now() - make_interval(secs => $2) \
-             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-        )
-        .bind(self.config.batch_size as i64)
-        .bind(self.config.handoff_lease.as_secs_f64())
-        .fetch_all(&mut *tx)
-        .await?;
+        let found: Vec<Stored> = match ids {
+            None => {
+                sqlx::query_as(
+                    "SELECT id, event_id, subject, body, traceparent FROM messaging_outbox \
+                     WHERE sent_at IS NULL AND created_at <= now() - make_interval(secs => $2) \
+                     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                )
+                .bind(self.config.batch_size as i64)
+                .bind(self.config.handoff_lease.as_secs_f64())
+                .fetch_all(&mut *tx)
+                .await?
+            }
+            Some(ids) => {
+                sqlx::query_as(
+                    "SELECT id, event_id, subject, body, traceparent FROM messaging_outbox \
+                     WHERE id = ANY($1) AND sent_at IS NULL ORDER BY id FOR UPDATE SKIP LOCKED",
+                )
+                .bind(ids)
+                .fetch_all(&mut *tx)
+                .await?
+            }
+        };
         if found.is_empty() {
             tx.commit().await?;
             return Ok(0);

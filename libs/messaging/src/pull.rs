@@ -40,6 +40,11 @@ pub(crate) struct Pulling {
     pub retry_max: Duration,
 }
 
+/// The longest a consumer waits before it subscribes again after an interruption (NATS down,
+/// its consumer gone): short, so that a server back after a long outage costs at most this much
+/// more; an attempt against a server that is down costs next to nothing.
+pub(crate) const RESUBSCRIBE_MAX: Duration = Duration::from_secs(1);
+
 /// Pulls and processes batches until `shutdown`, then waits for those in flight.
 pub(crate) async fn run<B: Batches>(consumer: B, pulling: Pulling, shutdown: Shutdown) {
     use jetstream::consumer::pull::MessagesErrorKind as K;
@@ -209,7 +214,7 @@ impl<H: RawHandler> RawConsumer<H> {
                     concurrency: 1,
                     heartbeat: Duration::from_secs(5),
                     retry_base: Duration::from_millis(200),
-                    retry_max: Duration::from_secs(10),
+                    retry_max: RESUBSCRIBE_MAX,
                 },
                 handler,
             }),

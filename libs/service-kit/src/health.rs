@@ -79,7 +79,7 @@ async fn live() -> Json<Health> {
         (status = 503, description = "The database or NATS is unreachable", body = Health)))]
 async fn ready(State(probes): State<Probes>) -> (StatusCode, Json<Health>) {
     let database = tokio::time::timeout(
-        Duration::from_secs(2),
+        Duration::from_secs(1),
         sqlx::query("SELECT 1").execute(&probes.pool),
     )
     .await

@@ -1,4 +1,5 @@
-//! Relays: several on one database never publish a row twice.
+//! Relays: several on one database never publish a row twice; the poller is not held up by a busy
+//! hand-off; events held through an outage go out as soon as NATS is back.
 
 use crate::rig::*;
 
@@ -143,4 +144,66 @@ async fn wait_for_published(rig: &Rig, n: u64) {
         }
     })
     .await;
+}
+
+/// Events handed off while NATS is down, for longer than the hand-off publishes from memory, are
+/// published by their relay as soon as NATS is back, not when their lease lets the poller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_held_through_an_outage_go_out_when_nats_is_back_without_waiting_for_the_lease() {
+    let mut rig = rig().await;
+    let stop = Shutdown::new();
+    // A long lease, so that the poller cannot be what publishes them; the hand-off publishes
+    // from memory only within a third of it (2 s).
+    let lease = Duration::from_secs(6);
+    let relay = tokio::spawn(
+        Relay::new(
+            rig.pool.clone(),
+            rig.js.clone(),
+            rig.outbox.clone(),
+            RelayConfig {
+                handoff_lease: lease,
+                ..relay_config()
+            },
+        )
+        .run(stop.clone()),
+    );
+    rig.nats.kill().await;
+    let mut tx = rig.pool.begin().await.expect("begin");
+    let events = order_created_events(&rig.outbox, 30);
+    let written = rig.outbox.add_all(&mut tx, events).await.expect("add");
+    rig.outbox.commit(tx, written).await.expect("commit");
+    // Kept from NATS until they are too old for the hand-off's memory.
+    eventually("the held events past a third of the lease", WAIT, || {
+        let pool = rig.pool.clone();
+        async move {
+            let age: f64 = sqlx::query_scalar(
+                "SELECT EXTRACT(EPOCH FROM now() - max(created_at))::float8 \
+                 FROM messaging_outbox WHERE sent_at IS NULL",
+            )
+            .fetch_one(&pool)
+            .await
+            .map_err(|e| e.to_string())?;
+            if age > 2.5 {
+                Ok(())
+            } else {
+                Err(format!("{age:.1} s old"))
+            }
+        }
+    })
+    .await;
+    rig.nats.start_again().await.expect("nats-server again");
+    wait_for_published(&rig, 30).await;
+    let oldest_wait: f64 = sqlx::query_scalar(
+        "SELECT EXTRACT(EPOCH FROM max(sent_at - created_at))::float8 FROM messaging_outbox",
+    )
+    .fetch_one(&rig.pool)
+    .await
+    .expect("waits");
+    assert!(
+        oldest_wait < lease.as_secs_f64(),
+        "an event held through the outage was sent {oldest_wait:.1} s after it was written: \
+         it waited for its lease ({lease:?})"
+    );
+    stop.cancel();
+    relay.await.expect("stops");
 }
