@@ -1,27 +1,37 @@
-//! The harness: infrastructure of its own (nats-server or a three-node JetStream cluster,
-//! PostgreSQL), the services as processes, restarted when they exit as a process manager would, a
-//! careful client, a duplicator, the fault schedule, and the final verdict.
+//! The harness: infrastructure of its own (nats-server or a three-node JetStream cluster, and
+//! two PostgreSQL servers: payment-service's, and the other three services'), the services as
+//! processes, restarted when they exit as a process manager would, a careful client, a
+//! duplicator, the fault schedule, and the final verdict.
+//!
+//! [`run`] goes through its steps in turn: [`Chaos::setup`], then for each fault of the schedule
+//! [`Chaos::inject`] and [`Chaos::recover`] (the recovery probe), then [`Chaos::verdict`] and
+//! [`Chaos::report`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use async_nats::jetstream::{self, message::PublishMessage};
-use futures_util::StreamExt;
-use saga_client::{Client, Svc};
+use async_nats::jetstream;
+use saga_client::{Client, Svc, Tally};
+use serde::Serialize;
 use serde_json::{Value, json};
 use shared_events::EventKind;
 use sqlx::PgPool;
 use test_support::{NatsCluster, NatsServer, PgServer, free_port};
-
-use crate::checks::*;
-use crate::procs::*;
 use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+use crate::checks::*;
+use crate::fault::Fault;
+use crate::load::{self, Counters};
+use crate::outages;
+use crate::procs::*;
+
+#[derive(Debug)]
 pub struct Options {
     pub duration: Duration,
     pub rate: f64,
@@ -29,9 +39,14 @@ pub struct Options {
     pub report: Option<PathBuf>,
     /// NATS as a three-node cluster, streams with three replicas, and the cluster's faults.
     pub cluster: bool,
+    /// The faults, in the order they are injected, round after round.
+    pub faults: Vec<Fault>,
+    /// How long a lasting fault lasts (a database or NATS down, the store full, a slow
+    /// participant).
+    pub hold: Duration,
 }
 
-const ADMIN: &str = "chaos-admin";
+pub(crate) const ADMIN: &str = "chaos-admin";
 const SAGA_TIMEOUT_MS: u64 = 4000;
 
 /// How long a killed node stays down before it is started again: longer than a leader election
@@ -41,40 +56,13 @@ const NODE_DOWN: Duration = Duration::from_secs(8);
 const NODE_DOWN_PAST_DEADLINE: Duration = Duration::from_millis(SAGA_TIMEOUT_MS * 3);
 /// The streams whose leaders are killed in turn.
 const LEADER_STREAMS: [&str; 4] = ["ORDERS", "PAYMENTS", "INVENTORY", "SAGAS"];
-
-/// The faults, in the order they are injected, round after round.
-const SCHEDULE: [&str; 9] = [
-    "kill order-service",
-    "kill payment-service",
-    "kill inventory-service",
-    "kill saga-coordinator",
-    "kill one of each pair",
-    "restart nats-server",
-    "restart postgresql",
-    "cancel before create",
-    "poison",
-];
-
-/// The faults with NATS as a cluster: the same, with the node faults in place of the one
-/// server's restart, spread among the others.
-const CLUSTER_SCHEDULE: [&str; 13] = [
-    "kill order-service",
-    "kill a stream leader",
-    "kill payment-service",
-    "kill the meta leader",
-    "kill inventory-service",
-    "kill a node",
-    "kill saga-coordinator",
-    "stop a node past the deadline",
-    "kill one of each pair",
-    "rolling restart",
-    "restart postgresql",
-    "cancel before create",
-    "poison",
-];
+/// How long the system has to make progress again after a fault.
+const RECOVER_WITHIN: Duration = Duration::from_secs(120);
+/// The pause between one fault's recovery and the next fault.
+const BETWEEN_FAULTS: Duration = Duration::from_secs(2);
 
 /// The NATS the services use: one server, or a cluster.
-enum Nats {
+pub(crate) enum Nats {
     Single(NatsServer),
     Cluster(NatsCluster),
 }
@@ -102,6 +90,13 @@ impl Nats {
             Nats::Single(_) => bail!("a cluster fault without a cluster"),
         }
     }
+
+    pub(crate) fn single(&mut self) -> anyhow::Result<&mut NatsServer> {
+        match self {
+            Nats::Single(server) => Ok(server),
+            Nats::Cluster(_) => bail!("a one-server fault on a cluster"),
+        }
+    }
 }
 
 /// A service process that exited by itself, and was started again.
@@ -114,25 +109,67 @@ struct Exit {
     last_words: String,
 }
 
-#[derive(Default, Debug)]
-struct Counters {
-    posts: AtomicU64,
-    post_retries: AtomicU64,
-    duplicates: AtomicU64,
+/// Where the recovery from a fault is measured from: the fault's end.
+pub(crate) struct Mark {
+    pub at: Instant,
+    /// The database's clock then (order-service's): orders accepted after it are new.
+    pub since: f64,
+    /// Sagas ended by then.
+    pub sagas_ended: i64,
 }
 
-/// A fault injected, and how soon the system made progress again.
-#[derive(Clone, Debug, Default)]
-struct Fault {
+/// A fault as it was injected.
+pub(crate) struct Injected {
     /// What was done (`kill the ORDERS leader`, ...).
-    kind: String,
+    pub label: String,
     /// The node it was done to, for the cluster's faults.
+    pub node: String,
+    pub started: Instant,
+    /// When it ended (a process started again, a server back, space freed).
+    pub end: Mark,
+    /// A node to start again once it has been down this long (the system recovers without it).
+    pub down: Option<(usize, Duration)>,
+    /// What the fault saw while it lasted.
+    pub details: Option<Value>,
+}
+
+/// A fault injected, and how soon the system made progress again after its end.
+#[derive(Clone, Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Recovery {
+    fault: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
     node: String,
-    /// From the fault until a saga reached its end again (`COMPLETED` or `COMPENSATED`).
+    /// How long the fault itself lasted.
+    #[serde(serialize_with = "seconds")]
+    fault_seconds: Duration,
+    /// From the fault's end until a saga reached its end again (`COMPLETED` or `COMPENSATED`).
+    #[serde(rename = "seconds", serialize_with = "seconds")]
     sagas_moving: Duration,
-    /// From the fault until an order accepted after it was `CONFIRMED`: the whole flow, through
-    /// every stream, works again.
+    /// From the fault's end until an order accepted after it was `CONFIRMED`: the whole flow,
+    /// through every stream, works again.
+    #[serde(rename = "newOrderConfirmedSeconds", serialize_with = "seconds")]
     orders_confirmed: Duration,
+    /// From the fault's end until every outbox row written before it was sent (lasting faults).
+    #[serde(
+        rename = "heldEventsSentSeconds",
+        serialize_with = "maybe_seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    held_events_sent: Option<Duration>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<Value>,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+fn maybe_seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
 }
 
 /// The median and the largest of some durations, in seconds.
@@ -143,380 +180,616 @@ fn median_max(mut values: Vec<Duration>) -> Value {
     json!({"median": median.as_secs_f64(), "max": max.as_secs_f64()})
 }
 
+/// What the final checks found; `failed` says which did not hold.
+struct Verdict {
+    failed: Vec<String>,
+    orders: Vec<String>,
+    tally: Option<Tally>,
+    never_charged: Option<usize>,
+    unsent: Option<i64>,
+    dead_letters: Option<usize>,
+    double_charges: i64,
+}
+
+/// Everything a run holds: the infrastructure, the services, what runs beside the faults, and
+/// what the faults did.
+pub(crate) struct Chaos {
+    pub options: Options,
+    run_dir: PathBuf,
+    pub nats: Nats,
+    pub js: jetstream::Context,
+    /// order-service's, inventory-service's and saga-coordinator's databases.
+    pub pg: PgServer,
+    /// payment-service's database, on a server of its own so that it can be stopped alone.
+    pub payment_pg: PgServer,
+    pub pools: HashMap<Svc, PgPool>,
+    pub procs: Arc<Mutex<Vec<Proc>>>,
+    pub http: reqwest::Client,
+    client: Client,
+    stock: Vec<(String, i64)>,
+    pub counters: Arc<Counters>,
+    started: Instant,
+    exits: Arc<Mutex<Vec<Exit>>>,
+    /// The supervisor and the duplicator.
+    background: Vec<JoinHandle<()>>,
+    stop_load: Arc<AtomicBool>,
+    load: Option<JoinHandle<anyhow::Result<Vec<String>>>>,
+    recoveries: Vec<Recovery>,
+    poison: Vec<Poison>,
+    /// Orders cancelled while their participants were down.
+    cancelled_early: Vec<String>,
+    leader_kills: usize,
+    /// What a fault saw that must not happen (a 500 while a database was down, ...).
+    pub fault_failures: Vec<String>,
+}
+
 pub async fn run(options: Options) -> anyhow::Result<()> {
-    let run_dir = std::env::temp_dir().join(format!("saga-chaos-{}", Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&run_dir)?;
-    eprintln!("chaos: logs in {}", run_dir.display());
-    let mut nats = if options.cluster {
-        let cluster = NatsCluster::start().await?;
-        eprintln!("chaos: NATS cluster {}", cluster.urls());
-        Nats::Cluster(cluster)
-    } else {
-        Nats::Single(NatsServer::start().await?)
-    };
-    let replicas = nats.replicas();
-    let js = messaging::nats::jetstream(
-        messaging::nats::connect(&messaging::nats::NatsSettings::new(nats.urls(), "chaos")).await?,
-    );
-    if let Nats::Cluster(cluster) = &nats {
-        provision_streams(&js, cluster, replicas).await?;
-    }
-    let mut pg = PgServer::start().await?;
-    let mut pools = HashMap::new();
-    for (_, svc, db) in SERVICES {
-        pg.create_database(db).await?;
-        pools.insert(svc, PgPool::connect(&pg.url(db)).await?);
-    }
-
-    // Two instances of every service.
-    let mut procs = Vec::new();
-    for (name, svc, db) in SERVICES {
-        for instance in ["a", "b"] {
-            let port = free_port();
-            let env = vec![
-                ("PORT".into(), port.to_string()),
-                ("DATABASE_URL".into(), pg.url(db)),
-                ("NATS_URL".into(), nats.urls()),
-                ("NATS_STREAM_REPLICAS".into(), replicas.to_string()),
-                ("ADMIN_TOKEN".into(), ADMIN.into()),
-                ("PAYMENT_SUCCESS_RATE".into(), "0.8".into()),
-                ("PAYMENT_SEED".into(), "11".into()),
-                ("SAGA_TIMEOUT_MS".into(), SAGA_TIMEOUT_MS.to_string()),
-                ("DB_MAX_CONNECTIONS".into(), "6".into()),
-                ("RUST_LOG".into(), "warn".into()),
-            ];
-            let log = run_dir.join(format!("{name}-{instance}.log"));
-            let mut p = Proc {
-                name,
-                svc,
-                port,
-                env,
-                log,
-                child: None,
-            };
-            p.spawn(&options.bin_dir)?;
-            procs.push(p);
-        }
-    }
-    let procs = Arc::new(Mutex::new(procs));
-    let http = reqwest::Client::new();
-    wait_ready(&http, procs.lock().await.iter().map(Proc::base).collect()).await?;
-    let started = Instant::now();
-    let exits = Arc::new(Mutex::new(Vec::new()));
-    let supervisor = tokio::spawn(supervise(
-        procs.clone(),
-        options.bin_dir.clone(),
-        started,
-        exits.clone(),
-    ));
-    let client = {
-        let procs = procs.lock().await;
-        let base = SERVICES
-            .iter()
-            .map(|(_, svc, _)| {
-                (
-                    *svc,
-                    procs
-                        .iter()
-                        .find(|p| p.svc == *svc)
-                        .map(Proc::base)
-                        .unwrap_or_default(),
-                )
-            })
-            .collect();
-        Client::new(base)
-    };
-
-    // Stock: plenty of most products, and one scarce enough to run out.
-    let mut stock: Vec<(String, i64)> = (0..6).map(|i| (format!("chaos-{i}"), 100_000)).collect();
-    stock.push(("chaos-scarce".into(), 40));
-    for (product, n) in &stock {
-        let url = client.url(Svc::Inventory, &format!("/inventory/{product}"));
-        let r = http
-            .put(url)
-            .bearer_auth(ADMIN)
-            .json(&json!({"onHand": n}))
-            .send()
-            .await?;
-        if !r.status().is_success() {
-            bail!("setting stock: {}", r.status());
-        }
-    }
-
-    let counters = Arc::new(Counters::default());
-    let stop_load = Arc::new(AtomicBool::new(false));
-    let duplicator = tokio::spawn(duplicate_everything(js.clone(), counters.clone()));
-    let load = tokio::spawn(load(
-        http.clone(),
-        procs.clone(),
-        options.rate,
-        stop_load.clone(),
-        counters.clone(),
-        stock.clone(),
-    ));
-
-    // The fault schedule, round after round until the time is up.
-    let mut faults: Vec<Fault> = Vec::new();
-    let mut poison = Vec::new();
-    let mut fabricated = Vec::new();
-    let schedule: &[&str] = if options.cluster {
-        &CLUSTER_SCHEDULE
-    } else {
-        &SCHEDULE
-    };
+    let mut chaos = Chaos::setup(options).await?;
     let mut round = 0usize;
-    let mut leader_kills = 0usize;
-    while started.elapsed() < options.duration {
-        let fault = schedule[round % schedule.len()];
+    while chaos.started.elapsed() < chaos.options.duration {
+        let fault = chaos.options.faults[round % chaos.options.faults.len()];
         round += 1;
-        let before = terminal_sagas(&pools[&Svc::Saga]).await;
-        let since = db_clock(&pools[&Svc::Order]).await?;
-        let mut label = fault.to_owned();
-        let mut place = String::new();
-        // A node to start again once it has been down this long.
-        let mut down: Option<(usize, Duration)> = None;
+        let injected = chaos.inject(fault).await?;
+        chaos.recover(injected).await?;
+        tokio::time::sleep(BETWEEN_FAULTS).await;
+    }
+    let verdict = chaos.verdict().await?;
+    chaos.report(verdict).await
+}
+
+impl Chaos {
+    /// Starts NATS, PostgreSQL and two instances of every service, sets the stock, and starts
+    /// the load, the duplicator and the supervisor.
+    async fn setup(options: Options) -> anyhow::Result<Chaos> {
+        if options.faults.is_empty() {
+            bail!("no fault to inject");
+        }
+        let run_dir = std::env::temp_dir().join(format!("saga-chaos-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&run_dir)?;
+        eprintln!("chaos: logs in {}", run_dir.display());
+        let nats = if options.cluster {
+            let cluster = NatsCluster::start().await?;
+            eprintln!("chaos: NATS cluster {}", cluster.urls());
+            Nats::Cluster(cluster)
+        } else if options.faults.contains(&Fault::StoreFull) {
+            Nats::Single(NatsServer::start_with_store_limit(outages::STORE_HEADROOM).await?)
+        } else {
+            Nats::Single(NatsServer::start().await?)
+        };
+        let replicas = nats.replicas();
+        let js = messaging::nats::jetstream(
+            messaging::nats::connect(&messaging::nats::NatsSettings::new(nats.urls(), "chaos"))
+                .await?,
+        );
+        if let Nats::Cluster(cluster) = &nats {
+            provision_streams(&js, cluster, replicas).await?;
+        }
+        let (pg, payment_pg) = (PgServer::start().await?, PgServer::start().await?);
+        let server_of = |svc: Svc| {
+            if svc == Svc::Payment {
+                &payment_pg
+            } else {
+                &pg
+            }
+        };
+        let mut pools = HashMap::new();
+        for (_, svc, db) in SERVICES {
+            server_of(svc).create_database(db).await?;
+            pools.insert(svc, PgPool::connect(&server_of(svc).url(db)).await?);
+        }
+
+        // Two instances of every service.
+        let mut procs = Vec::new();
+        for (name, svc, db) in SERVICES {
+            for instance in ["a", "b"] {
+                let port = free_port();
+                let env = vec![
+                    ("PORT".into(), port.to_string()),
+                    ("DATABASE_URL".into(), server_of(svc).url(db)),
+                    ("NATS_URL".into(), nats.urls()),
+                    ("NATS_STREAM_REPLICAS".into(), replicas.to_string()),
+                    ("ADMIN_TOKEN".into(), ADMIN.into()),
+                    ("PAYMENT_SUCCESS_RATE".into(), "0.8".into()),
+                    ("PAYMENT_SEED".into(), "11".into()),
+                    ("SAGA_TIMEOUT_MS".into(), SAGA_TIMEOUT_MS.to_string()),
+                    ("DB_MAX_CONNECTIONS".into(), "6".into()),
+                    ("RUST_LOG".into(), "warn".into()),
+                ];
+                let log = run_dir.join(format!("{name}-{instance}.log"));
+                let mut p = Proc {
+                    name,
+                    svc,
+                    port,
+                    env,
+                    log,
+                    child: None,
+                };
+                p.spawn(&options.bin_dir)?;
+                procs.push(p);
+            }
+        }
+        let http = reqwest::Client::new();
+        let bases: Vec<String> = procs.iter().map(Proc::base).collect();
+        let base_of = |svc: Svc| {
+            procs
+                .iter()
+                .find(|p| p.svc == svc)
+                .map(Proc::base)
+                .unwrap_or_default()
+        };
+        let client = Client::new(SERVICES.iter().map(|(_, s, _)| (*s, base_of(*s))).collect());
+        let order_bases: Vec<String> = procs
+            .iter()
+            .filter(|p| p.svc == Svc::Order)
+            .map(Proc::base)
+            .collect();
+        let procs = Arc::new(Mutex::new(procs));
+        // Supervised from the start: an instance that exits while starting (say, two instances
+        // migrating the same database at once) is started again, as a process manager would.
+        let exits = Arc::new(Mutex::new(Vec::new()));
+        let supervisor = tokio::spawn(supervise(
+            procs.clone(),
+            options.bin_dir.clone(),
+            Instant::now(),
+            exits.clone(),
+        ));
+        wait_ready(&http, bases).await?;
+
+        // Stock: plenty of most products, and one scarce enough to run out.
+        let mut stock: Vec<(String, i64)> =
+            (0..6).map(|i| (format!("chaos-{i}"), 100_000)).collect();
+        stock.push(("chaos-scarce".into(), 40));
+        for (product, n) in &stock {
+            let url = client.url(Svc::Inventory, &format!("/inventory/{product}"));
+            let r = http
+                .put(url)
+                .bearer_auth(ADMIN)
+                .json(&json!({"onHand": n}))
+                .send()
+                .await?;
+            if !r.status().is_success() {
+                bail!("setting stock: {}", r.status());
+            }
+        }
+
+        let counters = Arc::new(Counters::default());
+        let stop_load = Arc::new(AtomicBool::new(false));
+        let background = vec![
+            supervisor,
+            tokio::spawn(load::duplicate_everything(js.clone(), counters.clone())),
+        ];
+        let load = tokio::spawn(load::load(
+            http.clone(),
+            order_bases,
+            options.rate,
+            stop_load.clone(),
+            counters.clone(),
+            stock.clone(),
+        ));
+        Ok(Chaos {
+            options,
+            run_dir,
+            nats,
+            js,
+            pg,
+            payment_pg,
+            pools,
+            procs,
+            http,
+            client,
+            stock,
+            counters,
+            started: Instant::now(),
+            exits,
+            background,
+            stop_load,
+            load: Some(load),
+            recoveries: Vec::new(),
+            poison: Vec::new(),
+            cancelled_early: Vec::new(),
+            leader_kills: 0,
+            fault_failures: Vec::new(),
+        })
+    }
+
+    /// Where a recovery is measured from: now. Retried while the databases come back.
+    pub(crate) async fn mark(&self) -> anyhow::Result<Mark> {
         let at = Instant::now();
+        let deadline = at + Duration::from_secs(60);
+        loop {
+            let since = db_clock(&self.pools[&Svc::Order]).await;
+            let sagas_ended = terminal_sagas(&self.pools[&Svc::Saga]).await;
+            match since {
+                Ok(since) if sagas_ended >= 0 => {
+                    return Ok(Mark {
+                        at,
+                        since,
+                        sagas_ended,
+                    });
+                }
+                Err(e) if Instant::now() > deadline => {
+                    return Err(e.context("reading the database's clock"));
+                }
+                _ if Instant::now() > deadline => bail!("counting the sagas ended failed"),
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// Injects `fault`, and for a lasting one holds it and ends it.
+    async fn inject(&mut self, fault: Fault) -> anyhow::Result<Injected> {
+        if fault != Fault::StoreFull
+            && let Nats::Single(server) = &mut self.nats
+        {
+            outages::keep_room_in_store(server, &self.js).await?;
+        }
+        let started = Instant::now();
+        let mut label = fault.label().to_owned();
+        let mut node = String::new();
+        let mut down = None;
+        let mut details = None;
         match fault {
-            "kill one of each pair" => {
-                let mut procs = procs.lock().await;
+            Fault::KillOrderService
+            | Fault::KillPaymentService
+            | Fault::KillInventoryService
+            | Fault::KillSagaCoordinator => {
+                let name = fault.service_killed().context("a service to kill")?;
+                let mut procs = self.procs.lock().await;
+                if let Some(p) = procs.iter_mut().find(|p| p.name == name) {
+                    p.sigkill().await;
+                    p.spawn(&self.options.bin_dir)?;
+                }
+            }
+            Fault::KillOneOfEachPair => {
+                let mut procs = self.procs.lock().await;
                 for p in procs.iter_mut().skip(1).step_by(2) {
                     p.sigkill().await;
                 }
                 for p in procs.iter_mut().skip(1).step_by(2) {
-                    p.spawn(&options.bin_dir)?;
+                    p.spawn(&self.options.bin_dir)?;
                 }
             }
-            "restart nats-server" => {
-                if let Nats::Single(server) = &mut nats {
-                    server.kill().await;
-                    server.start_again().await?;
-                }
+            Fault::RestartNatsServer => {
+                let server = self.nats.single()?;
+                server.kill().await;
+                server.start_again().await?;
             }
-            "kill a stream leader" => {
-                let stream = LEADER_STREAMS[leader_kills % LEADER_STREAMS.len()];
-                leader_kills += 1;
-                let cluster = nats.cluster()?;
+            Fault::RestartPostgresql => {
+                tokio::try_join!(self.pg.kill(), self.payment_pg.kill())?;
+                tokio::try_join!(self.pg.start_again(), self.payment_pg.start_again())?;
+            }
+            Fault::RestartPostgresqlCleanly => {
+                tokio::try_join!(self.pg.stop(), self.payment_pg.stop())?;
+                tokio::try_join!(self.pg.start_again(), self.payment_pg.start_again())?;
+            }
+            Fault::PaymentDbDown => details = Some(outages::payment_db_down(self).await?),
+            Fault::NatsDown => details = Some(outages::nats_down(self).await?),
+            Fault::StoreFull => details = Some(outages::store_full(self).await?),
+            Fault::SlowPayment => details = Some(outages::slow_payment(self).await?),
+            Fault::CancelBeforeCreate => {
+                let ids =
+                    cancel_before_create(&self.http, &self.procs, &self.options.bin_dir, 5).await?;
+                self.cancelled_early.extend(ids);
+            }
+            Fault::Poison => {
+                let subjects: Vec<&str> = EventKind::ALL.iter().map(|k| k.subject()).collect();
+                self.poison.extend(feed_poison(&self.js, &subjects).await?);
+            }
+            Fault::KillStreamLeader => {
+                let stream = LEADER_STREAMS[self.leader_kills % LEADER_STREAMS.len()];
+                self.leader_kills += 1;
+                let cluster = self.nats.cluster()?;
                 let leader = cluster
                     .wait_stream_leader(stream, None, Duration::from_secs(60))
                     .await?;
                 label = format!("kill the {stream} leader");
-                place = cluster.name(leader).to_owned();
+                node = cluster.name(leader).to_owned();
                 cluster.kill(leader).await;
                 down = Some((leader, NODE_DOWN));
             }
-            "kill the meta leader" => {
-                let cluster = nats.cluster()?;
+            Fault::KillMetaLeader => {
+                let cluster = self.nats.cluster()?;
                 let leader = cluster.wait_meta_leader(Duration::from_secs(60)).await?;
-                place = cluster.name(leader).to_owned();
+                node = cluster.name(leader).to_owned();
                 cluster.kill(leader).await;
                 down = Some((leader, NODE_DOWN));
             }
-            "kill a node" => {
-                let cluster = nats.cluster()?;
-                let node = fastrand::usize(..cluster.len());
-                place = cluster.name(node).to_owned();
-                cluster.kill(node).await;
-                down = Some((node, NODE_DOWN));
+            Fault::KillNode => {
+                let cluster = self.nats.cluster()?;
+                let n = fastrand::usize(..cluster.len());
+                node = cluster.name(n).to_owned();
+                cluster.kill(n).await;
+                down = Some((n, NODE_DOWN));
             }
-            "stop a node past the deadline" => {
-                let cluster = nats.cluster()?;
-                let node = fastrand::usize(..cluster.len());
-                place = cluster.name(node).to_owned();
-                cluster.stop(node).await?;
-                down = Some((node, NODE_DOWN_PAST_DEADLINE));
+            Fault::StopNodePastDeadline => {
+                let cluster = self.nats.cluster()?;
+                let n = fastrand::usize(..cluster.len());
+                node = cluster.name(n).to_owned();
+                cluster.stop(n).await?;
+                down = Some((n, NODE_DOWN_PAST_DEADLINE));
             }
-            "rolling restart" => {
-                let cluster = nats.cluster()?;
-                for node in 0..cluster.len() {
-                    cluster.stop(node).await?;
-                    cluster.start_again(node).await?;
+            Fault::RollingRestart => {
+                let cluster = self.nats.cluster()?;
+                for n in 0..cluster.len() {
+                    cluster.stop(n).await?;
+                    cluster.start_again(n).await?;
                     whole_again(cluster).await?;
                 }
             }
-            "restart postgresql" => {
-                pg.kill().await?;
-                pg.start_again().await?;
-            }
-            "cancel before create" => {
-                fabricated.extend(cancel_before_create(&http, &procs, &options.bin_dir, 5).await?);
-            }
-            "poison" => {
-                let subjects: Vec<&str> = EventKind::ALL.iter().map(|k| k.subject()).collect();
-                poison.extend(feed_poison(&js, &subjects).await?);
-            }
-            kill => {
-                let name = kill.trim_start_matches("kill ");
-                let mut procs = procs.lock().await;
-                if let Some(p) = procs.iter_mut().find(|p| p.name == name) {
-                    p.sigkill().await;
-                    p.spawn(&options.bin_dir)?;
-                }
-            }
         }
-        // Until a saga reaches its end again after the fault, and an order placed after it is
-        // confirmed.
-        let (mut sagas_moving, mut orders_confirmed) = (None, None);
+        Ok(Injected {
+            label,
+            node,
+            started,
+            end: self.mark().await?,
+            down,
+            details,
+        })
+    }
+
+    /// The recovery probe: from the fault's end until a saga reaches its end again, an order
+    /// placed after it is confirmed, and (after a lasting fault) every event held in an outbox
+    /// meanwhile is sent. Then a node kept down is started again.
+    async fn recover(&mut self, injected: Injected) -> anyhow::Result<()> {
+        let Injected {
+            label,
+            node,
+            started,
+            end,
+            down,
+            details,
+        } = injected;
+        let lasted = details.is_some();
+        let (mut sagas_moving, mut orders_confirmed, mut held_sent) = (None, None, None);
         let (sagas_moving, orders_confirmed) = loop {
-            if sagas_moving.is_none() && terminal_sagas(&pools[&Svc::Saga]).await > before {
-                sagas_moving = Some(at.elapsed());
+            if sagas_moving.is_none()
+                && terminal_sagas(&self.pools[&Svc::Saga]).await > end.sagas_ended
+            {
+                sagas_moving = Some(end.at.elapsed());
             }
-            if orders_confirmed.is_none() && confirmed_since(&pools[&Svc::Order], since).await {
-                orders_confirmed = Some(at.elapsed());
+            if orders_confirmed.is_none()
+                && confirmed_since(&self.pools[&Svc::Order], end.since).await
+            {
+                orders_confirmed = Some(end.at.elapsed());
             }
-            if let (Some(s), Some(o)) = (sagas_moving, orders_confirmed) {
+            if lasted
+                && held_sent.is_none()
+                && unsent_written_before(&self.pools, end.since).await == Some(0)
+            {
+                held_sent = Some(end.at.elapsed());
+            }
+            if let (Some(s), Some(o)) = (sagas_moving, orders_confirmed)
+                && (held_sent.is_some() || !lasted)
+            {
                 break (s, o);
             }
-            if at.elapsed() > Duration::from_secs(120) {
+            if end.at.elapsed() > RECOVER_WITHIN {
                 if sagas_moving.is_none() {
-                    bail!("no saga moved for 120 s after {label}");
+                    bail!("no saga moved for {RECOVER_WITHIN:?} after {label}");
                 }
-                bail!("no order placed after {label} was confirmed within 120 s");
+                if orders_confirmed.is_none() {
+                    bail!("no order placed after {label} was confirmed within {RECOVER_WITHIN:?}");
+                }
+                bail!(
+                    "events held in the outboxes during {label} were not all sent within {RECOVER_WITHIN:?}"
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        let at_node = if place.is_empty() {
+        let at_node = if node.is_empty() {
             String::new()
         } else {
-            format!(" ({place})")
+            format!(" ({node})")
         };
+        let held = held_sent
+            .map(|d| {
+                format!(
+                    ", every event held meanwhile sent after {:.2}s",
+                    d.as_secs_f64()
+                )
+            })
+            .unwrap_or_default();
         eprintln!(
-            "chaos: {label}{at_node}: sagas moving again after {:.2}s, a new order confirmed after {:.2}s",
+            "chaos: {label}{at_node}: sagas moving again after {:.2}s, a new order confirmed after {:.2}s{held}",
             sagas_moving.as_secs_f64(),
             orders_confirmed.as_secs_f64()
         );
-        faults.push(Fault {
-            kind: label,
-            node: place,
+        self.recoveries.push(Recovery {
+            fault: label,
+            node,
+            fault_seconds: end.at.duration_since(started),
             sagas_moving,
             orders_confirmed,
+            held_events_sent: held_sent,
+            details,
         });
-        if let Some((node, for_how_long)) = down {
-            tokio::time::sleep(for_how_long.saturating_sub(at.elapsed())).await;
-            let cluster = nats.cluster()?;
-            cluster.start_again(node).await?;
+        if let Some((n, for_how_long)) = down {
+            tokio::time::sleep(for_how_long.saturating_sub(end.at.elapsed())).await;
+            let cluster = self.nats.cluster()?;
+            cluster.start_again(n).await?;
             whole_again(cluster).await?;
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        Ok(())
     }
-    stop_load.store(true, Ordering::Relaxed);
-    let mut orders = load.await??;
-    orders.extend(fabricated.iter().cloned());
-    eprintln!(
-        "chaos: load stopped after {} orders; waiting for every saga to end",
-        orders.len()
-    );
 
-    // The verdict: every check runs, and the report says which failed.
-    let mut failed: Vec<String> = Vec::new();
-    let settle = Duration::from_millis(SAGA_TIMEOUT_MS) + Duration::from_secs(120);
-    let deadline = Instant::now() + settle;
-    let tally = loop {
-        match client.check_invariants(&orders, &stock).await {
-            Ok(tally) => break Some(tally),
-            Err(e) if Instant::now() > deadline => {
-                failed.push(format!("invariants do not hold after {settle:?}: {e}"));
-                break None;
+    /// Stops the load, waits for every saga to end, and runs every check; each that fails is
+    /// named in the verdict.
+    async fn verdict(&mut self) -> anyhow::Result<Verdict> {
+        self.stop_load.store(true, Ordering::Relaxed);
+        let load = self.load.take().context("the load runs")?;
+        let mut orders = load.await??;
+        orders.extend(self.cancelled_early.iter().cloned());
+        eprintln!(
+            "chaos: load stopped after {} orders; waiting for every saga to end",
+            orders.len()
+        );
+        let mut failed = self.fault_failures.clone();
+        let settle = Duration::from_millis(SAGA_TIMEOUT_MS) + Duration::from_secs(120);
+        let deadline = Instant::now() + settle;
+        let tally = loop {
+            match self.client.check_invariants(&orders, &self.stock).await {
+                Ok(tally) => break Some(tally),
+                Err(e) if Instant::now() > deadline => {
+                    failed.push(format!("invariants do not hold after {settle:?}: {e}"));
+                    break None;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
             }
-            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        };
+        let never_charged = noted(
+            &mut failed,
+            check_cancelled_early(&self.client, &self.cancelled_early).await,
+        );
+        let unsent = noted(&mut failed, unsent_outbox(&self.pools, deadline).await);
+        if let Nats::Cluster(cluster) = &self.nats {
+            noted(&mut failed, whole_again(cluster).await);
+            noted(&mut failed, replicas_agree(cluster).await);
         }
-    };
-    let never_charged = noted(&mut failed, check_fabricated(&client, &fabricated).await);
-    let unsent = noted(&mut failed, unsent_outbox(&pools, deadline).await);
-    if let Nats::Cluster(cluster) = &nats {
-        noted(&mut failed, whole_again(cluster).await);
-        noted(&mut failed, replicas_agree(cluster).await);
-    }
-    let dead_letters = noted(&mut failed, check_dlq(&js, &poison).await);
-    let double_charges: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT order_id FROM payments GROUP BY order_id HAVING count(*) > 1) d",
-    )
-    .fetch_one(&pools[&Svc::Payment])
-    .await?;
-    if double_charges != 0 {
-        failed.push(format!("{double_charges} orders charged more than once"));
-    }
-    duplicator.abort();
-    supervisor.abort();
-    let exits = exits.lock().await.clone();
-
-    let longest = faults
-        .iter()
-        .max_by_key(|f| f.sagas_moving)
-        .cloned()
-        .unwrap_or_default();
-    let longest_flow = faults
-        .iter()
-        .max_by_key(|f| f.orders_confirmed)
-        .cloned()
-        .unwrap_or_default();
-    let mut by_kind: HashMap<&str, usize> = HashMap::new();
-    let mut kinds: BTreeSet<&str> = BTreeSet::new();
-    for f in &faults {
-        *by_kind.entry(f.kind.as_str()).or_default() += 1;
-        kinds.insert(f.kind.as_str());
-    }
-    let recovery_by_kind: serde_json::Map<String, Value> = kinds
-        .iter()
-        .map(|kind| {
-            let of_kind = || faults.iter().filter(|f| f.kind == *kind);
-            let moving = median_max(of_kind().map(|f| f.sagas_moving).collect());
-            let confirmed = median_max(of_kind().map(|f| f.orders_confirmed).collect());
-            (
-                (*kind).to_owned(),
-                json!({"sagasMoving": moving, "newOrderConfirmed": confirmed}),
-            )
+        let dead_letters = noted(&mut failed, check_dlq(&self.js, &self.poison).await);
+        let double_charges: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT order_id FROM payments GROUP BY order_id HAVING count(*) > 1) d",
+        )
+        .fetch_one(&self.pools[&Svc::Payment])
+        .await?;
+        if double_charges != 0 {
+            failed.push(format!("{double_charges} orders charged more than once"));
+        }
+        Ok(Verdict {
+            failed,
+            orders,
+            tally,
+            never_charged,
+            unsent,
+            dead_letters,
+            double_charges,
         })
-        .collect();
-    let mut report = json!({
-        "nats": if options.cluster { "cluster" } else { "single" },
-        "natsNodes": match &nats { Nats::Single(_) => 1, Nats::Cluster(c) => c.len() },
-        "streamReplicas": replicas,
-        "durationSeconds": options.duration.as_secs_f64(),
-        "orders": orders.len(),
-        "confirmed": tally.as_ref().map(|t| t.confirmed),
-        "cancelled": tally.as_ref().map(|t| t.cancelled),
-        "postRetries": counters.post_retries.load(Ordering::Relaxed),
-        "faultsInjected": faults.len(),
-        "faultsByKind": by_kind,
-        "duplicatesDelivered": counters.duplicates.load(Ordering::Relaxed),
-        "cancelBeforeCreateOrders": fabricated.len(),
-        "cancelBeforeCreateNeverCharged": never_charged,
-        "poisonMessagesFed": poison.len(),
-        "deadLetters": dead_letters,
-        "ordersLost": tally.as_ref().map(|t| orders.len() - (t.confirmed + t.cancelled)),
-        "ordersChargedTwice": double_charges,
-        "outboxRowsUnsent": unsent,
-        "serviceExits": exits.len(),
-        "serviceExitDetails": exits.iter().map(|e| json!({"process": e.process, "status": e.status,
-            "atSeconds": e.at.as_secs_f64(), "lastLogLine": e.last_words})).collect::<Vec<_>>(),
-        "longestRecoverySeconds": longest.sagas_moving.as_secs_f64(),
-        "longestRecoveryFault": longest.kind,
-        "longestNewOrderConfirmedSeconds": longest_flow.orders_confirmed.as_secs_f64(),
-        "longestNewOrderConfirmedFault": longest_flow.kind,
-        "recoveryByKind": recovery_by_kind,
-        "recoveries": faults.iter().map(|f| {
-            let mut r = json!({"fault": f.kind, "seconds": f.sagas_moving.as_secs_f64(),
-                "newOrderConfirmedSeconds": f.orders_confirmed.as_secs_f64()});
-            if !f.node.is_empty() {
-                r["node"] = json!(f.node);
-            }
-            r
-        }).collect::<Vec<_>>(),
-    });
-    report["everyGuaranteeHeld"] = json!(failed.is_empty());
-    report["failedChecks"] = json!(failed);
-    let text = serde_json::to_string_pretty(&report)?;
-    if let Some(path) = &options.report {
-        std::fs::write(path, &text)?;
     }
-    println!("{text}");
-    if !failed.is_empty() {
-        bail!("{}", failed.join("; "));
+
+    /// Prints the report (and writes it to `--report`); fails, naming them, if a check did not
+    /// hold.
+    async fn report(self, verdict: Verdict) -> anyhow::Result<()> {
+        for task in &self.background {
+            task.abort();
+        }
+        let exits = self.exits.lock().await.clone();
+        let faults = &self.recoveries;
+        let longest = faults
+            .iter()
+            .max_by_key(|f| f.sagas_moving)
+            .cloned()
+            .unwrap_or_default();
+        let longest_flow = faults
+            .iter()
+            .max_by_key(|f| f.orders_confirmed)
+            .cloned()
+            .unwrap_or_default();
+        let mut by_kind: HashMap<&str, usize> = HashMap::new();
+        let mut kinds: BTreeSet<&str> = BTreeSet::new();
+        for f in faults {
+            *by_kind.entry(f.fault.as_str()).or_default() += 1;
+            kinds.insert(f.fault.as_str());
+        }
+        let recovery_by_kind: serde_json::Map<String, Value> = kinds
+            .iter()
+            .map(|kind| {
+                let of_kind = || faults.iter().filter(|f| f.fault == *kind);
+                let mut figures = json!({
+                    "sagasMoving": median_max(of_kind().map(|f| f.sagas_moving).collect()),
+                    "newOrderConfirmed": median_max(of_kind().map(|f| f.orders_confirmed).collect()),
+                    "faultLasted": median_max(of_kind().map(|f| f.fault_seconds).collect()),
+                });
+                let held: Vec<Duration> = of_kind().filter_map(|f| f.held_events_sent).collect();
+                if !held.is_empty() {
+                    figures["heldEventsSent"] = median_max(held);
+                }
+                ((*kind).to_owned(), figures)
+            })
+            .collect();
+        let Verdict {
+            failed,
+            orders,
+            tally,
+            never_charged,
+            unsent,
+            dead_letters,
+            double_charges,
+        } = verdict;
+        let mut report = json!({
+            "nats": if self.options.cluster { "cluster" } else { "single" },
+            "natsNodes": match &self.nats { Nats::Single(_) => 1, Nats::Cluster(c) => c.len() },
+            "streamReplicas": self.nats.replicas(),
+            "durationSeconds": self.options.duration.as_secs_f64(),
+            "holdSeconds": self.options.hold.as_secs_f64(),
+            "schedule": self.options.faults.iter().map(|f| f.name()).collect::<Vec<_>>(),
+            "orders": orders.len(),
+            "confirmed": tally.as_ref().map(|t| t.confirmed),
+            "cancelled": tally.as_ref().map(|t| t.cancelled),
+            "postRetries": self.counters.post_retries.load(Ordering::Relaxed),
+            "postAnswers": self.counters.answers(),
+            "faultsInjected": faults.len(),
+            "faultsByKind": by_kind,
+            "duplicatesDelivered": self.counters.duplicates.load(Ordering::Relaxed),
+            "cancelBeforeCreateOrders": self.cancelled_early.len(),
+            "cancelBeforeCreateNeverCharged": never_charged,
+            "poisonMessagesFed": self.poison.len(),
+            "deadLetters": dead_letters,
+            "ordersLost": tally.as_ref().map(|t| orders.len() - (t.confirmed + t.cancelled)),
+            "ordersChargedTwice": double_charges,
+            "outboxRowsUnsent": unsent,
+            "serviceExits": exits.len(),
+            "serviceExitDetails": exits.iter().map(|e| json!({"process": e.process, "status": e.status,
+                "atSeconds": e.at.as_secs_f64(), "lastLogLine": e.last_words})).collect::<Vec<_>>(),
+            "longestRecoverySeconds": longest.sagas_moving.as_secs_f64(),
+            "longestRecoveryFault": longest.fault,
+            "longestNewOrderConfirmedSeconds": longest_flow.orders_confirmed.as_secs_f64(),
+            "longestNewOrderConfirmedFault": longest_flow.fault,
+            "recoveryByKind": recovery_by_kind,
+            "recoveries": faults,
+        });
+        report["everyGuaranteeHeld"] = json!(failed.is_empty());
+        report["failedChecks"] = json!(failed);
+        let text = serde_json::to_string_pretty(&report)?;
+        if let Some(path) = &self.options.report {
+            std::fs::write(path, &text)?;
+        }
+        println!("{text}");
+        if !failed.is_empty() {
+            bail!("{}", failed.join("; "));
+        }
+        println!("chaos: every guarantee held");
+        let run_dir = self.run_dir.clone();
+        drop(self);
+        let _ = std::fs::remove_dir_all(&run_dir);
+        Ok(())
     }
-    println!("chaos: every guarantee held");
-    drop(procs);
-    let _ = std::fs::remove_dir_all(&run_dir);
-    Ok(())
+
+    /// The base URLs of the instances of `svc`.
+    pub(crate) async fn bases(&self, svc: Svc) -> Vec<String> {
+        self.procs
+            .lock()
+            .await
+            .iter()
+            .filter(|p| p.svc == svc)
+            .map(Proc::base)
+            .collect()
+    }
+}
+
+/// Rows of every outbox written before `since` (the database's clock) and not yet sent; `None`
+/// while a database cannot say.
+async fn unsent_written_before(pools: &HashMap<Svc, PgPool>, since: f64) -> Option<i64> {
+    let mut unsent = 0;
+    for pool in pools.values() {
+        unsent += sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM messaging_outbox WHERE sent_at IS NULL \
+             AND created_at <= to_timestamp($1)",
+        )
+        .bind(since)
+        .fetch_one(pool)
+        .await
+        .ok()?;
+    }
+    Some(unsent)
 }
 
 /// Creates every stream with `replicas` replicas before the services start (retrying: right
@@ -642,113 +915,6 @@ async fn supervise(
     }
 }
 
-/// A steady stream of orders, each retried with its Idempotency-Key against either order-service
-/// instance until one accepts it. Returns the ids of all accepted orders.
-async fn load(
-    http: reqwest::Client,
-    procs: Arc<Mutex<Vec<Proc>>>,
-    rate: f64,
-    stop: Arc<AtomicBool>,
-    counters: Arc<Counters>,
-    stock: Vec<(String, i64)>,
-) -> anyhow::Result<Vec<String>> {
-    let bases: Vec<String> = procs
-        .lock()
-        .await
-        .iter()
-        .filter(|p| p.svc == Svc::Order)
-        .map(Proc::base)
-        .collect();
-    let mut tasks = Vec::new();
-    let interval = Duration::from_secs_f64(1.0 / rate);
-    let mut tick = tokio::time::interval(interval);
-    while !stop.load(Ordering::Relaxed) {
-        tick.tick().await;
-        let (http, bases, counters) = (http.clone(), bases.clone(), counters.clone());
-        let lines: Vec<Value> = (0..fastrand::usize(1..=3))
-            .map(|_| {
-                let (product, _) = &stock[fastrand::usize(..stock.len())];
-                json!({"productId": product, "quantity": fastrand::u32(1..=3), "unitPrice": fastrand::u32(100..10_000) as f64 / 100.0})
-            })
-            .collect();
-        tasks.push(tokio::spawn(async move {
-            let key = Uuid::now_v7().to_string();
-            let body = json!({"customerId": "chaos", "items": lines});
-            counters.posts.fetch_add(1, Ordering::Relaxed);
-            for attempt in 0u32.. {
-                let base = &bases[attempt as usize % bases.len()];
-                let sent = http
-                    .post(format!("{base}/orders"))
-                    .header("Idempotency-Key", &key)
-                    .timeout(Duration::from_secs(5))
-                    .json(&body)
-                    .send()
-                    .await;
-                if let Ok(r) = sent
-                    && r.status().as_u16() == 201
-                    && let Ok(order) = r.json::<Value>().await
-                    && let Some(id) = order["orderId"].as_str()
-                {
-                    return Ok(id.to_owned());
-                }
-                counters.post_retries.fetch_add(1, Ordering::Relaxed);
-                if attempt > 600 {
-                    bail!("an order was never accepted");
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            unreachable!()
-        }));
-    }
-    let mut ids = Vec::new();
-    for t in tasks {
-        ids.push(t.await??);
-    }
-    // One order per key, whatever the retries.
-    let unique: BTreeSet<&String> = ids.iter().collect();
-    if unique.len() != ids.len() {
-        bail!("retries with one Idempotency-Key made more than one order");
-    }
-    Ok(ids)
-}
-
-/// Publishes every event again under a fresh Nats-Msg-Id, which JetStream's duplicate window
-/// cannot catch.
-async fn duplicate_everything(js: jetstream::Context, counters: Arc<Counters>) {
-    let client = js.client();
-    let Ok(mut seen) = client.subscribe(">").await else {
-        return;
-    };
-    while let Some(msg) = seen.next().await {
-        let subject = msg.subject.as_str();
-        if subject.starts_with('$') || subject.starts_with("_INBOX") || subject.starts_with("dlq.")
-        {
-            continue;
-        }
-        let id = msg
-            .headers
-            .as_ref()
-            .and_then(|h| h.get("Nats-Msg-Id"))
-            .map(std::string::ToString::to_string)
-            .unwrap_or_default();
-        if id.is_empty()
-            || id.starts_with("dup-")
-            || id.starts_with("poison-")
-            || id.starts_with("chaos-")
-        {
-            continue;
-        }
-        let copy = PublishMessage::build()
-            .message_id(format!("dup-{id}"))
-            .payload(msg.payload.clone());
-        if let Ok(ack) = js.send_publish(msg.subject.clone(), copy).await
-            && ack.await.is_ok()
-        {
-            counters.duplicates.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
 /// Real orders cancelled while both instances of payment-service and inventory-service are down:
 /// when they come back, `order.created` and `order.cancelled` wait side by side in two durables,
 /// and each participant meets them in whichever order its consumers pull them.
@@ -799,7 +965,7 @@ async fn cancel_before_create(
 
 /// The orders cancelled while their participants were down: never left charged or holding stock.
 /// Returns how many were never charged at all (the rest were charged and then refunded).
-async fn check_fabricated(client: &Client, ids: &[String]) -> anyhow::Result<usize> {
+async fn check_cancelled_early(client: &Client, ids: &[String]) -> anyhow::Result<usize> {
     let mut never_charged = 0;
     for id in ids {
         let (status, payment) = client

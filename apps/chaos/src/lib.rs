@@ -4,7 +4,10 @@
 //! nodes are faulted too. See `docs/reliability.md`.
 
 pub mod checks;
+pub mod fault;
 pub mod harness;
+pub mod load;
+mod outages;
 pub mod procs;
 pub mod upgrade;
 
@@ -12,6 +15,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+
+use crate::fault::Fault;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,22 +48,42 @@ pub struct Cli {
     /// deadline, and a rolling restart of all three.
     #[arg(long)]
     pub cluster: bool,
+    /// The faults to inject, comma-separated, in this order, round after round until the time
+    /// is up [default: every fault the mode takes].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub faults: Vec<Fault>,
+    /// How long the faults that last are held: payment-service's database or the nats-server
+    /// down, JetStream's store full, payment-service slow.
+    #[arg(long, default_value_t = 60.0)]
+    pub hold_seconds: f64,
 }
 
 impl Cli {
-    pub fn options(self) -> harness::Options {
+    /// The harness's options; a fault the mode cannot inject is refused, naming those it takes.
+    pub fn options(self) -> anyhow::Result<harness::Options> {
         let seconds = self
             .minutes
             .map(|m| m * 60.0)
             .or(self.seconds)
             .unwrap_or(60.0);
-        harness::Options {
+        let faults = if self.faults.is_empty() {
+            Fault::schedule(self.cluster).to_vec()
+        } else {
+            self.faults
+        };
+        fault::check_schedule(&faults, self.cluster).map_err(anyhow::Error::msg)?;
+        if !(self.hold_seconds.is_finite() && self.hold_seconds > 0.0) {
+            anyhow::bail!("--hold-seconds must be a positive number of seconds");
+        }
+        Ok(harness::Options {
             duration: Duration::from_secs_f64(seconds),
             rate: self.rate,
             bin_dir: self.bin_dir,
             report: self.report,
             cluster: self.cluster,
-        }
+            faults,
+            hold: Duration::from_secs_f64(self.hold_seconds),
+        })
     }
 }
 
@@ -122,5 +147,55 @@ impl UpgradeCli {
             report: self.report,
             new_env: self.new_env,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("saga-chaos").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn a_misspelt_fault_is_refused_when_the_command_line_is_read() {
+        let e = cli(&["--faults", "poison,kill-order-servce"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::InvalidValue);
+        assert!(e.to_string().contains("kill-order-servce"), "{e}");
+    }
+
+    #[test]
+    fn faults_are_injected_in_the_order_given_or_else_the_whole_schedule_of_the_mode() {
+        let given = cli(&["--faults", "nats-down,poison,kill-order-service"])
+            .unwrap()
+            .options()
+            .unwrap();
+        assert_eq!(
+            given.faults,
+            [Fault::NatsDown, Fault::Poison, Fault::KillOrderService]
+        );
+        let single = cli(&[]).unwrap().options().unwrap();
+        assert_eq!(single.faults, Fault::SCHEDULE);
+        let cluster = cli(&["--cluster"]).unwrap().options().unwrap();
+        assert_eq!(cluster.faults, Fault::CLUSTER_SCHEDULE);
+    }
+
+    #[test]
+    fn a_fault_the_mode_cannot_inject_is_refused() {
+        let e = cli(&["--faults", "kill-node"])
+            .unwrap()
+            .options()
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("kill-node cannot be injected"),
+            "{e}"
+        );
+        assert!(
+            cli(&["--cluster", "--faults", "nats-down"])
+                .unwrap()
+                .options()
+                .is_err()
+        );
     }
 }

@@ -3,7 +3,7 @@
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
-    let options = chaos::Cli::parse().options();
+    let options = chaos::Cli::parse().options()?;
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?

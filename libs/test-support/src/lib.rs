@@ -1,7 +1,8 @@
 //! Fixtures for tests that talk to real infrastructure.
 //!
 //! - [`NatsServer`]: a private nats-server with JetStream on a free port and a temporary store,
-//!   which a test can stop and start again with its store kept.
+//!   which a test can stop and start again with its store kept, and whose JetStream store can
+//!   be given a size limit, so that it runs out of space.
 //! - [`NatsCluster`]: a private three-node JetStream cluster, whose nodes a test can kill, stop
 //!   and start again (with another nats-server release too), and which says which node leads a
 //!   stream or the meta group.
@@ -29,6 +30,8 @@ pub struct NatsServer {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// JetStream's `max_file_store`, when the server was started with one.
+    store_limit: Option<u64>,
 }
 
 /// The nats-server the tests run: `NATS_SERVER_BIN` when set (scripts/test.sh sets it), else the
@@ -93,12 +96,24 @@ pub fn free_port() -> u16 {
 
 impl NatsServer {
     pub async fn start() -> anyhow::Result<NatsServer> {
+        NatsServer::start_with(None).await
+    }
+
+    /// A server whose JetStream may store at most `bytes` on file (`max_file_store`): once its
+    /// streams hold more, every publish to a stream is refused (insufficient resources) until
+    /// space is freed, say by deleting a stream. [`NatsServer::set_store_limit`] changes it.
+    pub async fn start_with_store_limit(bytes: u64) -> anyhow::Result<NatsServer> {
+        NatsServer::start_with(Some(bytes)).await
+    }
+
+    async fn start_with(store_limit: Option<u64>) -> anyhow::Result<NatsServer> {
         let dir = std::env::temp_dir().join(format!("saga-nats-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir)?;
         let mut server = NatsServer {
             port: free_port(),
             dir,
             child: None,
+            store_limit,
         };
         server.launch().await?;
         Ok(server)
@@ -116,13 +131,36 @@ impl NatsServer {
         self.dir.join("server.log")
     }
 
+    fn config_path(&self) -> PathBuf {
+        self.dir.join("server.conf")
+    }
+
+    /// The configuration file of a server with a store limit (the command line has no flag
+    /// for it).
+    fn write_config(&self) -> anyhow::Result<()> {
+        let limit = self
+            .store_limit
+            .map(|bytes| format!("  max_file_store: {bytes}\n"))
+            .unwrap_or_default();
+        let config = format!(
+            "jetstream {{\n  store_dir: \"{}\"\n{limit}}}\n",
+            self.dir.join("store").display()
+        );
+        std::fs::write(self.config_path(), config).context("writing nats-server.conf")
+    }
+
     async fn launch(&mut self) -> anyhow::Result<()> {
         let log = self.log_path();
         let _ = std::fs::remove_file(&log);
-        let child = Command::new(nats_server_binary()?)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js"])
-            .arg("-sd")
-            .arg(self.dir.join("store"))
+        let mut command = Command::new(nats_server_binary()?);
+        command.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        if self.store_limit.is_some() {
+            self.write_config()?;
+            command.arg("-c").arg(self.config_path());
+        } else {
+            command.arg("-js").arg("-sd").arg(self.dir.join("store"));
+        }
+        let child = command
             .arg("-l")
             .arg(&log)
             .stdout(Stdio::null())
@@ -156,6 +194,73 @@ impl NatsServer {
             bail!("nats-server is still running");
         }
         self.launch().await
+    }
+
+    /// Raises the store limit of a server started with one, while it runs: the configuration
+    /// is written again and the server told to reload it (SIGHUP); returns once its log says it
+    /// took the new limit. nats-server refuses to lower the limit on a reload.
+    pub async fn set_store_limit(&mut self, bytes: u64) -> anyhow::Result<()> {
+        match self.store_limit {
+            None => bail!("nats-server was started without a store limit"),
+            Some(now) if bytes < now => {
+                bail!("nats-server cannot lower its store limit ({now}) while it runs")
+            }
+            Some(now) if bytes == now => return Ok(()),
+            Some(_) => {}
+        }
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .context("nats-server is not running")?;
+        self.store_limit = Some(bytes);
+        self.write_config()?;
+        let log = self.log_path();
+        const TOOK: &str = "Reloaded: JetStream max_file_store";
+        const REFUSED: &str = "config reload not supported";
+        let count = |needle: &str| {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .matches(needle)
+                .count()
+        };
+        let (took, refused) = (count(TOOK), count(REFUSED));
+        let sent = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .await
+            .context("running kill -HUP")?;
+        if !sent.success() {
+            bail!("kill -HUP {pid} failed: {sent}");
+        }
+        let reloaded = eventually_ok(
+            "nats-server took the new store limit",
+            Duration::from_secs(15),
+            || async {
+                if count(REFUSED) > refused {
+                    return Ok(false);
+                }
+                if count(TOOK) > took {
+                    return Ok(true);
+                }
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                Err(text.lines().last().unwrap_or("no log yet").to_owned())
+            },
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
+        if !reloaded {
+            bail!(
+                "nats-server refused the store limit {bytes} (see {})",
+                log.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// The store limit the server runs with, if any.
+    pub fn store_limit(&self) -> Option<u64> {
+        self.store_limit
     }
 }
 
@@ -247,7 +352,8 @@ where
 }
 
 /// A PostgreSQL server of the caller's own: its own data directory and port, started with
-/// `pg_ctl`, crashable (`kill`: immediate shutdown, as a crash) and restartable with its data.
+/// `pg_ctl`, crashable (`kill`: immediate shutdown, as a crash), stoppable as an operator stops it
+/// (`stop`: fast shutdown) and restartable with its data.
 /// Run as the `postgres` user when the caller is root.
 pub struct PgServer {
     port: u16,
@@ -383,17 +489,26 @@ impl PgServer {
 
     /// Stops the server the way a crash would (immediate shutdown, no checkpoint).
     pub async fn kill(&mut self) -> anyhow::Result<()> {
-        let cmd = self.stop_command();
+        let cmd = self.stop_command("immediate");
         tokio::task::spawn_blocking(move || run(cmd, "pg_ctl stop")).await??;
         self.running = false;
         Ok(())
     }
 
-    fn stop_command(&self) -> std::process::Command {
+    /// Stops the server as an operator does (fast shutdown: every session is ended, the data
+    /// checkpointed), and waits until it has.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        let cmd = self.stop_command("fast");
+        tokio::task::spawn_blocking(move || run(cmd, "pg_ctl stop")).await??;
+        self.running = false;
+        Ok(())
+    }
+
+    fn stop_command(&self, mode: &str) -> std::process::Command {
         let mut cmd = as_postgres(&self.bin.join("pg_ctl"));
         cmd.arg("-D")
             .arg(self.dir.join("data"))
-            .args(["-m", "immediate", "-w", "stop"]);
+            .args(["-m", mode, "-w", "stop"]);
         cmd
     }
 }
@@ -401,7 +516,7 @@ impl PgServer {
 impl Drop for PgServer {
     fn drop(&mut self) {
         if self.running {
-            let _ = self.stop_command().output();
+            let _ = self.stop_command("immediate").output();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
