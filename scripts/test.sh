@@ -14,7 +14,7 @@ ensure_rust
 export NATS_SERVER_BIN NATS_SERVER_DEBIAN_BIN
 NATS_SERVER_BIN=$(nats_server_bin)
 log "nats-server: $NATS_SERVER_BIN ($("$NATS_SERVER_BIN" --version 2>&1 | head -1))"
-# The release the rolling-upgrade test (tests/e2e/tests/cluster.rs) upgrades a cluster from.
+# The release the rolling-upgrade test (tests/e2e/tests/e2e/cluster.rs) upgrades a cluster from.
 NATS_SERVER_DEBIAN_BIN=$(nats_server_debian_bin) || log "no nats-server 2.9.10 here: the rolling-upgrade test skips"
 
 if [ -z "${TEST_DATABASE_URL:-}" ]; then

@@ -104,7 +104,7 @@ nats_server_bin() {
   printf '%s\n' "$bin"
 }
 
-# Debian 12's nats-server 2.9.10, for the rolling-upgrade test only (tests/e2e/tests/cluster.rs):
+# Debian 12's nats-server 2.9.10, for the rolling-upgrade test only (tests/e2e/tests/e2e/cluster.rs):
 # the release a cluster is upgraded from. /usr/sbin/nats-server when that is 2.9.10; otherwise
 # taken out of the Debian package (apt-get download) into $NATS_CACHE rather than installed, since
 # installing it starts a 2.9.10 server on port 4222 wherever systemd runs, which scripts/up.sh
@@ -190,7 +190,7 @@ pg_url() { # pg_url DATABASE
   printf 'postgres://%s:%s@127.0.0.1:%s/%s\n' "$PG_APP_USER" "$PG_APP_PASSWORD" "$PG_PORT" "$1"
 }
 
-# What the dashboard's browser test needs (tests/e2e/tests/dashboard.rs): Debian's Chromium, and
+# What the dashboard's browser test needs (tests/e2e/tests/e2e/dashboard.rs): Debian's Chromium, and
 # tests/ui's npm packages (playwright-core, which brings no browser), installed again when
 # package-lock.json is newer than what is installed.
 ensure_browser() {

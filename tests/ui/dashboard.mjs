@@ -1,5 +1,5 @@
 // Drives the saga dashboard (GET /ui on saga-coordinator) in headless Chromium, as an operator
-// would, against a stack that tests/e2e/tests/dashboard.rs prepared, and takes the screenshots of
+// would, against a stack that tests/e2e/tests/e2e/dashboard.rs prepared, and takes the screenshots of
 // docs/screenshots. Exits non-zero on the first failed check, on any error of the page's script
 // or console, and if the page sent any request outside its own origin.
 //
@@ -26,7 +26,7 @@ const log = (message) => console.log(`[${((Date.now() - started) / 1000).toFixed
 function env(name, fallback) {
   const value = process.env[name] ?? fallback;
   if (value === undefined || value === '') {
-    console.error(`${name} is not set (tests/e2e/tests/dashboard.rs sets it)`);
+    console.error(`${name} is not set (tests/e2e/tests/e2e/dashboard.rs sets it)`);
     process.exit(2);
   }
   return value;

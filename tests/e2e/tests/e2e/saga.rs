@@ -1,11 +1,9 @@
 //! The order saga end to end: the four services, a real PostgreSQL and a nats-server per test.
 //! Every flow ends by checking the invariants of the contract through the public HTTP APIs.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use futures_util::future::join_all;
 use serde_json::json;
 

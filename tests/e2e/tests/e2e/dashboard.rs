@@ -5,22 +5,20 @@
 //! screenshots of docs/screenshots; then it checks through the API what the page did.
 //!
 //! Needs node, `tests/ui/node_modules` and `/usr/bin/chromium`: `scripts/test.sh` installs them.
-//! `SAGA_UI_SCREENSHOTS=docs/screenshots cargo test -p e2e --test dashboard` refreshes the
+//! `SAGA_UI_SCREENSHOTS=docs/screenshots cargo test -p e2e --test e2e dashboard::` refreshes the
 //! checked-in screenshots (by default they go to `target/tmp/dashboard-screenshots`).
 //! `SAGA_UI_HOLD=600` keeps the prepared stack up that many seconds before the browser runs, and
 //! prints the page's address, to look at it by hand.
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use async_nats::jetstream::message::PublishMessage;
-use common::*;
 use messaging::nats::{NatsSettings, connect};
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const PAYMENT_CONSUMER: &str = "payment-service-order-created-v1";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -93,15 +91,6 @@ fn run_browser_test(dir: &Path, env: &[(&str, String)]) -> (bool, String) {
         output.push_str(&format!("\n(killed after {BROWSER_LIMIT:?})"));
     }
     (passed, output)
-}
-
-fn event_types(saga: &Value) -> Vec<String> {
-    saga["history"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|h| h["eventType"].as_str().unwrap_or("?").to_owned())
-        .collect()
 }
 
 /// A saga driven to FAILED as in `operations.rs`: payment-service is down while the customer

@@ -1,8 +1,6 @@
 //! A service whose background task dies stops, with an error, instead of serving on half-alive.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_whose_relay_consumer_or_sweep_dies_stops_with_an_error() {

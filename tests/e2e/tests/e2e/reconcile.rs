@@ -2,11 +2,9 @@
 //! it (an outbox row dropped before it was sent, or messages deleted from their stream), then
 //! `POST /admin/reconcile` finds it, re-sends what settles it, and the invariants hold again.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use sqlx::Executor as _;
 use test_support::eventually_ok;

@@ -1,13 +1,11 @@
 //! The alert rules and the Grafana dashboard under docs/ops name only metrics the services
 //! export, and the HTTP metrics are labelled by route template, never by raw path.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use crate::common::*;
 use async_nats::jetstream::message::PublishMessage;
-use common::*;
 use serde_json::json;
 
 /// Every metric name of this system (`saga_…`, `http_…`, `messaging_…`, `order_…`) that `text`

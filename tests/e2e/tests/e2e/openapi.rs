@@ -1,13 +1,11 @@
 //! Each service's OpenAPI 3.1 document is generated from its code, served at `GET /openapi.json`,
 //! and checked into `docs/openapi/<service>.json`; this test fails when they drift apart.
 //!
-//! After changing an API: `UPDATE_OPENAPI=1 cargo test -p e2e --test openapi` rewrites the files.
-
-mod common;
+//! After changing an API: `UPDATE_OPENAPI=1 cargo test -p e2e --test e2e openapi::` rewrites the files.
 
 use std::path::PathBuf;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use service_kit::api::render;
 
@@ -65,7 +63,7 @@ fn the_checked_in_documents_are_the_codes() {
     }
     assert!(
         drifted.is_empty(),
-        "out of date (run `UPDATE_OPENAPI=1 cargo test -p e2e --test openapi`): {drifted:?}"
+        "out of date (run `UPDATE_OPENAPI=1 cargo test -p e2e --test e2e openapi::`): {drifted:?}"
     );
 }
 

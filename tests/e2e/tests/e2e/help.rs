@@ -9,14 +9,7 @@ use std::process::Command;
 use clap::CommandFactory;
 use service_kit::settings::{command, environment};
 
-/// Where `cargo build` put the workspace's binaries: next to this test's own.
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir")
-        .to_path_buf()
-}
+use crate::common::bin_dir;
 
 fn binaries() -> Vec<(&'static str, clap::Command)> {
     vec![

@@ -5,13 +5,11 @@
 //! the operator does when NATS loses events it had acknowledged (a machine crash before its disk
 //! sync): publish the outbox again.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 use shared_events::Stream;
 use test_support::NatsCluster;

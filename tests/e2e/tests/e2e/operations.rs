@@ -2,13 +2,11 @@
 //! compensation, abort a saga, act on dead letters, change the payment simulation at run time,
 //! read the stats and the audit log. Each test ends with the invariants of the contract.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use async_nats::jetstream;
 use async_nats::jetstream::message::PublishMessage;
-use common::*;
 use messaging::nats::{NatsSettings, connect};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -19,15 +17,6 @@ async fn js(stack: &Stack) -> jetstream::Context {
             .await
             .expect("nats"),
     )
-}
-
-fn event_types(saga: &Value) -> Vec<String> {
-    saga["history"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|h| h["eventType"].as_str().unwrap_or("?").to_owned())
-        .collect()
 }
 
 /// The audit entries of a service, newest first.

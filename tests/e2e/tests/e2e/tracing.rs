@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 use test_support::{NatsServer, TestDb, eventually, free_port};
 use tokio::process::{Child, Command};
 
+use crate::common::bin_dir;
+
 /// A span as received: the service that sent it, its name and ids, and its events' names.
 #[derive(Clone, Debug)]
 struct Received {
@@ -61,15 +63,6 @@ async fn receive(State(spans): State<Spans>, body: Bytes) -> StatusCode {
         }
     }
     StatusCode::OK
-}
-
-/// Where `cargo build` put the workspace's binaries: next to this test's own.
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir")
-        .to_path_buf()
 }
 
 struct Proc {

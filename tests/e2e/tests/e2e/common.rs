@@ -2,8 +2,6 @@
 //! database, against a nats-server of the test's own (or the servers a test gives, such as a
 //! three-node cluster); and helpers that look only through the public HTTP APIs.
 
-#![allow(dead_code)]
-
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -74,7 +72,6 @@ impl StackNats {
 
 /// A second instance of a service, beside the stack's own.
 pub struct Instance {
-    pub port: u16,
     stop: Shutdown,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -88,7 +85,6 @@ impl Instance {
 }
 
 struct Running {
-    port: u16,
     stop: Shutdown,
     tasks: Tasks,
     task: JoinHandle<anyhow::Result<()>>,
@@ -142,23 +138,14 @@ impl Stack {
         self.ports.insert(svc, port);
         let tasks = service.tasks();
         let task = tokio::spawn(service.run_until_stopped());
-        self.running.insert(
-            svc,
-            Running {
-                port,
-                stop,
-                tasks,
-                task,
-            },
-        );
+        self.running.insert(svc, Running { stop, tasks, task });
     }
 
     /// Starts another instance of `svc` on its own port, with the same database and NATS.
     pub async fn start_instance(&self, svc: Svc) -> Instance {
         let (service, stop) = self.build(svc, 0).await;
-        let port = service.port();
         let task = tokio::spawn(service.run_until_stopped());
-        Instance { port, stop, task }
+        Instance { stop, task }
     }
 
     async fn build(&self, svc: Svc, port: u16) -> (service_kit::Service, Shutdown) {
@@ -523,4 +510,23 @@ pub fn ids(order: &Value) -> (String, String) {
 
 pub fn new_id() -> String {
     Uuid::now_v7().to_string()
+}
+
+/// Where the workspace's binaries are built: the directory above this test binary's `deps/`.
+pub fn bin_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .to_path_buf()
+}
+
+/// The event types of a saga's history, in order.
+pub fn event_types(saga: &Value) -> Vec<String> {
+    saga["history"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|h| h["eventType"].as_str().unwrap_or("?").to_owned())
+        .collect()
 }

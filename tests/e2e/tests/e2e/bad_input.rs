@@ -1,8 +1,6 @@
 //! Bad requests get a clear 4xx in the one error shape, and change nothing.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 
 struct Case {
