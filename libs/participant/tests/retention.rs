@@ -17,7 +17,8 @@ async fn cancelled_first_orders_are_kept_for_the_retention_then_deleted() -> any
     .await?;
     for statement in participant::cancellations::BY_AGE.sql.split(";\n") {
         if !statement.trim().is_empty() {
-            pool.execute(sqlx::AssertSqlSafe(statement.to_owned())).await?;
+            pool.execute(sqlx::AssertSqlSafe(statement.to_owned()))
+                .await?;
         }
     }
     let retention = participant::cancellations::retention();
@@ -47,8 +48,14 @@ async fn cancelled_first_orders_are_kept_for_the_retention_then_deleted() -> any
     .fetch_all(&pool)
     .await?;
     assert_eq!(ages.len(), 2, "left: {ages:?}");
-    assert!(ages.iter().all(|a| *a < retention.as_secs_f64()), "{ages:?}");
+    assert!(
+        ages.iter().all(|a| *a < retention.as_secs_f64()),
+        "{ages:?}"
+    );
     // Nothing more to delete.
-    assert_eq!(participant::cancellations::prune(&pool, retention).await?, 0);
+    assert_eq!(
+        participant::cancellations::prune(&pool, retention).await?,
+        0
+    );
     Ok(())
 }
