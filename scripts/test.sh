@@ -47,6 +47,9 @@ if [ $# -eq 0 ]; then
   scripts/test-api.sh
   log "fault injection, short form (docs/reliability.md; scripts/soak.sh is the long form)"
   target/debug/saga-chaos --seconds 60 --rate 15 --bin-dir target/debug > /dev/null
+  log "fault injection: the lasting faults, 10 s each (scripts/soak.sh holds them 60 s)"
+  target/debug/saga-chaos --seconds 60 --rate 15 --bin-dir target/debug --hold-seconds 10 \
+    --faults payment-db-down,restart-postgresql-cleanly,nats-down,store-full,slow-payment > /dev/null
 fi
 ensure_browser
 log "running tests"
