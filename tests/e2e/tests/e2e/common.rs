@@ -57,7 +57,7 @@ impl Default for Options {
 
 /// The stack's NATS: a nats-server of its own, or the servers the test gave.
 pub enum StackNats {
-    Own(NatsServer),
+    Own(Box<NatsServer>),
     Given(String),
 }
 
@@ -103,7 +103,7 @@ impl Stack {
     pub async fn start(options: Options) -> Stack {
         let nats = match &options.nats_url {
             Some(url) => StackNats::Given(url.clone()),
-            None => StackNats::Own(NatsServer::start().await.expect("nats-server")),
+            None => StackNats::Own(Box::new(NatsServer::start().await.expect("nats-server"))),
         };
         let mut dbs = HashMap::new();
         for svc in ALL {
