@@ -14,6 +14,7 @@ mod cluster;
 mod common;
 mod dashboard;
 mod deploy;
+mod growth;
 mod help;
 mod openapi;
 mod operations;
