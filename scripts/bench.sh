@@ -6,8 +6,12 @@
 #     process group and the machine's busy share, latencies;
 #   - the per-hop breakdown of the 200/s run, from the saga history's timestamps;
 #   - closed loop with 64 and with 128 orders in flight, 60 s each, with the invariant check;
-#   - each service's peak RSS; perf profiles at 50/s and at 64 in flight (perf is installed with
-#     apt-get if missing).
+#   - per order, in each run: CPU (ticks and schedstat), context switches per process group,
+#     PostgreSQL commits, statements (pg_stat_statements: the first benchmark on a server restarts
+#     it once to load the library) and rows read per table, NATS messages in and out;
+#   - each service's peak RSS; then, outside the measured runs, PostgreSQL's on- and off-CPU
+#     profile at 20/s and a whole-machine profile at 64 in flight (perf is installed with apt-get
+#     if missing).
 # With --stored N, the databases are first filled with N finished orders (scripts/seed.sh) and only
 # the 200/s run and the closed loop at 64 are made: the growth check. With --cluster, NATS is a
 # three-node cluster on this machine (NATS_CLUSTER=3 scripts/up.sh, streams with three replicas)
@@ -55,6 +59,20 @@ fi
 
 ensure_rust
 ensure_postgres
+# pg_stat_statements, for the statements per order. It must be loaded when the server starts: the
+# first benchmark on a server restarts it once with the library added (the setting is kept).
+pg_su() { as_root runuser -u postgres -- psql -p "$PG_PORT" -d postgres -Atqc "$1"; }
+preload=$(pg_su 'SHOW shared_preload_libraries')
+if [[ "$preload" != *pg_stat_statements* ]]; then
+  cluster=$(pg_lsclusters -h | awk -v p="$PG_PORT" '$3 == p {print $1" "$2; exit}')
+  [ -n "$cluster" ] || die "no Debian cluster on port $PG_PORT: load pg_stat_statements by hand"
+  log "PostgreSQL $cluster: adding pg_stat_statements to shared_preload_libraries, restarting"
+  pg_su "ALTER SYSTEM SET shared_preload_libraries = '${preload:+$preload,}pg_stat_statements'"
+  # shellcheck disable=SC2086
+  as_root pg_ctlcluster $cluster restart
+  wait_for 60 "PostgreSQL on port $PG_PORT" pg_ready
+fi
+pg_su "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
 nats_bin=$(nats_server_bin)
 command -v perf >/dev/null 2>&1 || apt_install linux-perf || true
 work=$(mktemp -d)
@@ -81,7 +99,9 @@ trap cleanup EXIT
 if [ -n "$cluster" ]; then
   # up.sh starts the three nodes (client ports NATS_PORT..+2) and down.sh stops them.
   export NATS_CLUSTER=3 NATS_ROUTE_PORT=18222 NATS_MONITOR_PORT=20222
+  export NATS_MONITOR_URLS="http://127.0.0.1:20222 http://127.0.0.1:20223 http://127.0.0.1:20224"
 else
+  export NATS_MONITOR_URLS="http://127.0.0.1:$mon_port"
   log "nats-server with monitoring on $mon_port"
   "$nats_bin" -a 127.0.0.1 -p "$NATS_PORT" -m "$mon_port" -js -sd "$work/nats" -l "$work/nats.log" >/dev/null 2>&1 &
   nats_pid=$!

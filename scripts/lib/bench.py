@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cpu  # noqa: E402
@@ -51,6 +52,96 @@ def snapshot():
             args += ["--service", f"{svc}={f.read().strip()}"]
     args += ["--nats", ENV["NATS_PID"], "--db-prefix", ENV["DB_PREFIX"]]
     return cpu.snap(args)
+
+
+DATABASES = ["orders", "payments", "inventory", "sagas"]
+
+
+def tables_snapshot():
+    """Per database: transactions committed, and per table the rows read by sequential scans
+    (seq_tup_read), the rows fetched through indexes (idx_tup_fetch), the index entries read
+    (idx_tup_read, index-only scans included) and the rows inserted. (PostgreSQL publishes a
+    busy backend's counts at most once a second, so a window's edges are uncertain by about
+    that much.)"""
+    out = {}
+    for db in DATABASES:
+        row = psql_json(db, """
+SELECT json_build_object(
+  'commits', (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()),
+  'tables', (SELECT json_object_agg(t.relname, json_build_object(
+      'seq', coalesce(t.seq_tup_read, 0), 'fetch', coalesce(t.idx_tup_fetch, 0),
+      'entries', coalesce((SELECT sum(i.idx_tup_read) FROM pg_stat_user_indexes i
+                           WHERE i.relid = t.relid), 0),
+      'inserted', t.n_tup_ins))
+    FROM pg_stat_user_tables t))""")
+        out[db] = row
+    return out
+
+
+def pg_superuser(sql):
+    """Runs `sql` in the `postgres` database as the server's superuser (pg_stat_statements sees
+    every database only so); None where that is not possible."""
+    cmd = ["psql", "-p", ENV["PG_PORT"], "-d", "postgres", "-Atc", sql]
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", "postgres", "--"] + cmd
+    else:
+        cmd = ["sudo", "-n", "-u", "postgres"] + cmd
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def statements_snapshot():
+    """pg_stat_statements of the benchmark's databases (BEGIN and COMMIT included): per
+    statement, calls, rows and time; {} when the extension is not loaded."""
+    out = pg_superuser(f"""
+SELECT coalesce(json_object_agg(d.datname || ' ' || s.queryid, json_build_object(
+  'db', substr(d.datname, {len(ENV['DB_PREFIX']) + 1}), 'query', left(s.query, 200),
+  'calls', s.calls, 'rows', s.rows, 'ms', s.total_exec_time)), '{{}}')
+FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+WHERE d.datname LIKE '{ENV['DB_PREFIX']}%'""")
+    return json.loads(out) if out else {}
+
+
+def nats_snapshot():
+    """Messages in and out of every NATS server (its monitoring /varz)."""
+    total = {"in": 0, "out": 0}
+    for url in ENV.get("NATS_MONITOR_URLS", "").split():
+        try:
+            with urllib.request.urlopen(f"{url}/varz", timeout=5) as r:
+                varz = json.load(r)
+        except OSError:
+            return None
+        total["in"] += varz["in_msgs"]
+        total["out"] += varz["out_msgs"]
+    return total
+
+
+def counts_snapshot():
+    return {"tables": tables_snapshot(), "statements": statements_snapshot(),
+            "nats": nats_snapshot()}
+
+
+def counts_diff(before, after):
+    """What happened between two counts snapshots."""
+    tables = {}
+    for db, now in after["tables"].items():
+        was = before["tables"].get(db) or {}
+        tables[db] = {"commits": now["commits"] - was.get("commits", 0), "tables": {}}
+        for t, v in (now.get("tables") or {}).items():
+            w = (was.get("tables") or {}).get(t, {})
+            tables[db]["tables"][t] = {k: v[k] - w.get(k, 0) for k in v}
+    statements = {}
+    for key, v in after["statements"].items():
+        calls = v["calls"] - before["statements"].get(key, {}).get("calls", 0)
+        if calls > 0:
+            w = before["statements"].get(key, {})
+            statements[key] = {"db": v["db"], "query": v["query"], "calls": calls,
+                               "rows": v["rows"] - w.get("rows", 0),
+                               "ms": v["ms"] - w.get("ms", 0.0)}
+    nats = None
+    if before["nats"] and after["nats"]:
+        nats = {k: after["nats"][k] - before["nats"][k] for k in ("in", "out")}
+    return {"tables": tables, "statements": statements, "nats": nats}
 
 
 def load_command(extra, json_path):
@@ -81,16 +172,19 @@ def load_run(name, extra, seconds, check, work, during=None):
         window = None
         lead, tail = (5, 3) if seconds >= 15 else (1, 1)
         time.sleep(max(0, started + lead - time.time()))
+        counts_before = counts_snapshot()
         before = snapshot()
         if during:
             threading.Thread(target=during, daemon=True).start()
         time.sleep(max(0, started + seconds - tail - time.time()))
         after = snapshot()
+        counts_after = counts_snapshot()
         window = cpu.diff(before, after)
         proc.wait()
     with open(json_path) as f:
         report = json.load(f)
     return {"name": name, "args": args, "report": report, "window": window,
+            "counts": counts_diff(counts_before, counts_after),
             "window_start": before["at"], "window_end": after["at"]}
 
 
@@ -101,7 +195,27 @@ def per_order(run, rate=None):
         rate = run["report"]["throughputOrdersPerSecond"]
     orders = rate * w["seconds"]
     by = {g: w["cpu"].get(g, 0.0) / orders * 1e6 for g in GROUPS}
+    sched = {g: w["cpuSched"].get(g, 0.0) / orders * 1e6 for g in GROUPS}
+    switches = {g: sum(w["switches"].get(g, {}).values()) / orders for g in GROUPS}
+    voluntary = {g: w["switches"].get(g, {}).get("voluntary", 0) / orders for g in GROUPS}
+    c = run["counts"]
+    commits = {db: v["commits"] / orders for db, v in c["tables"].items()}
+    statements = {}
+    for v in c["statements"].values():
+        statements[v["db"]] = statements.get(v["db"], 0) + v["calls"] / orders
+    rows_read = {f"{db}.{t}": (v["seq"] + v["fetch"]) / orders
+                 for db, d in c["tables"].items() for t, v in d["tables"].items()}
+    entries = {f"{db}.{t}": v["entries"] / orders
+               for db, d in c["tables"].items() for t, v in d["tables"].items()}
     return {"ordersInWindow": orders, "byGroupUs": by, "totalUs": sum(by.values()),
+            "schedUs": sched, "schedTotalUs": sum(sched.values()),
+            "switches": switches, "voluntarySwitches": voluntary,
+            "switchesTotal": sum(switches.values()),
+            "machineSwitches": w["machineSwitches"] / orders,
+            "commits": commits, "statements": statements,
+            "natsIn": c["nats"]["in"] / orders if c["nats"] else None,
+            "natsOut": c["nats"]["out"] / orders if c["nats"] else None,
+            "rowsRead": rows_read, "indexEntriesRead": entries,
             "busyShare": w["machineBusyShare"],
             "ourCoresUsed": sum(w["cpu"].values()) / w["seconds"]}
 
@@ -217,6 +331,67 @@ def profile(path, seconds):
     return run
 
 
+# What a PostgreSQL backend is doing when it leaves the CPU, from the frames of its stack at the
+# switch (kernel and user): the first rule that matches names it.
+OFF_CPU_REASONS = [
+    ("WAL flush at commit (fdatasync)", ("fdatasync", "fsync", "issue_xlog_fsync", "XLogFlush")),
+    ("waiting for the client's next message", ("secure_read", "pq_recvbuf", "pq_getbyte",
+                                               "sock_recvmsg", "tcp_recvmsg", "ReadCommand")),
+    ("lock or latch wait (LWLock, heavyweight lock, semaphore)", ("LWLock", "ProcSleep",
+                                                                 "PGSemaphoreLock", "futex",
+                                                                 "semop")),
+    ("waiting for I/O (read/write)", ("pread", "pwrite", "ksys_read", "ksys_write",
+                                      "filemap_read", "io_schedule")),
+    ("background process sleeping (WaitLatch)", ("WaitLatch", "WaitEventSetWait",
+                                                 "epoll_wait", "do_epoll_wait")),
+    ("preempted (still runnable)", ("preempt_schedule", "exit_to_user_mode",
+                                    "irqentry_exit")),
+]
+
+
+def pg_profile(path, seconds):
+    """PostgreSQL at work, for `seconds`: where its processes spend CPU (perf record -F 999 -g,
+    samples of the `postgres` processes by symbol) and why they leave the CPU (perf record of
+    sched:sched_switch with stacks, each switch of a postgres process classed by the frames of
+    its stack, OFF_CPU_REASONS). Written to `path` (text), with the counts as a JSON line."""
+    def run():
+        on, off = path + ".on", path + ".off"
+        procs = [subprocess.Popen(["perf", "record", "-F", "999", "-a", "-g", "-o", on, "--",
+                                   "sleep", str(seconds)], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True),
+                 subprocess.Popen(["perf", "record", "-e", "sched:sched_switch", "-a", "-g",
+                                   "-o", off, "--", "sleep", str(seconds)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)]
+        errs = [p.communicate()[1] for p in procs]
+        if any(p.returncode != 0 for p in procs):
+            with open(path, "w") as f:
+                f.write("perf record failed: " + " ".join(e[-300:] for e in errs))
+            return
+        by_sym = subprocess.run(["perf", "report", "-i", on, "--stdio", "--no-children",
+                                 "--comm", "postgres", "--sort", "dso,sym", "-g", "none",
+                                 "--percent-limit", "1"], capture_output=True, text=True).stdout
+        script = subprocess.run(["perf", "script", "-i", off, "-F", "comm,tid,ip,sym"],
+                                capture_output=True, text=True).stdout
+        reasons, switches = {}, 0
+        for block in script.split("\n\n"):
+            lines = block.strip().splitlines()
+            if not lines or not lines[0].lstrip().startswith("postgres"):
+                continue
+            switches += 1
+            frames = " ".join(lines[1:])
+            reason = next((name for name, marks in OFF_CPU_REASONS
+                           if any(m in frames for m in marks)), "other")
+            reasons[reason] = reasons.get(reason, 0) + 1
+        keep = [l[:160] for l in by_sym.splitlines() if re.match(r"^ +[0-9]", l)][:40]
+        with open(path, "w") as f:
+            f.write(json.dumps({"switches": switches, "reasons": reasons}) + "\n")
+            f.write("on-CPU: postgres samples by symbol (self time, >= 1% of postgres's)\n")
+            f.write("\n".join(keep) + "\n")
+        for p in (on, off):
+            os.remove(p)
+    return run
+
+
 def run(label, results, short):
     work = ENV["BENCH_WORK"]
     stored = label.startswith("stored") or label in ("cluster-r3", "traced")
@@ -248,22 +423,24 @@ def run(label, results, short):
         plan += [(f"closed-{n}", ["--concurrency", str(n)], secs(60), n == 512)
                  for n in (128, 256, 512)]
     for name, extra, seconds, check in plan:
-        during = None
-        if not stored and not short and name in ("rate-50", "closed-64"):
-            during = profile(f"{work}/profile-{name}.txt", 10)
-        r = load_run(name, extra, seconds, check, work, during)
+        r = load_run(name, extra, seconds, check, work)
         rate = float(extra[1]) if extra[0] == "--rate" else None
         r["perOrder"] = per_order(r, rate)
         if name == "rate-200":
             r["hops"] = hops(r["window_start"], r["window_end"])
-        if during:
-            time.sleep(1)
-            path = f"{work}/profile-{name}.txt"
-            if os.path.exists(path):
-                with open(path) as f:
-                    r["profile"] = f.read()
         runs[name] = r
     result["rssMiB"] = rss()
+    if not stored and not short:
+        # Profiles in runs of their own, so that perf's cost is in no measured figure.
+        result["profiles"] = {}
+        for name, extra, take in [("rate-20", ["--rate", "20"], pg_profile),
+                                  ("closed-64", ["--concurrency", "64"], profile)]:
+            path = f"{work}/profile-{name}.txt"
+            r = load_run(f"profile-{name}", extra, 30, False, work, take(path, 15))
+            time.sleep(2)
+            text = open(path).read() if os.path.exists(path) else "no profile"
+            result["profiles"][name] = {"text": text, "perOrder": per_order(
+                r, float(extra[1]) if extra[0] == "--rate" else None)}
     os.makedirs(results, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     path = f"{results}/{stamp}-{label}.json"
@@ -316,6 +493,12 @@ def comparison(cases):
                  f"{', '.join(sorted(set(str(x.get('invariants')) for x in rep)))} | "
                  f"{fmt([x['perOrder']['busyShare'] * 100 for x in rows], '%', 0)} |")
     return L
+
+
+def _dig(v, path):
+    for p in path:
+        v = None if v is None else v.get(p)
+    return v
 
 
 def report(results, out):
@@ -384,8 +567,15 @@ def report(results, out):
         L.append(f"| closed loop, {n} in flight, 60 s: ≥ 3,000 orders/s first POST to last end, all "
                  f"terminal, invariants holding | {fmt(thr(empty, run), '/s', 0)}; unfinished "
                  f"{fmt(unf(empty, run), '', 0)}; invariants {', '.join(sorted(set(str(v) for v in inv(empty, run))))} | {verdict(good)} |")
-    L += [f"| CPU per order, all processes, every rate from 20/s to saturation: ≤ 800 µs | "
-          f"{fmt(all_cpu, ' µs', 0)} (table below) | {verdict(ok(all_cpu, lambda v: v <= 800))} |",
+    sched = lambda runs, run: vals(runs, run, ["perOrder", "schedTotalUs"])
+    sw = lambda runs, run: vals(runs, run, ["perOrder", "switchesTotal"])
+    for run, limit, what in (("rate-20", 4000, "at 20/s"), ("rate-200", 2000, "at 200/s"),
+                             ("closed-64", 800, "at saturation (closed loop, 64 in flight)")):
+        L.append(f"| CPU per order, all processes, {what}: ≤ {limit:,} µs | ticks {fmt(cpo(empty, run), ' µs', 0)}; "
+                 f"schedstat {fmt(sched(empty, run), ' µs', 0)} | "
+                 f"{verdict(ok(sched(empty, run) or cpo(empty, run), lambda v: v <= limit))} |")
+    L += [f"| context switches per order at 20/s, all processes: ≤ 150 | {fmt(sw(empty, 'rate-20'), '', 0)} | "
+          f"{verdict(ok(sw(empty, 'rate-20'), lambda v: v <= 150))} |",
           f"| peak RSS ≤ 64 MiB per service | {fmt(rss_all, ' MiB')} | {verdict(ok(rss_all, lambda v: v <= 64))} |",
           f"| idle CPU ~0 | {fmt(idle_ms, ' ms of CPU per second', 1)} (services, NATS and PostgreSQL together) | "
           f"{verdict(ok(idle_ms, lambda v: v <= 20))} |"]
@@ -482,6 +672,73 @@ def report(results, out):
         f"{g} {fmt([r['idle']['cpu'].get(g, 0) / r['idle']['seconds'] * 1000 for r in empty], ' ms/s', 1)}"
         for g in GROUPS) + ".", ""]
 
+    # What an order costs, counted.
+    cost_runs = ["rate-20", "rate-50", "rate-200", "closed-64"]
+    if any(r["runs"].get(run, {}).get("perOrder", {}).get("switches") for r in empty
+           for run in cost_runs):
+        po = lambda run, *path: [_dig(r["runs"].get(run), ["perOrder", *path]) for r in empty]
+        L += ["## What an order costs", "",
+              "Per order, over the same counted windows as the CPU above. CPU by schedstat "
+              "(/proc/PID/task/*/schedstat: the time the scheduler ran each thread, in ns) beside "
+              "the tick-based figure; context switches (voluntary and involuntary, summed over "
+              "every thread of each group; new processes, PostgreSQL's backends among them, count "
+              "from zero) and the machine's (/proc/stat `ctxt`, the load generator and the kernel "
+              "included); PostgreSQL's commits (pg_stat_database) and statements "
+              "(pg_stat_statements, BEGIN and COMMIT included) in each service's database; NATS "
+              "messages in and out of the server (/varz), acks and pull requests included.", "",
+              "| per order | " + " | ".join(cost_runs) + " |", "| --- " * (1 + len(cost_runs)) + "|"]
+        row = lambda name, f: L.append(f"| {name} | " + " | ".join(f(run) for run in cost_runs) + " |")
+        row("CPU, all (ticks)", lambda run: fmt(po(run, "totalUs"), " µs", 0))
+        row("CPU, all (schedstat)", lambda run: fmt(po(run, "schedTotalUs"), " µs", 0))
+        for g in GROUPS:
+            row(f"… {g} (schedstat)", lambda run, g=g: fmt(po(run, "schedUs", g), " µs", 0))
+        row("context switches, all", lambda run: fmt(po(run, "switchesTotal"), "", 0))
+        for g in GROUPS:
+            row(f"… {g}", lambda run, g=g: fmt(po(run, "switches", g), "", 1))
+        row("… the machine's", lambda run: fmt(po(run, "machineSwitches"), "", 0))
+        for db in DATABASES:
+            row(f"commits, {db}", lambda run, db=db: fmt(po(run, "commits", db), "", 2))
+        for db in DATABASES:
+            row(f"statements, {db}", lambda run, db=db: fmt(po(run, "statements", db), "", 1))
+        row("NATS messages in", lambda run: fmt(po(run, "natsIn"), "", 1))
+        row("NATS messages out", lambda run: fmt(po(run, "natsOut"), "", 1))
+        L.append("")
+
+        # The statements of 20/s, most called first.
+        st = (empty[-1]["runs"].get("rate-20", {}).get("counts") or {}).get("statements") or {}
+        orders = _dig(empty[-1]["runs"].get("rate-20"), ["perOrder", "ordersInWindow"])
+        if st and orders:
+            top = sorted(st.values(), key=lambda v: -v["calls"])[:25]
+            L += ["Statements at 20/s (newest run), most called first: calls per order, rows per "
+                  "call, mean time per call.", "",
+                  "| database | calls per order | rows per call | mean | statement |",
+                  "| --- | --- | --- | --- | --- |"]
+            for v in top:
+                q = " ".join(v["query"].split())[:110].replace("|", "\\|")
+                L.append(f"| {v['db']} | {v['calls'] / orders:.2f} | {v['rows'] / v['calls']:.1f} | "
+                         f"{v['ms'] / v['calls'] * 1000:.0f} µs | `{q}` |")
+            L.append("")
+
+    # Rows read per order per table, empty and stored.
+    tables = sorted({t for r in empty + stored for run in ("rate-200", "closed-64")
+                     for t in (_dig(r["runs"].get(run), ["perOrder", "rowsRead"]) or {})})
+    if tables:
+        cols = [(run, name, runs) for run in ("rate-200", "closed-64")
+                for name, runs in (("empty", empty), ("stored", stored))]
+        L += ["## Rows read per order, per table", "",
+              "Rows read by sequential scans plus rows fetched through an index "
+              "(pg_stat_user_tables: `seq_tup_read + idx_tup_fetch`) per order, on fresh databases "
+              f"and on databases holding {stored_label.split('-')[1] if stored_label else 'N'} "
+              "orders (`--stored`). A figure that grows with what is stored is a statement that "
+              "reads in proportion to a table's size.", "",
+              "| table | " + " | ".join(f"{run} {name}" for run, name, _ in cols) + " |",
+              "| --- " * (1 + len(cols)) + "|"]
+        for t in tables:
+            cells = [fmt([_dig(r["runs"].get(run), ["perOrder", "rowsRead", t]) for r in runs], "", 1)
+                     for run, _, runs in cols]
+            L.append(f"| {t} | " + " | ".join(cells) + " |")
+        L.append("")
+
     # Runs.
     L += ["## Runs", "", "| run | orders | orders/s (first POST to last end) | POST p50 / p99 | "
           "order-to-end p50 / p90 / p99 | unfinished | invariants |", "| --- " * 7 + "|"]
@@ -569,14 +826,40 @@ def report(results, out):
     L += ["## Memory", "", "Peak RSS (VmHWM) of each service after all the runs: " + ", ".join(
         f"{s} {fmt([r['rssMiB'][s] for r in empty], ' MiB')}" for s in SERVICES) + ".", ""]
 
-    # Profiles.
+    # Profiles, from runs of their own.
     newest = empty[-1]
-    for run in ("rate-50", "closed-64"):
-        prof = newest["runs"].get(run, {}).get("profile")
-        if prof:
-            L += [f"## Profile: {run} (newest run)", "",
-                  "`perf record -F 499 -a` for 10 s inside the counted window.", "", "```",
-                  prof.strip(), "```", ""]
+    profiles = newest.get("profiles") or {}
+    pg = profiles.get("rate-20")
+    if pg:
+        text = pg["text"]
+        head, _, rest = text.partition("\n")
+        try:
+            off = json.loads(head)
+        except ValueError:
+            off, rest = None, text
+        p = pg["perOrder"]
+        commits = sum((p.get("commits") or {}).values())
+        pg_us = (p.get("schedUs") or {}).get("postgresql")
+        pg_sw = (p.get("switches") or {}).get("postgresql")
+        L += ["## PostgreSQL at 20 orders/s (profile, newest run)", "",
+              "A run of its own (30 s at 20/s; perf is in no figure above): `perf record -F 999 -a -g` "
+              "for the CPU, and `perf record -e sched:sched_switch -a -g` for why PostgreSQL's "
+              "processes leave the CPU, each switch classed by the frames of its stack.", ""]
+        if commits and pg_us is not None:
+            L.append(f"- per order: {commits:.2f} commits, PostgreSQL CPU {pg_us:,.0f} µs "
+                     f"(schedstat), {pg_sw:,.0f} context switches: per commit "
+                     f"{pg_us / commits:,.0f} µs of CPU and {pg_sw / commits:.1f} switches.")
+        if off and off.get("switches"):
+            total = off["switches"]
+            L.append(f"- why a postgres process left the CPU ({total:,} switches in 15 s): " + "; ".join(
+                f"{k} {v / total * 100:.0f}%" for k, v in
+                sorted(off["reasons"].items(), key=lambda kv: -kv[1])) + ".")
+        L += ["", "```", rest.strip(), "```", ""]
+    whole = profiles.get("closed-64")
+    if whole:
+        L += ["## Profile: closed loop, 64 in flight (newest run)", "",
+              "A run of its own; `perf record -F 499 -a` for 15 s.", "", "```",
+              whole["text"].strip(), "```", ""]
 
     marker = "<!-- written by hand below -->"
     kept = ""

@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
-"""CPU time of the system under test, from /proc.
+"""CPU time and context switches of the system under test, from /proc.
 
     cpu.py snap --service NAME=PID ... --nats PID[,PID...] --db-prefix PREFIX   (a JSON snapshot)
     cpu.py diff BEFORE.json AFTER.json                                 (prints seconds per group)
+
+For each process, summed over its threads (/proc/PID/task/*): user plus system time in clock
+ticks (stat), the exact time on a CPU in nanoseconds (schedstat), and the voluntary and
+involuntary context switches (status).
 
 Groups: each service by name, nats-server (every node of a cluster), postgresql (the backends of the databases whose name
 starts with PREFIX, and the server's own processes: postmaster, checkpointer, WAL writer,
@@ -18,14 +22,34 @@ import time
 HZ = os.sysconf("SC_CLK_TCK")
 
 
-def ticks(pid):
+def process(pid):
+    """{ticks, ns, voluntary, involuntary} of one process, summed over its threads; None if it
+    is gone."""
+    total = {"ticks": 0, "ns": 0, "voluntary": 0, "involuntary": 0}
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
+        tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()
-    return int(fields[11]) + int(fields[12])
+    for tid in tasks:
+        base = f"/proc/{pid}/task/{tid}"
+        try:
+            with open(f"{base}/stat") as f:
+                stat = f.read()
+            with open(f"{base}/schedstat") as f:
+                ns = int(f.read().split()[0])
+            with open(f"{base}/status") as f:
+                status = f.read()
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that ended while it was read
+        fields = stat[stat.rindex(")") + 2:].split()
+        total["ticks"] += int(fields[11]) + int(fields[12])
+        total["ns"] += ns
+        for line in status.splitlines():
+            if line.startswith("voluntary_ctxt_switches:"):
+                total["voluntary"] += int(line.split()[1])
+            elif line.startswith("nonvoluntary_ctxt_switches:"):
+                total["involuntary"] += int(line.split()[1])
+    return total
 
 
 AUX = ("checkpointer", "background", "walwriter", "autovacuum", "logical", "archiver", "stats",
@@ -80,11 +104,13 @@ def postgres_pids(prefix):
 
 
 def machine_ticks():
+    """(busy ticks, all ticks, context switches) of the whole machine."""
     with open("/proc/stat") as f:
-        cpu = f.readline().split()[1:]
-    values = [int(v) for v in cpu]
+        lines = f.read().splitlines()
+    values = [int(v) for v in lines[0].split()[1:]]
     idle = values[3] + values[4]
-    return sum(values[:8]) - idle, sum(values[:8])
+    switches = next(int(line.split()[1]) for line in lines if line.startswith("ctxt "))
+    return sum(values[:8]) - idle, sum(values[:8]), switches
 
 
 def snap(args):
@@ -101,34 +127,40 @@ def snap(args):
         else:
             sys.exit(f"unknown argument {args[i]}")
         i += 2
-    groups = {}
-    for name, pid in services.items():
-        groups[name] = ticks(pid) or 0
+    # Per process, so that a process that exits between two snapshots (a backend) is counted
+    # for none of its time rather than as a negative amount.
+    pids = {name: [pid] for name, pid in services.items()}
     if nats:
-        groups["nats-server"] = {pid: ticks(pid) or 0 for pid in nats.split(",")}
+        pids["nats-server"] = nats.split(",")
     if prefix is not None:
-        # Per process, so that a backend that exits between two snapshots is not counted as a
-        # negative amount.
-        groups["postgresql"] = {pid: ticks(pid) or 0 for pid in postgres_pids(prefix)}
-    busy, total = machine_ticks()
-    return {"at": time.time(), "groups": groups, "machine": {"busy": busy, "total": total},
+        pids["postgresql"] = postgres_pids(prefix)
+    groups = {name: {pid: p for pid in ps if (p := process(pid)) is not None}
+              for name, ps in pids.items()}
+    busy, total, switches = machine_ticks()
+    return {"at": time.time(), "groups": groups,
+            "machine": {"busy": busy, "total": total, "switches": switches},
             "cores": os.cpu_count()}
 
 
 def diff(before, after):
     span = after["at"] - before["at"]
-    out = {"seconds": span, "cpu": {}}
-    for name, value in after["groups"].items():
-        old = before["groups"].get(name, 0)
-        if isinstance(value, dict):
-            used = sum(t - old.get(pid, 0) for pid, t in value.items() if t >= old.get(pid, 0))
-        else:
-            used = value - old
-        out["cpu"][name] = used / HZ
+    out = {"seconds": span, "cpu": {}, "cpuSched": {}, "switches": {}}
+    for name, procs in after["groups"].items():
+        old = before["groups"].get(name, {})
+        # A process started in between (a backend the pool opened) counts from zero: all of its
+        # life is in the window.
+        zero = {"ticks": 0, "ns": 0, "voluntary": 0, "involuntary": 0}
+        both = [(old.get(pid, zero), now) for pid, now in procs.items()]
+        delta = lambda key: sum(max(0, now[key] - was[key]) for was, now in both)
+        out["cpu"][name] = delta("ticks") / HZ
+        out["cpuSched"][name] = delta("ns") / 1e9
+        out["switches"][name] = {"voluntary": delta("voluntary"),
+                                 "involuntary": delta("involuntary")}
     busy = after["machine"]["busy"] - before["machine"]["busy"]
     total = after["machine"]["total"] - before["machine"]["total"]
     out["machineBusyShare"] = busy / total if total else 0.0
     out["machineBusySeconds"] = busy / HZ
+    out["machineSwitches"] = after["machine"]["switches"] - before["machine"]["switches"]
     out["cores"] = after["cores"]
     return out
 
