@@ -32,12 +32,15 @@ while [ $# -gt 0 ]; do
 done
 [ "$orders" -gt 0 ] || die "--orders N is required"
 
-# The SQL of each database is in scripts/seed/ (common.sql, then the database's own file), with
-# @ORDERS@, @DAYS@ and @NOW@ (seconds since 1970) replaced.
+# The SQL of each database is in scripts/seed/: common.sql, the database's own file, participant.sql
+# for payments and inventory, every.sql; with @ORDERS@, @DAYS@ and @NOW@ (seconds since 1970)
+# replaced.
 now=$(date +%s)
 seed_sql() { # seed_sql DB
+  local files=(scripts/seed/common.sql "scripts/seed/$1.sql")
+  case "$1" in payments|inventory) files+=(scripts/seed/participant.sql) ;; esac
   sed -e "s/@ORDERS@/$orders/g" -e "s/@DAYS@/$days/g" -e "s/@NOW@/$now/g" \
-    scripts/seed/common.sql "scripts/seed/$1.sql"
+    "${files[@]}" scripts/seed/every.sql
 }
 
 log "seeding $orders orders over $days days into ${prefix}orders, ${prefix}payments, ${prefix}inventory, ${prefix}sagas"

@@ -342,6 +342,18 @@ impl Stack {
             .map_err(|e| format!("{e:#}"))
     }
 
+    /// A JetStream context of the test's own on the stack's NATS, to read or change the streams
+    /// as an operator would.
+    pub async fn jetstream(&self) -> async_nats::jetstream::Context {
+        let client = messaging::nats::connect(&messaging::nats::NatsSettings::new(
+            self.nats.url(),
+            "e2e-operator",
+        ))
+        .await
+        .expect("nats");
+        messaging::nats::jetstream(client)
+    }
+
     /// Publishes `message` on `subject` straight to JetStream (as a foreign or broken producer
     /// would), and waits until it is stored.
     pub async fn publish(
@@ -349,18 +361,59 @@ impl Stack {
         subject: &str,
         message: async_nats::jetstream::message::PublishMessage,
     ) {
-        let client = messaging::nats::connect(&messaging::nats::NatsSettings::new(
-            self.nats.url(),
-            "e2e-publisher",
-        ))
-        .await
-        .expect("nats");
-        messaging::nats::jetstream(client)
+        self.jetstream()
+            .await
             .send_publish(subject.to_owned(), message)
             .await
             .expect("publish")
             .await
             .expect("stored");
+    }
+
+    /// A saga driven to FAILED: its order confirmed (two units of p-1 at 10, which the caller
+    /// stocks), then payment-service is down while the customer cancels, and the cancellation it
+    /// would have refunded on is lost, so the compensation cannot finish. payment-service is
+    /// started again before it returns (orderId, sagaId).
+    pub async fn failed_saga(&mut self) -> (String, String) {
+        let (order_id, saga_id) = ids(&self.order(&[("p-1", 2, "10")]).await);
+        self.order_becomes(&order_id, "CONFIRMED").await;
+        self.until(
+            Svc::Inventory,
+            &format!("/reservations/{order_id}"),
+            "committed",
+            |r| r["status"] == "COMMITTED",
+        )
+        .await;
+        self.stop_service(Svc::Payment).await;
+        let (status, _) = self
+            .post(
+                Svc::Order,
+                &format!("/orders/{order_id}/cancel"),
+                &json!({"reason": "changed my mind"}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        self.until(
+            Svc::Inventory,
+            &format!("/reservations/{order_id}"),
+            "released",
+            |r| r["status"] == "RELEASED",
+        )
+        .await;
+        let js = self.jetstream().await;
+        let orders = js.get_stream("ORDERS").await.expect("ORDERS");
+        let cancelled = orders
+            .get_last_raw_message_by_subject("order.cancelled.v1")
+            .await
+            .expect("the order's cancellation");
+        assert!(String::from_utf8_lossy(&cancelled.payload).contains(&order_id));
+        orders
+            .delete_message(cancelled.sequence)
+            .await
+            .expect("drop the cancellation");
+        self.saga_becomes(&saga_id, "FAILED").await;
+        self.start_service(Svc::Payment).await;
+        (order_id, saga_id)
     }
 
     /// The Prometheus text of every service, one after another.
@@ -529,4 +582,27 @@ pub fn event_types(saga: &Value) -> Vec<String> {
         .flatten()
         .map(|h| h["eventType"].as_str().unwrap_or("?").to_owned())
         .collect()
+}
+
+/// The four services' command lines, as their binaries parse them.
+pub fn services() -> Vec<(&'static str, clap::Command)> {
+    use service_kit::settings::command;
+    vec![
+        (
+            "order-service",
+            command::<order_service::Args>(&order_service::DEFAULTS),
+        ),
+        (
+            "payment-service",
+            command::<payment_service::Args>(&payment_service::DEFAULTS),
+        ),
+        (
+            "inventory-service",
+            command::<inventory_service::Args>(&inventory_service::DEFAULTS),
+        ),
+        (
+            "saga-coordinator",
+            command::<saga_coordinator::Args>(&saga_coordinator::DEFAULTS),
+        ),
+    ]
 }

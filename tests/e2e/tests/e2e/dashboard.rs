@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use async_nats::jetstream::message::PublishMessage;
-use messaging::nats::{NatsSettings, connect};
 use reqwest::Method;
 use serde_json::json;
 
@@ -93,65 +92,11 @@ fn run_browser_test(dir: &Path, env: &[(&str, String)]) -> (bool, String) {
     (passed, output)
 }
 
-/// A saga driven to FAILED as in `operations.rs`: payment-service is down while the customer
-/// cancels, and the cancellation it would have refunded on is lost. Returns (orderId, sagaId).
-async fn failed_saga(stack: &mut Stack) -> (String, String) {
-    let (order_id, saga_id) = ids(&stack.order(&[("p-1", 2, "10")]).await);
-    stack.order_becomes(&order_id, "CONFIRMED").await;
-    stack
-        .until(
-            Svc::Inventory,
-            &format!("/reservations/{order_id}"),
-            "committed",
-            |r| r["status"] == "COMMITTED",
-        )
-        .await;
-    stack.stop_service(Svc::Payment).await;
-    let (status, _) = stack
-        .post(
-            Svc::Order,
-            &format!("/orders/{order_id}/cancel"),
-            &json!({"reason": "changed my mind"}),
-        )
-        .await;
-    assert_eq!(status, 200);
-    stack
-        .until(
-            Svc::Inventory,
-            &format!("/reservations/{order_id}"),
-            "released",
-            |r| r["status"] == "RELEASED",
-        )
-        .await;
-    let js = messaging::nats::jetstream(
-        connect(&NatsSettings::new(stack.nats.url(), "e2e-dashboard"))
-            .await
-            .expect("nats"),
-    );
-    let orders = js.get_stream("ORDERS").await.expect("ORDERS");
-    let cancelled = orders
-        .get_last_raw_message_by_subject("order.cancelled.v1")
-        .await
-        .expect("the order's cancellation");
-    assert!(String::from_utf8_lossy(&cancelled.payload).contains(&order_id));
-    orders
-        .delete_message(cancelled.sequence)
-        .await
-        .expect("drop the cancellation");
-    stack.saga_becomes(&saga_id, "FAILED").await;
-    stack.start_service(Svc::Payment).await;
-    (order_id, saga_id)
-}
-
 /// Dead letters: a copy of a real `order.created` that payment-service gave up on (a JSON
 /// payload), and a poison message every consumer of its subject dead-letters (a text payload).
 /// Returns the ids of the copy, and of payment-service's and inventory-service's poison entries.
 async fn dead_letters(stack: &Stack) -> (i64, i64, i64) {
-    let js = messaging::nats::jetstream(
-        connect(&NatsSettings::new(stack.nats.url(), "e2e-dashboard"))
-            .await
-            .expect("nats"),
-    );
+    let js = stack.jetstream().await;
     let created = js
         .get_stream("ORDERS")
         .await
@@ -239,7 +184,7 @@ async fn the_dashboard_shows_sagas_and_dead_letters_and_acts_on_them_from_the_pa
         stack.order_becomes(order_id, "CONFIRMED").await;
     }
 
-    let (failed_order, failed_saga) = failed_saga(&mut stack).await;
+    let (failed_order, failed_saga) = stack.failed_saga().await;
     orders.push(failed_order);
     let (json_entry, poison_entry, replayed_entry) = dead_letters(&stack).await;
 

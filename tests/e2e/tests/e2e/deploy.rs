@@ -6,7 +6,9 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use service_kit::settings::{command, environment};
+use service_kit::settings::environment;
+
+use crate::common::services;
 
 fn deploy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
@@ -29,27 +31,6 @@ fn variables(text: &str) -> BTreeSet<String> {
                     .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
         })
         .collect()
-}
-
-fn services() -> Vec<(&'static str, clap::Command)> {
-    vec![
-        (
-            "order-service",
-            command::<order_service::Args>(&order_service::DEFAULTS),
-        ),
-        (
-            "payment-service",
-            command::<payment_service::Args>(&payment_service::DEFAULTS),
-        ),
-        (
-            "inventory-service",
-            command::<inventory_service::Args>(&inventory_service::DEFAULTS),
-        ),
-        (
-            "saga-coordinator",
-            command::<saga_coordinator::Args>(&saga_coordinator::DEFAULTS),
-        ),
-    ]
 }
 
 #[test]

@@ -25,6 +25,7 @@ const ORDERS: usize = 150;
 /// that reads a whole table per event reads thousands.
 const MOST: f64 = 100.0;
 
+/// What scripts/seed.sh runs in `db`, for [`STORED`] orders over 30 days.
 fn seed_sql(db: &str) -> String {
     let own = match db {
         "orders" => include_str!("../../../../scripts/seed/orders.sql"),
@@ -32,14 +33,21 @@ fn seed_sql(db: &str) -> String {
         "inventory" => include_str!("../../../../scripts/seed/inventory.sql"),
         _ => include_str!("../../../../scripts/seed/sagas.sql"),
     };
+    let participant = match db {
+        "payments" | "inventory" => include_str!("../../../../scripts/seed/participant.sql"),
+        _ => "",
+    };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_secs();
-    format!(
-        "{}\n{own}",
-        include_str!("../../../../scripts/seed/common.sql")
-    )
+    [
+        include_str!("../../../../scripts/seed/common.sql"),
+        own,
+        participant,
+        include_str!("../../../../scripts/seed/every.sql"),
+    ]
+    .join("\n")
     .replace("@ORDERS@", &STORED.to_string())
     .replace("@DAYS@", "30")
     .replace("@NOW@", &now.to_string())

@@ -9,31 +9,17 @@ use std::process::Command;
 use clap::CommandFactory;
 use service_kit::settings::{command, environment};
 
-use crate::common::bin_dir;
+use crate::common::{bin_dir, services};
 
 fn binaries() -> Vec<(&'static str, clap::Command)> {
-    vec![
-        (
-            "order-service",
-            command::<order_service::Args>(&order_service::DEFAULTS),
-        ),
-        (
-            "payment-service",
-            command::<payment_service::Args>(&payment_service::DEFAULTS),
-        ),
-        (
-            "inventory-service",
-            command::<inventory_service::Args>(&inventory_service::DEFAULTS),
-        ),
-        (
-            "saga-coordinator",
-            command::<saga_coordinator::Args>(&saga_coordinator::DEFAULTS),
-        ),
+    let mut all = services();
+    all.extend([
         ("saga-load", loadgen::Cli::command()),
         ("saga-chaos", chaos::Cli::command()),
         ("saga-upgrade", chaos::UpgradeCli::command()),
         ("sagactl", sagactl::Cli::command()),
-    ]
+    ]);
+    all
 }
 
 /// The environment variables a help text names (`[env: NAME=...]`).

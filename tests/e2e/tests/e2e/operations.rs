@@ -5,19 +5,9 @@
 use std::time::Duration;
 
 use crate::common::*;
-use async_nats::jetstream;
 use async_nats::jetstream::message::PublishMessage;
-use messaging::nats::{NatsSettings, connect};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-async fn js(stack: &Stack) -> jetstream::Context {
-    messaging::nats::jetstream(
-        connect(&NatsSettings::new(stack.nats.url(), "e2e-operator"))
-            .await
-            .expect("nats"),
-    )
-}
 
 /// The audit entries of a service, newest first.
 async fn audit(stack: &Stack, svc: Svc) -> Vec<Value> {
@@ -42,48 +32,9 @@ async fn a_failed_saga_retried_with_sagactl_refunds_and_restocks_and_a_second_re
     })
     .await;
     stack.set_stock("p-1", 10).await;
-    let (order_id, saga_id) = ids(&stack.order(&[("p-1", 2, "10")]).await);
-    stack.order_becomes(&order_id, "CONFIRMED").await;
-    stack
-        .until(
-            Svc::Inventory,
-            &format!("/reservations/{order_id}"),
-            "committed",
-            |r| r["status"] == "COMMITTED",
-        )
-        .await;
-
     // payment-service is down while the customer cancels, and the cancellation it would have
     // refunded on is lost: the compensation cannot finish, and the saga fails.
-    stack.stop_service(Svc::Payment).await;
-    let (status, _) = stack
-        .post(
-            Svc::Order,
-            &format!("/orders/{order_id}/cancel"),
-            &json!({"reason": "changed my mind"}),
-        )
-        .await;
-    assert_eq!(status, 200);
-    stack
-        .until(
-            Svc::Inventory,
-            &format!("/reservations/{order_id}"),
-            "released",
-            |r| r["status"] == "RELEASED",
-        )
-        .await;
-    let orders = js(&stack).await.get_stream("ORDERS").await.expect("ORDERS");
-    let cancelled = orders
-        .get_last_raw_message_by_subject("order.cancelled.v1")
-        .await
-        .expect("the order's cancellation");
-    assert!(String::from_utf8_lossy(&cancelled.payload).contains(&order_id));
-    orders
-        .delete_message(cancelled.sequence)
-        .await
-        .expect("drop the cancellation");
-    stack.saga_becomes(&saga_id, "FAILED").await;
-    stack.start_service(Svc::Payment).await;
+    let (order_id, saga_id) = stack.failed_saga().await;
 
     let out = stack
         .sagactl(&["sagas", "retry", &saga_id])
@@ -249,7 +200,7 @@ async fn dead_letters_are_listed_once_per_consumer_and_discarded_or_replayed_wit
     const SAGA: &str = "saga-coordinator-order-created-v1";
     let stack = Stack::start(Options::default()).await;
     stack.set_stock("p-1", 3).await;
-    let js = js(&stack).await;
+    let js = stack.jetstream().await;
 
     // A message handled before, dead-lettered (a copy payment-service gave up on): its replay
     // changes nothing.
