@@ -9,6 +9,7 @@
 //! One feature: `cargo test -p e2e --test e2e saga::`; one test: its path, such as
 //! `cargo test -p e2e --test e2e cluster::a_rolling_upgrade`.
 
+mod admission;
 mod bad_input;
 mod cluster;
 mod common;
