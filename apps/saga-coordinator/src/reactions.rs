@@ -61,11 +61,14 @@ impl Handler for Reactions {
                     changed.insert(saga_id);
                 }
                 sagas.insert(saga_id, next);
+                if let Reaction::Emit(decision) = &reaction {
+                    // Within the span of the event it decides on, so the trace carries it.
+                    log_decision(decision, event.trace);
+                }
                 Ok(((sagas, changed, seen), reaction))
             },
         )?;
         for emitted in batch.emitted() {
-            decided(emitted);
             seen.push(store::Seen::of(emitted));
         }
         let changed: Vec<&Saga> = changed.iter().filter_map(|id| sagas.get(id)).collect();
@@ -79,8 +82,13 @@ impl Handler for Reactions {
 
 /// Logs a decision of the coordinator, once, at info.
 pub fn decided(event: &Envelope) {
-    let trace_id = event.trace.map(|t| t.trace_id_hex()).unwrap_or_default();
-    match &event.payload {
+    log_decision(&event.payload, event.trace);
+}
+
+/// Logs `decision`, an event the coordinator emits in the trace of `trace`, at info.
+fn log_decision(decision: &shared_events::Event, trace: Option<TraceParent>) {
+    let trace_id = trace.map(|t| t.trace_id_hex()).unwrap_or_default();
+    match decision {
         shared_events::Event::SagaCompleted(d) => tracing::info!(saga_id = %d.saga_id,
             order_id = %d.order_id, trace_id, decision = "completed", "saga decided"),
         shared_events::Event::SagaAborted(d) => tracing::info!(saga_id = %d.saga_id,
