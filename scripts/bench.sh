@@ -22,12 +22,19 @@
 # and only the closed loops past saturation (128, 256, 512 POSTs in flight) are made: what
 # admission changes.
 #
+# Every run but --change-over measures the system once a change-over of majors is over: the
+# producers publish only the newest major of each event (PUBLISH_MAJORS=2), as every consumer of
+# this release reads it. With --change-over they publish both (PUBLISH_MAJORS=1,2, the default,
+# docs/upgrading.md), every consumer receives each of those events twice and drops one copy, and
+# the latency run and the closed loop at 64 are made: what a change-over costs while it lasts.
+#
 # Each run's figures go to docs/bench/<time>-<label>.json (label `empty`, `stored-N` or
-# `cluster-r3`, `traced`), and
+# `cluster-r3`, `traced`, `no-admission`, `change-over`), and
 # docs/benchmarks.md is written again from the newest two runs of each label, as ranges where they
 # differ, up to the line `<!-- written by hand below -->` (what follows it is kept).
 #
-#   scripts/bench.sh [--stored N | --cluster | --traced | --no-admission] [--short] [--report-only]
+#   scripts/bench.sh [--stored N | --cluster | --traced | --no-admission | --change-over]
+#                    [--short] [--report-only]
 #     --short        a few seconds per run, results not used by the report (to try the script)
 #     --report-only  write docs/benchmarks.md from the stored results, measure nothing
 set -euo pipefail
@@ -35,13 +42,14 @@ cd "$(dirname "$0")/.."
 # shellcheck source=lib/infra.sh
 source scripts/lib/infra.sh
 
-stored=0 cluster="" traced="" no_admission="" short="" results=docs/bench out=docs/benchmarks.md
+stored=0 cluster="" traced="" no_admission="" change_over="" short="" results=docs/bench out=docs/benchmarks.md
 while [ $# -gt 0 ]; do
   case "$1" in
     --stored) stored=$2; shift 2 ;;
     --cluster) cluster=1; shift ;;
     --traced) traced=1; shift ;;
     --no-admission) no_admission=1; shift ;;
+    --change-over) change_over=1; shift ;;
     --short) short=--short; shift ;;
     --report-only) python3 scripts/lib/bench.py report --results "$results" --out "$out"; exit 0 ;;
     *) die "unknown argument $1 (see the top of scripts/bench.sh)" ;;
@@ -54,6 +62,11 @@ label=empty
 if [ -n "$no_admission" ]; then
   label="no-admission"
   export ORDER_ADMISSION_MAX_AGE_MS=0 ORDER_ADMISSION_MAX_WRITING=0
+fi
+export PUBLISH_MAJORS=2
+if [ -n "$change_over" ]; then
+  label="change-over"
+  PUBLISH_MAJORS=1,2
 fi
 [ "$stored" -gt 0 ] && [ -n "$cluster" ] && die "--stored and --cluster are separate runs"
 

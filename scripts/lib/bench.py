@@ -12,8 +12,8 @@ loops of 64 and 128 orders in flight (with the invariant check); each service's 
 perf profiles at 50/s and at 64 in flight. With the label `stored-N` (databases holding N orders
 beforehand) it runs only the latency run and the closed loop at 64; with the label `cluster-r3`
 (a three-node NATS cluster, every stream with three replicas) only the closed loop at 64; with
-the label `traced` (spans exported by OTLP to a sink on this machine) the latency run and the
-closed loop at 64.
+the label `traced` (spans exported by OTLP to a sink on this machine) or `change-over` (both
+majors of each event published) the latency run and the closed loop at 64.
 """
 import datetime
 import json
@@ -394,7 +394,7 @@ def pg_profile(path, seconds):
 
 def run(label, results, short):
     work = ENV["BENCH_WORK"]
-    stored = label.startswith("stored") or label in ("cluster-r3", "traced")
+    stored = label.startswith("stored") or label in ("cluster-r3", "traced", "change-over")
     secs = (lambda s: max(8, s // 6)) if short else (lambda s: s)
     result = {"label": label, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
               "machine": machine(), "short": short, "runs": {}}
@@ -530,7 +530,7 @@ def report(results, out):
     m = empty[-1]["machine"]
     dates = ", ".join(r["date"][:16].replace("T", " ") + " UTC"
                       for r in empty + stored + by_label.get("cluster-r3", [])[-2:]
-                      + by_label.get("traced", [])[-2:])
+                      + by_label.get("traced", [])[-2:] + by_label.get("change-over", [])[-2:])
     L = ["# Benchmarks", "",
          "Measured by `scripts/bench.sh` (the four services in release build, NATS and PostgreSQL "
          "on one machine, fresh databases, the load generator `saga-load` on the same machine). "
@@ -542,7 +542,11 @@ def report(results, out):
          "- commands: `scripts/bench.sh` (fresh databases), `scripts/bench.sh --stored 10000000` "
          "(the latency run and the closed loop at 64 on databases holding 10 million orders) and "
          "`scripts/bench.sh --cluster` (the closed loop at 64 with three NATS replicas) and "
-         "`scripts/bench.sh --traced` (with spans exported)", ""]
+         "`scripts/bench.sh --traced` (with spans exported) and `scripts/bench.sh --change-over` "
+         "(both majors of each event published)", "",
+         "Every run but `--change-over` runs the services with `PUBLISH_MAJORS=2`: the state once a "
+         "change-over of majors is over (docs/upgrading.md), each event published once. The default, "
+         "`1,2`, is for the change-over; its cost is in its own section below.", ""]
 
     # Targets.
     p200 = lambda runs: lat(runs, "rate-200", "postLatency", "p99Ms")
@@ -783,6 +787,22 @@ def report(results, out):
               "context still travels with each event (an outbox column and a NATS header).", "",
               ] + comparison([(run, name, runs) for run in ("rate-200", "closed-64")
                               for name, runs in (("no exporter", empty), ("OTLP", traced))])
+        L.append("")
+
+    # Both majors published.
+    change = by_label.get("change-over", [])[-2:]
+    if change:
+        L += ["## During a change-over (both majors published)", "",
+              "The latency run and the closed loop at 64 with the producers publishing both majors of "
+              "`order.created` and the payment events (`PUBLISH_MAJORS=1,2`, the default, "
+              "`scripts/bench.sh --change-over`) against the runs above (`PUBLISH_MAJORS=2`). Each "
+              "consumer of those events then receives every one twice, through its durable of each "
+              "major, and handles it once: the copy that comes second waits for the first one's "
+              "transaction (the batch's locks), finds its event in the inbox and is acked. That is "
+              "twice the messages, outbox rows and deliveries of those events while the change-over "
+              "lasts; retiring the old major (`PUBLISH_MAJORS=2`) ends it.", "",
+              ] + comparison([(run, name, runs) for run in ("rate-200", "closed-64")
+                              for name, runs in (("newest major", empty), ("both majors", change))])
         L.append("")
 
     # Three replicas.
