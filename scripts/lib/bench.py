@@ -435,7 +435,8 @@ def run(label, results, short):
         result["profiles"] = {}
         for name, extra, take in [("rate-20", ["--rate", "20"], pg_profile),
                                   ("closed-64", ["--concurrency", "64"], profile)]:
-            path = f"{work}/profile-{name}.txt"
+            # (load_run writes saga-load's output to {work}/profile-{name}.txt.)
+            path = f"{work}/perf-{name}.txt"
             r = load_run(f"profile-{name}", extra, 30, False, work, take(path, 15))
             time.sleep(2)
             text = open(path).read() if os.path.exists(path) else "no profile"
@@ -472,6 +473,18 @@ def fmt(values, unit="", digits=1):
 
 def verdict(ok):
     return "met" if ok else "**not met**"
+
+
+LOAD_OUTPUT = re.compile(r"^\s*(\d+(\.\d+)?s\s+sent |\d+ orders, |POST /orders:|order to end:|outcomes:|"
+                         r"payment:|invariants:|refusals:)")
+
+
+def profile_text(text):
+    """A profile's text without what saga-load wrote over it in the runs before the profile and
+    its load got files of their own (NUL bytes, progress lines)."""
+    kept = [l for l in text.replace("\0", "").splitlines()
+            if not LOAD_OUTPUT.match(l) and not (" sent " in l and " in flight " in l)]
+    return "\n".join(kept)
 
 
 def comparison(cases):
@@ -851,7 +864,7 @@ def report(results, out):
     profiles = newest.get("profiles") or {}
     pg = profiles.get("rate-20")
     if pg:
-        text = pg["text"]
+        text = profile_text(pg["text"])
         head, _, rest = text.partition("\n")
         try:
             off = json.loads(head)
@@ -879,7 +892,7 @@ def report(results, out):
     if whole:
         L += ["## Profile: closed loop, 64 in flight (newest run)", "",
               "A run of its own; `perf record -F 499 -a` for 15 s.", "", "```",
-              whole["text"].strip(), "```", ""]
+              profile_text(whole["text"]).strip(), "```", ""]
 
     marker = "<!-- written by hand below -->"
     kept = ""
