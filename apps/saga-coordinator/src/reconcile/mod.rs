@@ -178,14 +178,18 @@ impl Reconciler {
         let pool = &self.infra.pool;
         let now = store::now(pool).await?;
         let grace = chrono::Duration::from_std(self.settings.grace)?;
+        // Each run compares the orders cancelled after `since` and before `now - grace`, both
+        // bounds exclusive. A run records `now` as its start, so the next one begins where this
+        // one ends (a microsecond earlier, for an order stamped on the bound itself): no order
+        // falls between two runs.
         let since = match since {
             Some(since) => since,
             None => match store::last_start(pool).await? {
-                Some(last) => last - grace,
+                Some(last) => last - grace - chrono::Duration::microseconds(1),
                 None => now - chrono::Duration::from_std(self.settings.window)?,
             },
         };
-        let run = store::begin(pool, trigger.word(), trigger.actor(), since)
+        let run = store::begin(pool, trigger.word(), trigger.actor(), since, now)
             .await
             .context("recording the run")?;
         let mut checked = 0;

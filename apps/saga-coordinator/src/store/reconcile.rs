@@ -60,19 +60,22 @@ pub async fn last_start(pool: &PgPool) -> Result<Option<DateTime<Utc>>, sqlx::Er
     .await
 }
 
-/// Starts a run's record; returns its id.
+/// Starts a run's record, begun at `now` (the clock the run compares by); returns its id.
 pub async fn begin(
     pool: &PgPool,
     trigger: &str,
     actor: Option<&str>,
     since: DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
-        "INSERT INTO reconcile_runs (trigger, actor, since) VALUES ($1, $2, $3) RETURNING id",
+        "INSERT INTO reconcile_runs (trigger, actor, since, started_at) VALUES ($1, $2, $3, $4) \
+         RETURNING id",
     )
     .bind(trigger)
     .bind(actor)
     .bind(since)
+    .bind(now)
     .fetch_one(pool)
     .await
 }
