@@ -416,6 +416,11 @@ impl NatsCluster {
 
     /// The stream's info as its leader answers it (`$JS.API.STREAM.INFO.<stream>`).
     pub async fn stream_info(&self, stream: &str) -> anyhow::Result<Value> {
+        self.api(&format!("$JS.API.STREAM.INFO.{stream}")).await
+    }
+
+    /// A JetStream API request to whichever running node answers.
+    async fn api(&self, subject: &str) -> anyhow::Result<Value> {
         let urls = self
             .running()
             .into_iter()
@@ -425,7 +430,7 @@ impl NatsCluster {
         if urls.is_empty() {
             bail!("no node is running");
         }
-        api_request(&urls, &format!("$JS.API.STREAM.INFO.{stream}"))
+        api_request(&urls, subject)
             .await
             .map_err(anyhow::Error::msg)
     }
@@ -480,6 +485,14 @@ impl NatsCluster {
         })
         .await
         .map_err(anyhow::Error::msg)
+    }
+
+    /// Asks the stream's leader to step down (`$JS.API.STREAM.LEADER.STEPDOWN.<stream>`): the
+    /// replicas elect a new one, which brings every follower to its log.
+    pub async fn step_down_stream(&self, stream: &str) -> anyhow::Result<()> {
+        self.api(&format!("$JS.API.STREAM.LEADER.STEPDOWN.{stream}"))
+            .await?;
+        Ok(())
     }
 
     /// What each running node holds of the stream, by its own account (its monitoring endpoint,
