@@ -793,7 +793,7 @@ async fn unsent_written_before(pools: &HashMap<Svc, PgPool>, since: f64) -> Opti
 }
 
 /// Creates every stream with `replicas` replicas before the services start (retrying: right
-/// after a cluster forms, a creation can time out although it went through), and checks that
+/// after a cluster forms, a creation can time out although it went through), and waits until
 /// each has a replica on every node.
 async fn provision_streams(
     js: &jetstream::Context,
@@ -808,14 +808,28 @@ async fn provision_streams(
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // A stream just created may not have elected its leader yet: its info request times out
+    // meanwhile, so the placement is asked again until it answers.
     for stream in shared_events::Stream::ALL {
-        let placement = cluster.stream_placement(stream.name()).await?;
-        if placement.configured_replicas != replicas || placement.nodes().len() != cluster.len() {
-            bail!(
-                "stream {} is not on every node: {placement:?}",
-                stream.name()
-            );
-        }
+        test_support::eventually_ok(
+            &format!("stream {} on every node", stream.name()),
+            Duration::from_secs(60),
+            || async {
+                let placement = cluster
+                    .stream_placement(stream.name())
+                    .await
+                    .map_err(|e| format!("{e:#}"))?;
+                if placement.configured_replicas == replicas
+                    && placement.nodes().len() == cluster.len()
+                {
+                    Ok(())
+                } else {
+                    Err(format!("{placement:?}"))
+                }
+            },
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
     }
     Ok(())
 }
