@@ -488,7 +488,7 @@ impl NatsCluster {
     }
 
     /// Asks the stream's leader to step down (`$JS.API.STREAM.LEADER.STEPDOWN.<stream>`): the
-    /// replicas elect a new one, which brings every follower to its log.
+    /// replicas elect a new one.
     pub async fn step_down_stream(&self, stream: &str) -> anyhow::Result<()> {
         self.api(&format!("$JS.API.STREAM.LEADER.STEPDOWN.{stream}"))
             .await?;

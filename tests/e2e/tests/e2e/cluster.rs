@@ -376,8 +376,8 @@ async fn a_rolling_upgrade_from_nats_2_9_to_the_pinned_release_under_load_loses_
 /// Waits until the three replicas of `stream` hold the same messages at the same sequences.
 /// A follower seen once on CI, after the upgrade, one message short of the others on a stream
 /// that no longer changed for a minute (its leader reporting it current) is given one leader
-/// election, which brings each follower to the new leader's log; the test says so on stderr and
-/// fails if the replicas still differ after it.
+/// election, meant to bring each follower to the new leader's log; the test says so on stderr
+/// and fails if the replicas still differ after it.
 async fn replicas_agree(cluster: &NatsCluster, stream: &str) {
     let agree = || async {
         let states = cluster
