@@ -1,14 +1,25 @@
 //! Admission: whether a new order may be accepted without pushing order-to-end latency past its
 //! bound.
 //!
-//! The measure is the age of the orders still `PENDING` (among those younger than the saga
-//! deadline: older ones are stuck, waiting for their deadline or an operator, not queued): a new
-//! order is refused while [`Admission::SLACK`] or more of them are older than the bound. Orders
-//! are handled in the order they were placed, so that age is what an order accepted now can
-//! expect to wait, whatever the machine's speed: past saturation the orders in flight settle at
-//! about throughput × the bound (Little's law), instead of growing while clients keep posting.
-//! The slack keeps a few orders held up on their own (their events waiting for a redelivery after
-//! a NATS server restarted, up to the 30 s ack wait) from stopping every new order meanwhile: a
+//! The measure is the age of the orders still `PENDING` that wait their turn: a new order is
+//! refused while [`Admission::SLACK`] or more of them are older than the bound. Orders are
+//! handled in the order they were placed, so that age is what an order accepted now can expect to
+//! wait, whatever the machine's speed: past saturation the orders in flight settle at about
+//! throughput × the bound (Little's law), instead of growing while clients keep posting.
+//!
+//! Not every order still `PENDING` waits its turn:
+//! - Orders pending longer than the saga deadline ([`AdmissionSettings::stuck_after`]) are stuck,
+//!   waiting for their deadline or an operator.
+//! - Orders placed before the newest `CONFIRMED` one are held, not queued: an order placed after
+//!   them went all the way through payment, inventory, the coordinator and back, so nothing they
+//!   wait for is in front of a new order. They are the orders whose outcome an order-service
+//!   instance took and died with (it comes back after the 30 s ack wait), or whose events wait
+//!   for a redelivery after a NATS server restarted. Counted as a queue, they stopped every new
+//!   order until they came back. Only a confirmation overtakes: an order cancelled at its first
+//!   refusal (a sold-out product) ends before the orders in front of it at the other
+//!   participant, so it says nothing about that queue.
+//!
+//! The slack keeps a few orders held up on their own from stopping every new order meanwhile: a
 //! queue is many orders waiting, not a few.
 //!
 //! The write path is bounded too: an order is also refused while [`AdmissionSettings::max_writing`]
@@ -16,9 +27,10 @@
 //! all queue behind one another in the intake (and in the one thread that answers HTTP), and
 //! both the POST and the order's end would wait for it.
 //!
-//! The oldest pending orders are one short index range (`orders_status` is ordered by status and
-//! then by order id, and order ids are UUIDv7, ordered by time). They are read at most every
-//! [`Admission::REFRESH`], and only while orders come in: an idle service asks nothing.
+//! The newest confirmed order and the oldest pending ones are short index ranges (`orders_status`
+//! is ordered by status and then by order id, and order ids are UUIDv7, ordered by time). They are
+//! read at most every [`Admission::REFRESH`], and only while orders come in: an idle service asks
+//! nothing.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -46,7 +58,8 @@ pub fn describe() {
 /// How admission is set (`ORDER_ADMISSION_MAX_AGE_MS`, `ORDER_ADMISSION_STUCK_MS`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AdmissionSettings {
-    /// A new order is refused while [`Admission::SLACK`] orders in flight are older than this. Zero: every
+    /// A new order is refused while [`Admission::SLACK`] orders that wait their turn are older
+    /// than this. Zero: every
     /// order is accepted.
     pub max_age: Duration,
     /// Orders pending longer than this are stuck, not queued, and do not count.
@@ -93,8 +106,8 @@ impl std::fmt::Display for Overloaded {
 
 struct Reading {
     at: Instant,
-    /// The age of the [`Admission::SLACK`]-th oldest order in flight when it was read (zero:
-    /// fewer in flight).
+    /// The age of the [`Admission::SLACK`]-th oldest order that waits its turn when it was read
+    /// (zero: fewer wait).
     queued: Duration,
 }
 
@@ -153,14 +166,20 @@ impl Admission {
     }
 
     /// Reads the age of the oldest order in flight (for the gauge) and of the
-    /// [`Self::SLACK`]-th oldest (for the rule).
+    /// [`Self::SLACK`]-th oldest of those that wait their turn (for the rule).
     async fn read(&self) -> Result<Duration, sqlx::Error> {
         let at = Instant::now();
         let cutoff = uuid_at(std::time::SystemTime::now() - self.settings.stuck_after);
+        // The oldest pending order (for the gauge), held or not; the SLACK-th oldest placed after
+        // the newest confirmed one (for the rule).
         let (oldest, queued): (Option<Uuid>, Option<Uuid>) = sqlx::query_as(
-            "SELECT ids[1], ids[$2::int] FROM (SELECT array_agg(order_id ORDER BY order_id) AS ids \
-             FROM (SELECT order_id FROM orders WHERE status = 'PENDING' AND order_id > $1 \
-                   ORDER BY order_id LIMIT $2) first) firsts",
+            "SELECT (SELECT order_id FROM orders WHERE status = 'PENDING' AND order_id > $1 \
+                     ORDER BY order_id LIMIT 1), \
+                    (SELECT order_id FROM orders WHERE status = 'PENDING' AND order_id > \
+                       GREATEST($1, (SELECT order_id FROM orders \
+                                     WHERE status = 'CONFIRMED' AND order_id > $1 \
+                                     ORDER BY order_id DESC LIMIT 1)) \
+                     ORDER BY order_id OFFSET $2 - 1 LIMIT 1)",
         )
         .bind(cutoff)
         .bind(Self::SLACK)
@@ -177,8 +196,8 @@ impl Admission {
     }
 }
 
-/// The rule: refuse while the [`Admission::SLACK`]-th oldest order in flight is older than the
-/// bound (`queued`: its age).
+/// The rule: refuse while the [`Admission::SLACK`]-th oldest order that waits its turn is older
+/// than the bound (`queued`: its age).
 fn decide(settings: &AdmissionSettings, queued: Duration) -> Result<(), Overloaded> {
     if queued > settings.max_age {
         Err(Overloaded::Queue { oldest: queued })

@@ -61,8 +61,8 @@ pub struct Settings {
 pub struct Args {
     #[command(flatten)]
     pub common: CommonArgs,
-    /// Refuse new orders (503 OVERLOADED, Retry-After) while 20 orders in flight are older than
-    /// this many milliseconds; 0 accepts every order (docs/operations.md, "Admission").
+    /// Refuse new orders (503 OVERLOADED, Retry-After) while 20 orders waiting their turn (pending,
+    /// placed after the newest confirmed order) are older than this many milliseconds; 0 accepts every order (docs/operations.md, "Admission").
     #[arg(long, env = "ORDER_ADMISSION_MAX_AGE_MS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(0..=600_000))]
     pub admission_max_age_ms: u64,

@@ -152,8 +152,8 @@ fn replay(existing: Keyed, request: &Value) -> Result<(StatusCode, Json<OrderVie
 
 /// Places an order: stored PENDING with its `order.created` event, in one transaction. The
 /// same `Idempotency-Key` with the same body answers the same order, even while new orders are
-/// refused. While the oldest order in flight is older than the admission bound, a new order is
-/// refused with 503 `OVERLOADED` and `Retry-After`, and nothing is written.
+/// refused. While the orders that wait their turn are older than the admission bound, a new
+/// order is refused with 503 `OVERLOADED` and `Retry-After`, and nothing is written.
 #[utoipa::path(post, path = "/orders", tag = "orders", request_body = CreateOrder,
     params(("Idempotency-Key" = Option<String>, Header,
         description = "1 to 255 visible ASCII characters: a retry with the same body gets the same order")),

@@ -1,0 +1,93 @@
+//! Admission's measure on a real database: orders that wait their turn past the bound refuse new
+//! orders; orders overtaken by a younger confirmed one (held by a redelivery, not queued), orders
+//! stuck past the saga deadline, and a younger cancelled one change nothing of that.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use order_service::admission::{Admission, AdmissionSettings, Overloaded};
+use uuid::Uuid;
+
+/// A UUIDv7 order id made `age` ago.
+fn id_aged(age: Duration) -> Uuid {
+    let at = SystemTime::now() - age;
+    let since = at.duration_since(UNIX_EPOCH).expect("after the epoch");
+    Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        since.as_secs(),
+        since.subsec_nanos(),
+    ))
+}
+
+/// Stores `n` orders of `status` placed about `age` ago (1 ms apart, the oldest first).
+async fn place(pool: &sqlx::PgPool, status: &str, age: Duration, n: u32) {
+    for i in 0..n {
+        let id = id_aged(age - Duration::from_millis(u64::from(i)));
+        sqlx::query(
+            "INSERT INTO orders (order_id, saga_id, customer_id, items, total_amount, currency, \
+             status, request) VALUES ($1, $2, 'c-admission', '[]', 1, 'EUR', $3, '{}')",
+        )
+        .bind(id)
+        .bind(Uuid::now_v7())
+        .bind(status)
+        .execute(pool)
+        .await
+        .expect("an order");
+    }
+}
+
+/// Admission's answer now, from a fresh reading.
+async fn admits(pool: &sqlx::PgPool) -> Result<(), Overloaded> {
+    let settings = AdmissionSettings {
+        max_age: Duration::from_millis(1000),
+        stuck_after: Duration::from_secs(10),
+        max_writing: 0,
+    };
+    Admission::new(settings, pool.clone()).admit(0).await
+}
+
+#[tokio::test]
+async fn only_orders_that_wait_their_turn_past_the_bound_refuse_new_ones() -> anyhow::Result<()> {
+    let db = test_support::TestDb::create().await?;
+    let pool = db.pool(2).await?;
+    messaging::db::migrate(&pool, &[order_service::MIGRATIONS]).await?;
+    let slack = u32::try_from(Admission::SLACK)?;
+
+    // Stuck past the saga deadline: not a queue.
+    place(&pool, "PENDING", Duration::from_secs(20), slack + 5).await;
+    assert_eq!(admits(&pool).await, Ok(()));
+
+    // Fewer than the slack past the bound: not a queue.
+    place(&pool, "PENDING", Duration::from_secs(3), slack - 1).await;
+    assert_eq!(admits(&pool).await, Ok(()));
+
+    // As many as the slack past the bound, nothing younger ended: a queue.
+    place(&pool, "PENDING", Duration::from_millis(2900), 1).await;
+    match admits(&pool).await {
+        Err(Overloaded::Queue { oldest }) => {
+            assert!(oldest >= Duration::from_millis(2800), "{oldest:?}")
+        }
+        other => panic!("not refused: {other:?}"),
+    }
+
+    // A younger order cancelled (a sold-out product ends at its first refusal): still a queue.
+    place(&pool, "CANCELLED", Duration::from_millis(1500), 1).await;
+    assert!(matches!(admits(&pool).await, Err(Overloaded::Queue { .. })));
+
+    // A younger order confirmed went all the way through: the older ones are held, not queued.
+    place(&pool, "CONFIRMED", Duration::from_millis(1500), 1).await;
+    assert_eq!(admits(&pool).await, Ok(()));
+
+    // Orders behind that one, waiting past the bound: a queue again.
+    place(&pool, "PENDING", Duration::from_millis(1400), slack).await;
+    match admits(&pool).await {
+        Err(Overloaded::Queue { oldest }) => {
+            assert!(
+                oldest >= Duration::from_millis(1000) && oldest < Duration::from_millis(1500),
+                "{oldest:?}"
+            )
+        }
+        other => panic!("not refused: {other:?}"),
+    }
+    pool.close().await;
+    Ok(())
+}
