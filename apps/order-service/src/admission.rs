@@ -29,8 +29,11 @@
 //!
 //! The newest confirmed order and the oldest pending ones are short index ranges (`orders_status`
 //! is ordered by status and then by order id, and order ids are UUIDv7, ordered by time). They are
-//! read at most every [`Admission::REFRESH`], and only while orders come in: an idle service asks
-//! nothing.
+//! read at most every [`Admission::REFRESH`], by one request at a time, and only while orders come
+//! in: an idle service asks nothing. While one request reads them, the others decide on the last
+//! reading if it is recent (aged by the time since it was taken): past saturation, every request that came in
+//! while a reading was being taken used to take its own, hundreds a second, and the database time
+//! they took was the sagas'.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -115,11 +118,17 @@ pub struct Admission {
     settings: AdmissionSettings,
     pool: PgPool,
     last: Mutex<Option<Reading>>,
+    /// Held by the one request that takes a new reading.
+    reading: tokio::sync::Mutex<()>,
+    /// Readings taken.
+    readings: std::sync::atomic::AtomicU64,
 }
 
 impl Admission {
     /// How long a reading of the orders in flight is used.
     pub const REFRESH: Duration = Duration::from_millis(20);
+    /// How old a reading may be to stand while another request takes a new one.
+    pub const STALE: Duration = Duration::from_millis(500);
     /// The `Retry-After` of a refusal, in seconds.
     pub const RETRY_AFTER: u64 = 1;
     /// How many orders in flight must be past the bound for a new one to be refused.
@@ -130,7 +139,14 @@ impl Admission {
             settings,
             pool,
             last: Mutex::new(None),
+            reading: tokio::sync::Mutex::new(()),
+            readings: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// How many times the orders in flight were read (one question to the database each).
+    pub fn readings(&self) -> u64 {
+        self.readings.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether a new order may be accepted now, while `writing` orders are being written.
@@ -141,34 +157,50 @@ impl Admission {
         if self.settings.max_age.is_zero() {
             return Ok(());
         }
-        let queued = match self.cached() {
+        let queued = match self.cached(Self::REFRESH) {
             Some(queued) => queued,
-            None => match self.read().await {
-                Ok(queued) => queued,
-                // The database is away: the intake will say so, with its own 503.
-                Err(_) => Duration::ZERO,
+            None => match self.reading.try_lock() {
+                Ok(_reading) => self.read_or_admit().await,
+                // Another request is taking a new reading: a recent one stands until it is back.
+                Err(_) => match self.cached(Self::STALE) {
+                    Some(queued) => queued,
+                    // None recent (the first orders, or the first after a pause): wait for the
+                    // one being taken. If it failed, the intake will say why.
+                    None => {
+                        let _reading = self.reading.lock().await;
+                        self.cached(Self::STALE).unwrap_or(Duration::ZERO)
+                    }
+                },
             },
         };
         decide(&self.settings, queued)
     }
 
-    fn cached(&self) -> Option<Duration> {
+    /// The last reading, aged by the time since it was taken, if it is younger than `fresh`.
+    fn cached(&self, fresh: Duration) -> Option<Duration> {
         let last = self
             .last
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         last.as_ref()
-            .filter(|r| r.at.elapsed() < Self::REFRESH)
+            .filter(|r| r.at.elapsed() < fresh)
             .map(|r| match r.queued {
                 Duration::ZERO => Duration::ZERO,
                 queued => queued + r.at.elapsed(),
             })
     }
 
+    async fn read_or_admit(&self) -> Duration {
+        // The database is away: the intake will say so, with its own 503.
+        self.read().await.unwrap_or(Duration::ZERO)
+    }
+
     /// Reads the age of the oldest order in flight (for the gauge) and of the
     /// [`Self::SLACK`]-th oldest of those that wait their turn (for the rule).
     async fn read(&self) -> Result<Duration, sqlx::Error> {
         let at = Instant::now();
+        self.readings
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let cutoff = uuid_at(std::time::SystemTime::now() - self.settings.stuck_after);
         // The oldest pending order (for the gauge), held or not; the SLACK-th oldest placed after
         // the newest confirmed one (for the rule).

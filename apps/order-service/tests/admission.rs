@@ -1,7 +1,9 @@
 //! Admission's measure on a real database: orders that wait their turn past the bound refuse new
 //! orders; orders overtaken by a younger confirmed one (held by a redelivery, not queued), orders
-//! stuck past the saga deadline, and a younger cancelled one change nothing of that.
+//! stuck past the saga deadline, and a younger cancelled one change nothing of that. Requests
+//! that come in together share one reading.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use order_service::admission::{Admission, AdmissionSettings, Overloaded};
@@ -35,14 +37,61 @@ async fn place(pool: &sqlx::PgPool, status: &str, age: Duration, n: u32) {
     }
 }
 
-/// Admission's answer now, from a fresh reading.
-async fn admits(pool: &sqlx::PgPool) -> Result<(), Overloaded> {
-    let settings = AdmissionSettings {
+fn settings() -> AdmissionSettings {
+    AdmissionSettings {
         max_age: Duration::from_millis(1000),
         stuck_after: Duration::from_secs(10),
         max_writing: 0,
-    };
-    Admission::new(settings, pool.clone()).admit(0).await
+    }
+}
+
+/// Admission's answer now, from a fresh reading.
+async fn admits(pool: &sqlx::PgPool) -> Result<(), Overloaded> {
+    Admission::new(settings(), pool.clone()).admit(0).await
+}
+
+/// `n` requests that come in together: their answers.
+async fn together(admission: &Arc<Admission>, n: usize) -> Vec<Result<(), Overloaded>> {
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let admission = admission.clone();
+        requests.spawn(async move { admission.admit(0).await });
+    }
+    requests.join_all().await
+}
+
+#[tokio::test]
+async fn requests_that_come_in_together_share_one_reading() -> anyhow::Result<()> {
+    let db = test_support::TestDb::create().await?;
+    let pool = db.pool(4).await?;
+    messaging::db::migrate(&pool, &[order_service::MIGRATIONS]).await?;
+    place(&pool, "PENDING", Duration::from_secs(3), 25).await;
+    let admission = Arc::new(Admission::new(settings(), pool.clone()));
+
+    // The first requests wait for the one reading being taken, and all are refused on it.
+    let answers = together(&admission, 50).await;
+    assert_eq!(answers.len(), 50);
+    assert!(
+        answers
+            .iter()
+            .all(|a| matches!(a, Err(Overloaded::Queue { .. }))),
+        "{answers:?}"
+    );
+    assert_eq!(admission.readings(), 1);
+
+    // Once it is older than the refresh, one request takes the next while the others decide on
+    // the last one, still refusing.
+    tokio::time::sleep(Admission::REFRESH).await;
+    let answers = together(&admission, 50).await;
+    assert!(
+        answers
+            .iter()
+            .all(|a| matches!(a, Err(Overloaded::Queue { .. }))),
+        "{answers:?}"
+    );
+    assert_eq!(admission.readings(), 2);
+    pool.close().await;
+    Ok(())
 }
 
 #[tokio::test]
