@@ -340,18 +340,24 @@ async fn stats(
     let Window(window) = text
         .parse()
         .map_err(|e: &str| ApiError::validation(vec![FieldError::new("window", e)]))?;
-    let pool = &api.infra.pool;
-    let counts = store::counts(pool).await.context("counting sagas")?;
-    let stuck = store::stuck(pool, api.timeouts.compensation)
+    // One snapshot: the counts, the stuck and the ended agree with each other.
+    let mut tx = api.infra.pool.begin().await.context("reading the stats")?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .context("reading the stats")?;
+    let counts = store::counts(&mut *tx).await.context("counting sagas")?;
+    let stuck = store::stuck(&mut *tx, api.timeouts.compensation)
         .await
         .context("counting stuck sagas")?;
-    let ends = store::ends(pool, window)
+    let ends = store::ends(&mut *tx, window)
         .await
         .context("timing ended sagas")?;
     let minutes = (window.as_secs() / 60).clamp(1, 60) as i64;
-    let ended_per_minute = store::ended_per_minute(pool, minutes)
+    let ended_per_minute = store::ended_per_minute(&mut *tx, minutes)
         .await
         .context("counting sagas ended per minute")?;
+    tx.commit().await.context("reading the stats")?;
     let count_of = |status: SagaStatus| -> i64 {
         counts
             .iter()

@@ -569,14 +569,14 @@ pub struct Count {
 
 /// Every saga counted by status and reason: the folded totals and the deltas not yet folded,
 /// read in one snapshot.
-pub async fn counts(pool: &PgPool) -> Result<Vec<Count>, sqlx::Error> {
+pub async fn counts(db: impl sqlx::PgExecutor<'_>) -> Result<Vec<Count>, sqlx::Error> {
     sqlx::query_as(
         "SELECT status, NULLIF(reason, '') AS reason, sum(n)::bigint AS n FROM ( \
              SELECT status, reason, n FROM saga_counts \
              UNION ALL SELECT status, reason, d FROM saga_count_deltas) c \
          GROUP BY status, reason HAVING sum(n) <> 0",
     )
-    .fetch_all(pool)
+    .fetch_all(db)
     .await
 }
 
@@ -609,11 +609,14 @@ pub async fn fold_counts(pool: &PgPool) -> Result<(), sqlx::Error> {
 }
 
 /// How many sagas are stuck (see [`STUCK_BEFORE`]).
-pub async fn stuck(pool: &PgPool, compensation_timeout: Duration) -> Result<i64, sqlx::Error> {
+pub async fn stuck(
+    db: impl sqlx::PgExecutor<'_>,
+    compensation_timeout: Duration,
+) -> Result<i64, sqlx::Error> {
     let sql = format!("SELECT count(*) FROM sagas WHERE {STUCK_BEFORE}$1{STUCK_AFTER}");
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .bind(compensation_timeout.as_secs_f64())
-        .fetch_one(pool)
+        .fetch_one(db)
         .await
 }
 
@@ -628,7 +631,7 @@ pub struct Ends {
 }
 
 /// The sagas that reached `COMPLETED` or `COMPENSATED` in the last `window`.
-pub async fn ends(pool: &PgPool, window: Duration) -> Result<Ends, sqlx::Error> {
+pub async fn ends(db: impl sqlx::PgExecutor<'_>, window: Duration) -> Result<Ends, sqlx::Error> {
     sqlx::query_as(
         "SELECT count(*) AS ended, \
              percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50_ms, \
@@ -640,7 +643,7 @@ pub async fn ends(pool: &PgPool, window: Duration) -> Result<Ends, sqlx::Error> 
                  AND status IN ('COMPLETED', 'COMPENSATED')) e",
     )
     .bind(window.as_secs_f64())
-    .fetch_one(pool)
+    .fetch_one(db)
     .await
 }
 
@@ -653,7 +656,10 @@ pub struct Minute {
     pub compensated: i64,
 }
 
-pub async fn ended_per_minute(pool: &PgPool, minutes: i64) -> Result<Vec<Minute>, sqlx::Error> {
+pub async fn ended_per_minute(
+    db: impl sqlx::PgExecutor<'_>,
+    minutes: i64,
+) -> Result<Vec<Minute>, sqlx::Error> {
     sqlx::query_as(
         "SELECT m.minute, \
              count(*) FILTER (WHERE s.status = 'COMPLETED') AS completed, \
@@ -665,6 +671,6 @@ pub async fn ended_per_minute(pool: &PgPool, minutes: i64) -> Result<Vec<Minute>
          GROUP BY m.minute ORDER BY m.minute",
     )
     .bind(minutes as i32)
-    .fetch_all(pool)
+    .fetch_all(db)
     .await
 }
