@@ -60,6 +60,17 @@ async fn together(admission: &Arc<Admission>, n: usize) -> Vec<Result<(), Overlo
     requests.join_all().await
 }
 
+/// Every one of 50 answers is a refusal for the queue.
+fn all_refused(answers: Vec<Result<(), Overloaded>>) {
+    assert_eq!(answers.len(), 50);
+    assert!(
+        answers
+            .iter()
+            .all(|a| matches!(a, Err(Overloaded::Queue { .. }))),
+        "{answers:?}"
+    );
+}
+
 #[tokio::test]
 async fn requests_that_come_in_together_share_one_reading() -> anyhow::Result<()> {
     let db = test_support::TestDb::create().await?;
@@ -69,26 +80,13 @@ async fn requests_that_come_in_together_share_one_reading() -> anyhow::Result<()
     let admission = Arc::new(Admission::new(settings(), pool.clone()));
 
     // The first requests wait for the one reading being taken, and all are refused on it.
-    let answers = together(&admission, 50).await;
-    assert_eq!(answers.len(), 50);
-    assert!(
-        answers
-            .iter()
-            .all(|a| matches!(a, Err(Overloaded::Queue { .. }))),
-        "{answers:?}"
-    );
+    all_refused(together(&admission, 50).await);
     assert_eq!(admission.readings(), 1);
 
     // Once it is older than the refresh, one request takes the next while the others decide on
     // the last one, still refusing.
     tokio::time::sleep(Admission::REFRESH).await;
-    let answers = together(&admission, 50).await;
-    assert!(
-        answers
-            .iter()
-            .all(|a| matches!(a, Err(Overloaded::Queue { .. }))),
-        "{answers:?}"
-    );
+    all_refused(together(&admission, 50).await);
     assert_eq!(admission.readings(), 2);
     pool.close().await;
     Ok(())
