@@ -31,9 +31,8 @@
 //! is ordered by status and then by order id, and order ids are UUIDv7, ordered by time). They are
 //! read at most every [`Admission::REFRESH`], by one request at a time, and only while orders come
 //! in: an idle service asks nothing. While one request reads them, the others decide on the last
-//! reading if it is recent (aged by the time since it was taken): past saturation, every request that came in
-//! while a reading was being taken used to take its own, hundreds a second, and the database time
-//! they took was the sagas'.
+//! reading if it is recent (aged by the time since it was taken), so that past saturation the
+//! requests that come in meanwhile do not each ask the database, whose time is the sagas'.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -161,11 +160,11 @@ impl Admission {
             Some(queued) => queued,
             None => match self.reading.try_lock() {
                 Ok(_reading) => self.read_or_admit().await,
-                // Another request is taking a new reading: a recent one stands until it is back.
+                // Another request is taking a new reading: a recent one stands until it is back;
+                // with none recent (the first orders, or the first after a pause), wait for the
+                // one being taken. If it failed, the intake will say why.
                 Err(_) => match self.cached(Self::STALE) {
                     Some(queued) => queued,
-                    // None recent (the first orders, or the first after a pause): wait for the
-                    // one being taken. If it failed, the intake will say why.
                     None => {
                         let _reading = self.reading.lock().await;
                         self.cached(Self::STALE).unwrap_or(Duration::ZERO)
