@@ -541,6 +541,14 @@ def report(results, out):
     thr = lambda runs, run: vals(runs, run, ["report", "throughputOrdersPerSecond"])
     cpo = lambda runs, run: vals(runs, run, ["perOrder", "totalUs"])
     m = empty[-1]["machine"]
+    where = lambda runs: sorted({f"{r['machine']['cores']} cores ({r['machine']['cpu']}), "
+                                 f"{r['machine']['nats']}" for r in runs})
+    # Runs of another label compare with the `empty` runs only when made on the same machine.
+    elsewhere = lambda runs: bool(runs) and where(runs) != where(empty)
+    apart = lambda runs: ([f"The runs compared here were made on different machines or NATS releases: the runs above on "
+                           f"{'; '.join(where(empty))}, these on {'; '.join(where(runs))}. The "
+                           "comparison holds only once both are made again on one machine.", ""]
+                          if elsewhere(runs) else [])
     dates = ", ".join(r["date"][:16].replace("T", " ") + " UTC"
                       for r in empty + stored + by_label.get("cluster-r3", [])[-2:]
                       + by_label.get("traced", [])[-2:] + by_label.get("change-over", [])[-2:])
@@ -552,6 +560,8 @@ def report(results, out):
          f"- machine: {m['cores']} cores ({m['cpu']}), {m['memGiB']} GiB, kernel {m['kernel']}; "
          f"PostgreSQL {m['postgres']} with its default settings (synchronous_commit on, fsync on); "
          f"{m['nats']}",
+         *[f"- the `{label}` runs: {'; '.join(where(runs[-2:]))}" for label, runs in sorted(by_label.items())
+           if label != "empty" and elsewhere(runs[-2:])],
          "- commands: `scripts/bench.sh` (fresh databases), `scripts/bench.sh --stored 10000000` "
          "(the latency run and the closed loop at 64 on databases holding 10 million orders) and "
          "`scripts/bench.sh --cluster` (the closed loop at 64 with three NATS replicas) and "
@@ -608,7 +618,8 @@ def report(results, out):
                                                             min(f_stored) if "orders/s" in what
                                                             else max(f_stored))
             L.append(f"| growth: {what} with {stored_label.split('-')[1]} orders stored, within 20% | "
-                     f"empty {fmt(f_empty)}, stored {fmt(f_stored)} | {verdict(good)} |")
+                     f"empty {fmt(f_empty)}, stored {fmt(f_stored)} | "
+                     f"{'not comparable (other machine or NATS release)' if elsewhere(stored) else verdict(good)} |")
     L.append("")
 
     # Overload.
@@ -798,7 +809,7 @@ def report(results, out):
               "to a sink on this machine that reads and discards them (its CPU is in the machine's busy "
               "share, not in \"all\"). Without the setting (the runs above) no span is made; the trace "
               "context still travels with each event (an outbox column and a NATS header).", "",
-              ] + comparison([(run, name, runs) for run in ("rate-200", "closed-64")
+              ] + apart(traced) + comparison([(run, name, runs) for run in ("rate-200", "closed-64")
                               for name, runs in (("no exporter", empty), ("OTLP", traced))])
         L.append("")
 
@@ -814,7 +825,7 @@ def report(results, out):
               "transaction (the batch's locks), finds its event in the inbox and is acked. That is "
               "twice the messages, outbox rows and deliveries of those events while the change-over "
               "lasts; retiring the old major (`PUBLISH_MAJORS=2`) ends it.", "",
-              ] + comparison([(run, name, runs) for run in ("rate-200", "closed-64")
+              ] + apart(change) + comparison([(run, name, runs) for run in ("rate-200", "closed-64")
                               for name, runs in (("newest major", empty), ("both majors", change))])
         L.append("")
 
@@ -828,7 +839,7 @@ def report(results, out):
               "With three replicas a publish is acknowledged once two of the three nodes stored it, so "
               "every event costs a round of the cluster's replication; here all three nodes share the "
               "two cores with everything else.", "",
-              ] + comparison([("closed-64", name, runs) for name, runs in
+              ] + apart(cluster) + comparison([("closed-64", name, runs) for name, runs in
                               (("one server, R1", empty), ("three nodes, R3", cluster))])
         L.append("")
 
