@@ -9,19 +9,22 @@
 #              runs it before the saga's work (PostgreSQL, nats-server, the other services) when
 #              both wait for a core;
 #   nice-age   the same, with ORDER_ADMISSION_MAX_AGE_MS=500.
-# Beside saga-load's figures, each loop reads order-service's threads' run-queue wait
-# (/proc/PID/task/*/schedstat, second field: time runnable but not running) and the server-side
-# duration of POST /orders (its /metrics histogram). Writes docs/experiments/admission-priority.md
-# (ranges over the runs) and admission-priority.json (every loop's figures).
+# Beside saga-load's figures, each loop reads order-service's CPU and run-queue wait (time runnable
+# but not running; scripts/lib/cpu.py) and the server-side duration of POST /orders (its /metrics
+# histogram). Writes admission-priority.json (every loop's figures) and admission-priority.md
+# (ranges over the runs, written from the JSON) to docs/experiments/.
 #
 #   scripts/experiment-admission-priority.sh [--runs N] [--seconds S] [--levels "128 256 512"]
 #                                            [--variants "as-run nice nice-age"] [--out DIR]
+#                                            [--report-only]
+#     --report-only  write admission-priority.md from the stored JSON, measure nothing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/infra.sh
 source scripts/lib/infra.sh
 
 runs=2 seconds=60 levels="128 256 512" variants="as-run nice nice-age" out=docs/experiments
+report_only=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs=$2; shift 2 ;;
@@ -29,70 +32,66 @@ while [ $# -gt 0 ]; do
     --levels) levels=$2; shift 2 ;;
     --variants) variants=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --report-only) report_only=1; shift ;;
     *) die "unknown argument $1 (see the top of scripts/experiment-admission-priority.sh)" ;;
   esac
 done
-ensure_rust
-ensure_postgres
-mkdir -p "$out"
-work=$(mktemp -d)
-log "building (release)"
-cargo build --release --locked -q -p order-service -p payment-service -p inventory-service -p saga-coordinator -p loadgen
+if [ -z "$report_only" ]; then
+  ensure_rust
+  ensure_postgres
+  mkdir -p "$out"
+  work=$(mktemp -d)
+  log "building (release)"
+  cargo build --release --locked -q -p order-service -p payment-service -p inventory-service -p saga-coordinator -p loadgen
 
-export PROFILE=release ADMIN_TOKEN=experiment PAYMENT_SUCCESS_RATE=0.9 PAYMENT_SEED=1
-export INVENTORY_AUTO_PROVISION=0 PUBLISH_MAJORS=2 PG_APP_USER PG_APP_PASSWORD PG_PORT
-export ORDER_PORT=13104 PAYMENT_PORT=13106 INVENTORY_PORT=13107 SAGA_PORT=13108 NATS_PORT=14322
-export RUN_DIR DB_PREFIX
-stop_stack() {
-  scripts/down.sh >/dev/null 2>&1 || true
-  for db in orders payments inventory sagas; do
-    psql "$(pg_url postgres)" -qc "DROP DATABASE IF EXISTS \"${DB_PREFIX}$db\"" >/dev/null 2>&1 || true
-  done
-}
-trap 'stop_stack; rm -rf "$work"' EXIT
-
-# order-service's threads: CPU and run-queue wait, in ns (/proc/PID/task/*/schedstat).
-schedstat() {
-  cat /proc/"$1"/task/*/schedstat | awk '{cpu += $1; wait += $2} END {printf "%.0f %.0f\n", cpu, wait}'
-}
-
-for run in $(seq 1 "$runs"); do
-  for variant in $variants; do
-    RUN_DIR="$work/run-$run-$variant"
-    DB_PREFIX="exp_$$_${run}_${variant//-/_}_"
-    mkdir -p "$RUN_DIR"
-    unset ORDER_ADMISSION_MAX_AGE_MS
-    [ "$variant" = nice-age ] && export ORDER_ADMISSION_MAX_AGE_MS=500
-    log "run $run, $variant: fresh stack"
-    scripts/up.sh > "$RUN_DIR/up.out" 2>&1 || { cat "$RUN_DIR/up.out"; die "up.sh failed"; }
-    pid=$(cat "$RUN_DIR/order-service.pid")
-    case "$variant" in
-      nice|nice-age) renice -n -10 -p "$pid" >/dev/null || die "renice needs root or CAP_SYS_NICE" ;;
-    esac
-    sleep 3
-    for level in $levels; do
-      name="$run-$variant-$level"
-      log "$name: saga-load --concurrency $level --seconds $seconds"
-      read -r cpu0 wait0 < <(schedstat "$pid")
-      curl -sf "http://127.0.0.1:$ORDER_PORT/metrics" > "$work/$name.before"
-      target/release/saga-load --concurrency "$level" --seconds "$seconds" --no-check \
-        --products 100 --expected-rate 0.9 --json "$work/$name.json" \
-        --order-url "http://127.0.0.1:$ORDER_PORT" --payment-url "http://127.0.0.1:$PAYMENT_PORT" \
-        --inventory-url "http://127.0.0.1:$INVENTORY_PORT" --saga-url "http://127.0.0.1:$SAGA_PORT" \
-        --nats-url "nats://127.0.0.1:$NATS_PORT" --admin-token "$ADMIN_TOKEN" > "$work/$name.txt" 2>&1 \
-        || { tail -5 "$work/$name.txt"; die "saga-load failed in $name"; }
-      read -r cpu1 wait1 < <(schedstat "$pid")
-      curl -sf "http://127.0.0.1:$ORDER_PORT/metrics" > "$work/$name.after"
-      printf '{"cpuNs": %d, "waitNs": %d}\n' $((cpu1 - cpu0)) $((wait1 - wait0)) > "$work/$name.sched"
+  export PROFILE=release ADMIN_TOKEN=experiment PAYMENT_SUCCESS_RATE=0.9 PAYMENT_SEED=1
+  export INVENTORY_AUTO_PROVISION=0 PUBLISH_MAJORS=2 PG_APP_USER PG_APP_PASSWORD PG_PORT
+  export ORDER_PORT=13104 PAYMENT_PORT=13106 INVENTORY_PORT=13107 SAGA_PORT=13108 NATS_PORT=14322
+  export RUN_DIR DB_PREFIX
+  stop_stack() {
+    scripts/down.sh >/dev/null 2>&1 || true
+    for db in orders payments inventory sagas; do
+      psql "$(pg_url postgres)" -qc "DROP DATABASE IF EXISTS \"${DB_PREFIX}$db\"" >/dev/null 2>&1 || true
     done
-    stop_stack
-  done
-done
+  }
+  trap 'stop_stack; rm -rf "$work"' EXIT
 
-python3 - "$work" "$out" "$runs" "$levels" "$variants" "$seconds" <<'PY'
+  for run in $(seq 1 "$runs"); do
+    for variant in $variants; do
+      RUN_DIR="$work/run-$run-$variant"
+      DB_PREFIX="exp_$$_${run}_${variant//-/_}_"
+      mkdir -p "$RUN_DIR"
+      unset ORDER_ADMISSION_MAX_AGE_MS
+      [ "$variant" = nice-age ] && export ORDER_ADMISSION_MAX_AGE_MS=500
+      log "run $run, $variant: fresh stack"
+      scripts/up.sh > "$RUN_DIR/up.out" 2>&1 || { cat "$RUN_DIR/up.out"; die "up.sh failed"; }
+      pid=$(cat "$RUN_DIR/order-service.pid")
+      case "$variant" in
+        nice|nice-age) renice -n -10 -p "$pid" >/dev/null || die "renice needs root or CAP_SYS_NICE" ;;
+      esac
+      sleep 3
+      for level in $levels; do
+        name="$run-$variant-$level"
+        log "$name: saga-load --concurrency $level --seconds $seconds"
+        python3 scripts/lib/cpu.py snap --service order-service="$pid" > "$work/$name.cpu0"
+        curl -sf "http://127.0.0.1:$ORDER_PORT/metrics" > "$work/$name.before"
+        target/release/saga-load --concurrency "$level" --seconds "$seconds" --no-check \
+          --products 100 --expected-rate 0.9 --json "$work/$name.json" \
+          --order-url "http://127.0.0.1:$ORDER_PORT" --payment-url "http://127.0.0.1:$PAYMENT_PORT" \
+          --inventory-url "http://127.0.0.1:$INVENTORY_PORT" --saga-url "http://127.0.0.1:$SAGA_PORT" \
+          --nats-url "nats://127.0.0.1:$NATS_PORT" --admin-token "$ADMIN_TOKEN" > "$work/$name.txt" 2>&1 \
+          || { tail -5 "$work/$name.txt"; die "saga-load failed in $name"; }
+        python3 scripts/lib/cpu.py snap --service order-service="$pid" > "$work/$name.cpu1"
+        curl -sf "http://127.0.0.1:$ORDER_PORT/metrics" > "$work/$name.after"
+      done
+      stop_stack
+    done
+  done
+  python3 - "$work" "$out" "$runs" "$levels" "$variants" "$seconds" <<'PY'
 import datetime, json, re, subprocess, sys
+sys.path.insert(0, "scripts/lib")
+import cpu
 work, out, runs, levels, variants, seconds = sys.argv[1:]
-runs, levels, variants = int(runs), levels.split(), variants.split()
 
 def posts(path):
     """POST /orders as order-service timed it: the histogram's buckets (le -> count)."""
@@ -104,12 +103,13 @@ def posts(path):
     return b
 
 loops = []
-for run in range(1, runs + 1):
-    for variant in variants:
-        for level in levels:
+for run in range(1, int(runs) + 1):
+    for variant in variants.split():
+        for level in levels.split():
             name = f"{run}-{variant}-{level}"
             rep = json.load(open(f"{work}/{name}.json"))
-            sched = json.load(open(f"{work}/{name}.sched"))
+            window = cpu.diff(json.load(open(f"{work}/{name}.cpu0")),
+                              json.load(open(f"{work}/{name}.cpu1")))
             before, after = posts(f"{work}/{name}.before"), posts(f"{work}/{name}.after")
             hist = {le: after[le] - before.get(le, 0) for le in after}
             total = hist.get("+Inf", 0)
@@ -121,52 +121,58 @@ for run in range(1, runs + 1):
                           "accepted": rep["orders"], "refusals": rep["refusals"],
                           "serverErrors": rep["serverErrors"], "postFailures": rep["postFailures"],
                           "postMs": rep["postLatency"], "orderToEndMs": rep["orderToEndLatency"],
-                          "orderServiceCpuNs": sched["cpuNs"], "orderServiceWaitNs": sched["waitNs"],
+                          "orderServiceCpuNs": round(window["cpuSched"]["order-service"] * 1e9),
+                          "orderServiceWaitNs": round(window["runQueueWait"]["order-service"] * 1e9),
                           "serverPostP99AtMostS": server_p99, "serverPosts": total})
-for l in loops:
-    best = max(x["ordersPerSecond"] for x in loops
-               if x["run"] == l["run"] and x["variant"] == l["variant"])
-    l["ofBest"] = l["ordersPerSecond"] / best
-
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                         text=True).stdout.strip()
 date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 json.dump({"date": date, "commit": commit, "seconds": int(seconds), "loops": loops},
           open(f"{out}/admission-priority.json", "w"), indent=2, sort_keys=True)
+PY
+fi
 
-def rng(values, fmt):
-    lo, hi = min(values), max(values)
-    return fmt(lo) if fmt(lo) == fmt(hi) else f"{fmt(lo)}–{fmt(hi)}"
+python3 - "$out" <<'PY'
+import json, sys
+sys.path.insert(0, "scripts/lib")
+from bench import fmt
+out = sys.argv[1]
+data = json.load(open(f"{out}/admission-priority.json"))
+loops = data["loops"]
+runs = len({l["run"] for l in loops})
+variants = list(dict.fromkeys(l["variant"] for l in loops))
+levels = sorted({l["level"] for l in loops})
+best = {}
+for l in loops:
+    key = (l["run"], l["variant"])
+    best[key] = max(best.get(key, 0), l["ordersPerSecond"])
 
-ms = lambda v: f"{v:,.0f}"
 rows = []
 for variant in variants:
     for level in levels:
-        ls = [l for l in loops if l["variant"] == variant and l["level"] == int(level)]
-        wait = [l["orderServiceWaitNs"] / 1e6 / max(1, l["serverPosts"]) for l in ls]
+        ls = [l for l in loops if l["variant"] == variant and l["level"] == level]
+        col = lambda f, unit="", digits=0: fmt([f(l) for l in ls], unit, digits)
         rows.append("| " + " | ".join([
-            variant, level, rng([l["ordersPerSecond"] for l in ls], ms),
-            rng([100 * l["ofBest"] for l in ls], lambda v: f"{v:.0f}%"),
-            rng([l["refusals"] for l in ls], ms),
-            rng([l["serverErrors"] + l["postFailures"] for l in ls], ms),
-            rng([l["postMs"]["p50Ms"] for l in ls], ms) + " / " +
-            rng([l["postMs"]["p99Ms"] for l in ls], ms) + " ms",
-            rng([float(l["serverPostP99AtMostS"]) * 1000 for l in ls], ms) + " ms",
-            rng([l["orderToEndMs"]["p50Ms"] for l in ls], ms) + " / " +
-            rng([l["orderToEndMs"]["p99Ms"] for l in ls], ms) + " ms",
-            rng([l["orderServiceWaitNs"] / 1e9 for l in ls], lambda v: f"{v:.1f} s"),
-            rng(wait, lambda v: f"{v:.2f} ms"),
+            variant, str(level), col(lambda l: l["ordersPerSecond"]),
+            col(lambda l: 100 * l["ordersPerSecond"] / best[(l["run"], variant)], "%"),
+            col(lambda l: l["refusals"]), col(lambda l: l["serverErrors"] + l["postFailures"]),
+            col(lambda l: l["postMs"]["p50Ms"]) + " / " + col(lambda l: l["postMs"]["p99Ms"], " ms"),
+            col(lambda l: float(l["serverPostP99AtMostS"]) * 1000, " ms"),
+            col(lambda l: l["orderToEndMs"]["p50Ms"]) + " / "
+            + col(lambda l: l["orderToEndMs"]["p99Ms"], " ms"),
+            col(lambda l: l["orderServiceWaitNs"] / 1e9, " s", 1),
+            col(lambda l: l["orderServiceWaitNs"] / 1e6 / max(1, l["serverPosts"]), " ms", 2),
         ]) + " |")
 with open(f"{out}/admission-priority.md", "w") as f:
     f.write(f"""# Admission past saturation: where an accepted POST waits
 
-Written by `scripts/experiment-admission-priority.sh --runs {runs} --seconds {seconds}` on commit
-`{commit}`, {date}; every loop's figures are in admission-priority.json. Each variant of each run
-is a fresh stack (release build, fresh databases, `PUBLISH_MAJORS=2`) taking closed loops of
-{", ".join(levels)} POSTs in flight, {seconds} s each, as in `scripts/bench.sh`'s "Past
-saturation" table; ranges are over the {runs} runs. Variants: `as-run` is the stack as
-`scripts/up.sh` starts it; `nice` reniced order-service to -10 once started; `nice-age` did too,
-with `ORDER_ADMISSION_MAX_AGE_MS=500`.
+Written by `scripts/experiment-admission-priority.sh --runs {runs} --seconds {data["seconds"]}` on
+commit `{data["commit"]}`, {data["date"]}; every loop's figures are in admission-priority.json.
+Each variant of each run is a fresh stack (release build, fresh databases, `PUBLISH_MAJORS=2`)
+taking closed loops of {", ".join(map(str, levels))} POSTs in flight, {data["seconds"]} s each, as
+in `scripts/bench.sh`'s "Past saturation" table; ranges are over the {runs} runs. Variants:
+`as-run` is the stack as `scripts/up.sh` starts it; `nice` reniced order-service to -10 once
+started; `nice-age` did too, with `ORDER_ADMISSION_MAX_AGE_MS=500`.
 
 "Of the best" is the loop's orders ended per second against the best loop of the same variant in
 the same run. POST latencies are saga-load's (accepted POSTs); "server POST p99 ≤" is the upper
@@ -180,4 +186,4 @@ POST answered.
 """)
     f.write("\n".join(rows) + "\n")
 PY
-log "wrote $out/admission-priority.md and $out/admission-priority.json"
+log "wrote $out/admission-priority.md from $out/admission-priority.json"

@@ -5,8 +5,8 @@
     cpu.py diff BEFORE.json AFTER.json                                 (prints seconds per group)
 
 For each process, summed over its threads (/proc/PID/task/*): user plus system time in clock
-ticks (stat), the exact time on a CPU in nanoseconds (schedstat), and the voluntary and
-involuntary context switches (status).
+ticks (stat), the exact time on a CPU and the time runnable but waiting for one, in nanoseconds
+(schedstat), and the voluntary and involuntary context switches (status).
 
 Groups: each service by name, nats-server (every node of a cluster), postgresql (the backends of the databases whose name
 starts with PREFIX, and the server's own processes: postmaster, checkpointer, WAL writer,
@@ -23,9 +23,9 @@ HZ = os.sysconf("SC_CLK_TCK")
 
 
 def process(pid):
-    """{ticks, ns, voluntary, involuntary} of one process, summed over its threads; None if it
-    is gone."""
-    total = {"ticks": 0, "ns": 0, "voluntary": 0, "involuntary": 0}
+    """{ticks, ns, waitNs, voluntary, involuntary} of one process, summed over its threads; None
+    if it is gone."""
+    total = {"ticks": 0, "ns": 0, "waitNs": 0, "voluntary": 0, "involuntary": 0}
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
     except OSError:
@@ -36,7 +36,7 @@ def process(pid):
             with open(f"{base}/stat") as f:
                 stat = f.read()
             with open(f"{base}/schedstat") as f:
-                ns = int(f.read().split()[0])
+                ns, wait_ns = (int(v) for v in f.read().split()[:2])
             with open(f"{base}/status") as f:
                 status = f.read()
         except (OSError, ValueError, IndexError):
@@ -44,6 +44,7 @@ def process(pid):
         fields = stat[stat.rindex(")") + 2:].split()
         total["ticks"] += int(fields[11]) + int(fields[12])
         total["ns"] += ns
+        total["waitNs"] += wait_ns
         for line in status.splitlines():
             if line.startswith("voluntary_ctxt_switches:"):
                 total["voluntary"] += int(line.split()[1])
@@ -144,16 +145,17 @@ def snap(args):
 
 def diff(before, after):
     span = after["at"] - before["at"]
-    out = {"seconds": span, "cpu": {}, "cpuSched": {}, "switches": {}}
+    out = {"seconds": span, "cpu": {}, "cpuSched": {}, "runQueueWait": {}, "switches": {}}
     for name, procs in after["groups"].items():
         old = before["groups"].get(name, {})
         # A process started in between (a backend the pool opened) counts from zero: all of its
         # life is in the window.
-        zero = {"ticks": 0, "ns": 0, "voluntary": 0, "involuntary": 0}
+        zero = {"ticks": 0, "ns": 0, "waitNs": 0, "voluntary": 0, "involuntary": 0}
         both = [(old.get(pid, zero), now) for pid, now in procs.items()]
         delta = lambda key: sum(max(0, now[key] - was[key]) for was, now in both)
         out["cpu"][name] = delta("ticks") / HZ
         out["cpuSched"][name] = delta("ns") / 1e9
+        out["runQueueWait"][name] = delta("waitNs") / 1e9
         out["switches"][name] = {"voluntary": delta("voluntary"),
                                  "involuntary": delta("involuntary")}
     busy = after["machine"]["busy"] - before["machine"]["busy"]
