@@ -205,6 +205,7 @@ pub async fn save(conn: &mut PgConnection, orders: &mut [&mut Order]) -> Result<
     Ok(())
 }
 
+#[derive(Clone, Default)]
 pub struct ListFilter {
     pub customer_id: Option<CustomerId>,
     pub status: Option<OrderStatus>,
@@ -221,7 +222,7 @@ pub struct ListFilter {
 
 /// A page of orders, newest first.
 pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<Order>, sqlx::Error> {
-    // Only the filters given, so that each query plans well whatever the plan cache does.
+    // Only the filters given, planned for their values (`fetch_listing`).
     let mut query =
         QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM orders WHERE true"));
     if let Some(customer_id) = &filter.customer_id {
@@ -245,6 +246,6 @@ pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<Order>, sqlx
     query
         .push(" ORDER BY order_id DESC LIMIT ")
         .push_bind(filter.limit);
-    let rows: Vec<OrderRow> = query.build_query_as().fetch_all(pool).await?;
+    let rows: Vec<OrderRow> = messaging::db::fetch_listing(pool, &mut query).await?;
     Ok(rows.into_iter().map(Order::from).collect())
 }

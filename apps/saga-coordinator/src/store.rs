@@ -520,7 +520,7 @@ pub async fn list(
     filter: &ListFilter,
     compensation_timeout: Duration,
 ) -> Result<Vec<SagaRecord>, sqlx::Error> {
-    // Only the filters given, so that each query plans well whatever the plan cache does.
+    // Only the filters given, planned for their values (`fetch_listing`).
     let mut query =
         QueryBuilder::<Postgres>::new(format!("SELECT {COLUMNS} FROM sagas WHERE true"));
     if let Some(status) = filter.status {
@@ -552,7 +552,7 @@ pub async fn list(
     query
         .push(" ORDER BY saga_id DESC LIMIT ")
         .push_bind(filter.limit);
-    let rows: Vec<Row> = query.build_query_as().fetch_all(pool).await?;
+    let rows: Vec<Row> = messaging::db::fetch_listing(pool, &mut query).await?;
     Ok(rows
         .into_iter()
         .map(|r| record(r, compensation_timeout))

@@ -110,7 +110,7 @@ fn select(filter: &Filter) -> QueryBuilder<Postgres> {
 pub async fn list(pool: &PgPool, filter: &Filter) -> Result<Vec<DeadLetter>, sqlx::Error> {
     let mut query = select(filter);
     query.push(" ORDER BY id LIMIT ").push_bind(filter.limit);
-    query.build_query_as().fetch_all(pool).await
+    messaging::db::fetch_listing(pool, &mut query).await
 }
 
 /// The `DEAD` entries a filter takes (up to its limit, oldest first), locked for this
