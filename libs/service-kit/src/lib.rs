@@ -1,12 +1,14 @@
 //! What every service of the order saga shares outside messaging: settings from the environment
 //! ([`settings`]), the one error shape of the HTTP API ([`error`]), extractors that turn bad input
 //! into that shape ([`extract`]), admin authentication ([`auth`]) and the audit log of admin
-//! calls ([`audit`]), health and metrics routes ([`health`], [`metrics`]), and start-up ([`startup`]): database, migrations, NATS, streams, relay,
+//! calls ([`audit`]), health and metrics routes ([`health`], [`metrics`]), the bound on HTTP connections
+//! ([`connections`]), and start-up ([`startup`]): database, migrations, NATS, streams, relay,
 //! consumers and the HTTP server, stopped together.
 
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod health;

@@ -127,6 +127,11 @@ pub struct CommonArgs {
     #[arg(long, env = "HTTP_REQUEST_TIMEOUT_MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub http_request_timeout_ms: u64,
+    /// The most HTTP connections held open at once, idle ones included; a connection over it is
+    /// answered 503 OVERLOADED with Retry-After and closed, before any route runs.
+    #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub http_max_connections: u32,
     /// The major versions of its events this service publishes, comma-separated: each event
     /// goes out in every listed major it has (an event that has none of them, in its newest).
     /// During a change-over every consumer must know one of them (docs/upgrading.md).
@@ -224,6 +229,8 @@ pub struct CommonSettings {
     pub publish_majors: Majors,
     /// `HTTP_REQUEST_TIMEOUT_MS`.
     pub request_timeout: std::time::Duration,
+    /// `HTTP_MAX_CONNECTIONS`.
+    pub max_connections: usize,
 }
 
 impl CommonSettings {
@@ -244,6 +251,7 @@ impl CommonSettings {
             admin_token: args.admin_token.clone().filter(|t| !t.is_empty()),
             publish_majors: args.publish_majors.clone(),
             request_timeout: std::time::Duration::from_millis(args.http_request_timeout_ms),
+            max_connections: args.http_max_connections as usize,
         }
     }
 
@@ -258,6 +266,7 @@ impl CommonSettings {
             admin_token: Some("test-admin-token".into()),
             publish_majors: Majors::all(),
             request_timeout: std::time::Duration::from_secs(30),
+            max_connections: 1024,
         }
     }
 }

@@ -171,6 +171,7 @@ impl ServiceBuilder {
         // metrics included.
         let _ = messaging::metrics::prometheus();
         crate::metrics::describe();
+        crate::connections::describe();
         ServiceBuilder {
             settings,
             infra,
@@ -260,6 +261,7 @@ impl ServiceBuilder {
             service: self.settings.service,
             port,
             listener,
+            max_connections: self.settings.max_connections,
             router,
             running,
             names,
@@ -342,6 +344,8 @@ pub struct Service {
     service: &'static str,
     port: u16,
     listener: TcpListener,
+    /// `HTTP_MAX_CONNECTIONS`.
+    max_connections: usize,
     router: Router,
     running: JoinSet<()>,
     names: HashMap<tokio::task::Id, String>,
@@ -390,7 +394,8 @@ impl Service {
     /// in-flight work finish. A task that died is the error returned.
     pub async fn run_until_stopped(mut self) -> anyhow::Result<()> {
         tracing::info!(service = self.service, port = self.port, "listening");
-        let server = axum::serve(self.listener, self.router)
+        let listener = crate::connections::Bounded::new(self.listener, self.max_connections);
+        let server = axum::serve(listener, self.router)
             .with_graceful_shutdown(self.shutdown.clone().cancelled_owned())
             .into_future();
         tokio::pin!(server);

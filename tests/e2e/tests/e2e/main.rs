@@ -13,6 +13,7 @@ mod admission;
 mod bad_input;
 mod cluster;
 mod common;
+mod connections;
 mod dashboard;
 mod deploy;
 mod growth;
