@@ -3,11 +3,16 @@
 //! Past saturation, a client that opens a new connection for each request it cannot get answered
 //! on the ones it has (an open loop, or many clients) would otherwise make the service hold
 //! thousands: each one memory, a descriptor and a task on the service's one thread, which also
-//! handles the service's events. A connection over the bound is answered at once, before any
-//! route runs: 503 `OVERLOADED` with `Retry-After`, `Connection: close`. Its request is read
-//! (what arrives within a second, up to 16 KiB) before the answer, and whatever the client still
-//! sends is drained until it closes, so that the close does not reset the connection before the
-//! client has read the answer.
+//! handles the service's events. While the bound is reached the service accepts no more: new
+//! connections wait in the kernel's listen queue (and, once that is full, the client's connection
+//! attempts are retried by its TCP stack) until a connection closes. The wait costs the service
+//! nothing, and the connections it holds keep being answered at its pace, admission's 503
+//! `OVERLOADED` included.
+//!
+//! Answering each connection over the bound with a 503 instead was measured and rejected: every
+//! refusal closed its connection, so each retry was a new connection to accept, answer and close
+//! on the service's one thread, and an open loop at 2,500 orders/s ended 272 orders/s with POST
+//! p99 21 s (`scripts/experiment-connection-bound.sh`, docs/benchmarks.md).
 //!
 //! Connections held open count, idle ones too (a client's keep-alive pool).
 
@@ -18,31 +23,22 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::error::{ErrorBody, ErrorInner};
-
 /// Connections open (gauge).
 pub const OPEN: &str = "http_connections_open";
-/// Connections refused with `OVERLOADED` because the bound was reached (counter).
-pub const REFUSED: &str = "http_connections_refused_total";
-
-/// The `Retry-After` of a refused connection, in seconds.
-pub const RETRY_AFTER: u64 = 1;
-/// How long a refused connection is given to send its request, and then to close.
-const REFUSAL_WAIT: Duration = Duration::from_secs(1);
-/// The most of a refused connection's request that is read before the answer.
-const REFUSAL_READ: usize = 16 * 1024;
+/// Times the bound was reached: a connection waited in the listen queue for a place (counter).
+pub const WAITS: &str = "http_connection_waits_total";
 
 pub fn describe() {
     metrics::describe_gauge!(OPEN, "HTTP connections open");
     metrics::describe_counter!(
-        REFUSED,
-        "HTTP connections answered 503 OVERLOADED at once: HTTP_MAX_CONNECTIONS were open"
+        WAITS,
+        "Times HTTP_MAX_CONNECTIONS were open and new connections waited for one to close"
     );
-    metrics::counter!(REFUSED).increment(0);
+    metrics::counter!(WAITS).increment(0);
     metrics::gauge!(OPEN).increment(0.0);
 }
 
@@ -50,8 +46,6 @@ pub fn describe() {
 pub struct Bounded {
     listener: TcpListener,
     open: Arc<Semaphore>,
-    max: usize,
-    refusal: Arc<[u8]>,
 }
 
 impl Bounded {
@@ -59,28 +53,8 @@ impl Bounded {
         Bounded {
             listener,
             open: Arc::new(Semaphore::new(max)),
-            max,
-            refusal: refusal(max).into(),
         }
     }
-}
-
-/// The whole answer to a connection over the bound.
-fn refusal(max: usize) -> Vec<u8> {
-    let body = serde_json::to_string(&ErrorBody {
-        error: ErrorInner {
-            code: "OVERLOADED".into(),
-            message: format!("{max} connections are open already; try again later"),
-            details: Vec::new(),
-        },
-    })
-    .unwrap_or_default();
-    format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
-         retry-after: {RETRY_AFTER}\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
 }
 
 /// A connection within the bound: its place is given back when the server drops it.
@@ -100,19 +74,21 @@ impl axum::serve::Listener for Bounded {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Held, SocketAddr) {
+        let place = match self.open.clone().try_acquire_owned() {
+            Ok(place) => place,
+            Err(_) => {
+                metrics::counter!(WAITS).increment(1);
+                tracing::debug!("HTTP_MAX_CONNECTIONS open: new connections wait");
+                self.open
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed")
+            }
+        };
         loop {
-            let (stream, addr) = match self.listener.accept().await {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of descriptors, or a connection reset before it was taken: wait a
-                    // little rather than spin, as axum's own listener does.
-                    tracing::warn!(error = %e, "accepting a connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            };
-            match self.open.clone().try_acquire_owned() {
-                Ok(place) => {
+            match self.listener.accept().await {
+                Ok((stream, addr)) => {
                     metrics::gauge!(OPEN).increment(1.0);
                     return (
                         Held {
@@ -122,10 +98,11 @@ impl axum::serve::Listener for Bounded {
                         addr,
                     );
                 }
-                Err(_) => {
-                    metrics::counter!(REFUSED).increment(1);
-                    tracing::debug!(max = self.max, %addr, "connection refused: the bound is reached");
-                    tokio::spawn(refuse(stream, self.refusal.clone()));
+                Err(e) => {
+                    // Out of descriptors, or a connection reset before it was taken: wait a
+                    // little rather than spin, as axum's own listener does.
+                    tracing::warn!(error = %e, "accepting a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
         }
@@ -134,33 +111,6 @@ impl axum::serve::Listener for Bounded {
     fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
     }
-}
-
-/// Answers a connection over the bound: reads its request (the head, and what else arrives with
-/// it), answers, and drains until the client closes; a second at most for each wait.
-async fn refuse(mut stream: TcpStream, answer: Arc<[u8]>) {
-    let mut request = Vec::with_capacity(1024);
-    let mut buf = [0u8; 4096];
-    let _ = tokio::time::timeout(REFUSAL_WAIT, async {
-        while request.len() < REFUSAL_READ && !request.windows(4).any(|w| w == b"\r\n\r\n") {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => request.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await;
-    if stream.write_all(&answer).await.is_err() || stream.shutdown().await.is_err() {
-        return;
-    }
-    let _ = tokio::time::timeout(REFUSAL_WAIT, async {
-        while let Ok(n) = stream.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-        }
-    })
-    .await;
 }
 
 impl AsyncRead for Held {

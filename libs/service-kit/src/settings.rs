@@ -127,8 +127,8 @@ pub struct CommonArgs {
     #[arg(long, env = "HTTP_REQUEST_TIMEOUT_MS", default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub http_request_timeout_ms: u64,
-    /// The most HTTP connections held open at once, idle ones included; a connection over it is
-    /// answered 503 OVERLOADED with Retry-After and closed, before any route runs.
+    /// The most HTTP connections held open at once, idle ones included; while that many are
+    /// open, new connections wait in the listen queue until one closes.
     #[arg(long, env = "HTTP_MAX_CONNECTIONS", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub http_max_connections: u32,
