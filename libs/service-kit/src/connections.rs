@@ -14,8 +14,13 @@
 //! on the service's one thread, and an open loop at 2,500 orders/s ended 272 orders/s with POST
 //! p99 21 s (`scripts/experiment-connection-bound.sh`, docs/benchmarks.md).
 //!
-//! Connections held open count, idle ones too (a client's keep-alive pool).
+//! Connections held open count, idle ones too (a client's keep-alive pool). So that idle ones do
+//! not keep waiting ones out, a connection idle for [`IDLE`] while the bound is reached is closed
+//! (the server reads it as ended by the client). Without that, in an open loop past capacity,
+//! the load generator's own pool of idle connections held every place once its load ended while
+//! its new connections waited, for up to 167 s.
 
+use std::future::Future as _;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -26,6 +31,9 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// How long a connection may be idle while the bound is reached.
+pub const IDLE: Duration = Duration::from_secs(2);
 
 /// Connections open (gauge).
 pub const OPEN: &str = "http_connections_open";
@@ -60,7 +68,20 @@ impl Bounded {
 /// A connection within the bound: its place is given back when the server drops it.
 pub struct Held {
     stream: TcpStream,
+    /// The places, to tell whether the bound is reached.
+    open: Arc<Semaphore>,
+    /// Fires [`IDLE`] after the connection last read or wrote something.
+    idle: Pin<Box<tokio::time::Sleep>>,
+    /// Whether `idle` is watched: from each activity until it fires once.
+    armed: bool,
     _place: OwnedSemaphorePermit,
+}
+
+impl Held {
+    fn active(&mut self) {
+        self.idle.as_mut().reset(tokio::time::Instant::now() + IDLE);
+        self.armed = true;
+    }
 }
 
 impl Drop for Held {
@@ -93,6 +114,9 @@ impl axum::serve::Listener for Bounded {
                     return (
                         Held {
                             stream,
+                            open: self.open.clone(),
+                            idle: Box::pin(tokio::time::sleep(IDLE)),
+                            armed: true,
                             _place: place,
                         },
                         addr,
@@ -119,7 +143,22 @@ impl AsyncRead for Held {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
+        let before = buf.filled().len();
+        if let Poll::Ready(read) = Pin::new(&mut self.stream).poll_read(cx, buf) {
+            if buf.filled().len() > before {
+                self.active();
+            }
+            return Poll::Ready(read);
+        }
+        // Nothing to read: idle. Idle for IDLE while the bound is reached: ended. Idle for IDLE
+        // below it: left alone (no timer) until its next activity.
+        if self.armed && self.idle.as_mut().poll(cx).is_ready() {
+            if self.open.available_permits() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            self.armed = false;
+        }
+        Poll::Pending
     }
 }
 
@@ -129,7 +168,11 @@ impl AsyncWrite for Held {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
+        let written = Pin::new(&mut self.stream).poll_write(cx, buf);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            self.active();
+        }
+        written
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -145,7 +188,11 @@ impl AsyncWrite for Held {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.stream).poll_write_vectored(cx, bufs);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            self.active();
+        }
+        written
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -1,6 +1,6 @@
 //! The bound on HTTP connections (`HTTP_MAX_CONNECTIONS`): while that many are open, idle ones
-//! included, the service accepts no more; the connections it holds are answered as always, and a
-//! new one is served once one of them closes.
+//! included, the service accepts no more; the connections it holds are answered as always, and
+//! those idle for `IDLE` are closed, so that a waiting connection is served.
 
 use std::time::Duration;
 
@@ -90,14 +90,23 @@ async fn a_connection_over_the_bound_waits_until_one_closes() {
         String::from_utf8_lossy(&buf[..n])
     );
 
-    // One closes: its place is given back, and the waiting connection is served.
-    drop(first);
-    let answered = tokio::time::timeout(Duration::from_secs(10), over)
+    // Idle connections are closed once idle for `IDLE` while the bound is reached: the waiting
+    // connection gets a place.
+    let answered = tokio::time::timeout(Duration::from_secs(15), over)
         .await
-        .expect("served once a place was free")
+        .expect("served once an idle connection was closed")
         .expect("join")
         .expect("an answer");
     assert_eq!(answered.status().as_u16(), 200);
+    let mut closed = false;
+    for stream in std::iter::once(&mut first).chain(held.iter_mut()) {
+        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await
+        {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "no idle connection was closed");
     drop(held);
     stop.cancel();
     task.await.expect("join").expect("stops cleanly");
