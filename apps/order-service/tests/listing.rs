@@ -11,7 +11,7 @@ use chrono::Utc;
 use order_service::rules::OrderStatus;
 use order_service::store::{self, ListFilter};
 use sqlx::PgPool;
-use test_support::{TestDb, eventually_ok};
+use test_support::{TestDb, rows_read_per_table};
 
 /// Orders that changed in the last minute, as a minute past saturation leaves them: placed and
 /// ended about 900 a second, one in ten cancelled, the newest 1,000 still `PENDING`.
@@ -33,34 +33,17 @@ const PAGES: usize = 10;
 /// passes over (orders that changed after the window's end).
 const MOST: i64 = 1_000;
 
-/// Rows of `orders` read so far (sequential scans plus index fetches), once no other session is
-/// connected: a session publishes its counts when it ends.
+/// Rows of `orders` read so far (sequential scans plus index fetches).
 async fn rows_read(url: &str) -> anyhow::Result<i64> {
     let pool = PgPool::connect(url).await?;
-    eventually_ok("no other session", Duration::from_secs(10), || async {
-        let others: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity \
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
-        )
-        .fetch_one(&pool)
+    let tables = rows_read_per_table(&pool, Duration::from_secs(10))
         .await
-        .map_err(|e| e.to_string())?;
-        if others == 0 {
-            Ok(())
-        } else {
-            Err(format!("{others} sessions"))
-        }
-    })
-    .await
-    .map_err(anyhow::Error::msg)?;
-    let read: i64 = sqlx::query_scalar(
-        "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) \
-         FROM pg_stat_user_tables WHERE relname = 'orders'",
-    )
-    .fetch_one(&pool)
-    .await?;
+        .map_err(anyhow::Error::msg)?;
     pool.close().await;
-    Ok(read)
+    Ok(tables
+        .into_iter()
+        .find(|(table, _, _)| table == "orders")
+        .map_or(0, |(_, read, _)| read))
 }
 
 #[tokio::test]

@@ -314,6 +314,37 @@ impl TestDb {
     }
 }
 
+/// Rows read per table of `pool`'s database (rows read by sequential scans plus rows fetched
+/// through an index, and the rows it holds), once no other session is connected: a session
+/// publishes its counts when it ends.
+pub async fn rows_read_per_table(
+    pool: &PgPool,
+    within: Duration,
+) -> Result<Vec<(String, i64, i64)>, String> {
+    eventually_ok("no other session", within, || async {
+        let others: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_one(pool)
+        .await
+        .map_err(|e| e.to_string())?;
+        if others == 0 {
+            Ok(())
+        } else {
+            Err(format!("{others} sessions"))
+        }
+    })
+    .await?;
+    sqlx::query_as(
+        "SELECT relname::text, coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0), \
+                n_live_tup FROM pg_stat_user_tables",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(|e| e.to_string())
+}
+
 /// Polls `probe` every 25 ms until it returns `Ok`, or the deadline passes: then the error says
 /// what was last seen.
 pub async fn eventually_ok<T, F, Fut>(

@@ -173,17 +173,7 @@ impl Stack {
             }
             Svc::Payment => {
                 payment_service::build(
-                    payment_service::Settings {
-                        common: common(payment_service::SERVICE),
-                        simulation: payment_service::Simulation {
-                            success_rate: payment_service::gateway::SuccessRate::new(
-                                o.success_rate,
-                            )
-                            .expect("rate"),
-                            seed: o.seed,
-                            latency: Duration::ZERO,
-                        },
-                    },
+                    payment_settings(common(payment_service::SERVICE), o.success_rate, o.seed),
                     stop.clone(),
                 )
                 .await
@@ -554,6 +544,23 @@ impl Stack {
 }
 
 /// The sagaId and orderId of an order response.
+/// payment-service's settings with `common`, approving `success_rate` of the charges (seeded
+/// with `seed`), without added latency.
+pub fn payment_settings(
+    common: CommonSettings,
+    success_rate: f64,
+    seed: u64,
+) -> payment_service::Settings {
+    payment_service::Settings {
+        common,
+        simulation: payment_service::Simulation {
+            success_rate: payment_service::gateway::SuccessRate::new(success_rate).expect("rate"),
+            seed,
+            latency: Duration::ZERO,
+        },
+    }
+}
+
 pub fn ids(order: &Value) -> (String, String) {
     (
         order["orderId"].as_str().expect("orderId").to_owned(),

@@ -5,11 +5,12 @@
 use std::time::Duration;
 
 use messaging::Shutdown;
-use payment_service::gateway::SuccessRate;
 use service_kit::CommonSettings;
 use test_support::{NatsServer, TestDb};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+
+use crate::common::payment_settings;
 
 const MAX: usize = 3;
 
@@ -39,14 +40,7 @@ async fn a_connection_over_the_bound_waits_until_one_closes() {
     let stop = Shutdown::new();
     let mut common = CommonSettings::for_test(payment_service::SERVICE, &db.url, &nats.url());
     common.max_connections = MAX;
-    let settings = payment_service::Settings {
-        common,
-        simulation: payment_service::Simulation {
-            success_rate: SuccessRate::new(1.0).expect("rate"),
-            seed: 1,
-            latency: Duration::ZERO,
-        },
-    };
+    let settings = payment_settings(common, 1.0, 1);
     let service = payment_service::build(settings, stop.clone())
         .await
         .expect("payment-service");

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use futures_util::future::join_all;
 use sqlx::{Executor, PgPool};
-use test_support::eventually_ok;
+use test_support::rows_read_per_table;
 
 use crate::common::*;
 
@@ -100,29 +100,9 @@ async fn counts(stack: &Stack) -> BTreeMap<String, (i64, i64)> {
     let mut out = BTreeMap::new();
     for (svc, db) in DBS {
         let pool = PgPool::connect(&stack.database_url(svc)).await.expect("db");
-        eventually_ok(&format!("{db}: no other session"), WAIT, || async {
-            let others: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND pid <> pg_backend_pid()",
-            )
-            .fetch_one(&pool)
+        let rows = rows_read_per_table(&pool, WAIT)
             .await
-            .map_err(|e| e.to_string())?;
-            if others == 0 {
-                Ok(())
-            } else {
-                Err(format!("{others} sessions"))
-            }
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT relname::text, coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0), \
-                    n_live_tup FROM pg_stat_user_tables",
-        )
-        .fetch_all(&pool)
-        .await
-        .expect("table counts");
+            .unwrap_or_else(|e| panic!("{db}: {e}"));
         for (table, read, held) in rows {
             out.insert(format!("{db}.{table}"), (read, held));
         }

@@ -5,26 +5,24 @@ use std::time::Duration;
 
 use messaging::Shutdown;
 use messaging::nats::{NatsSettings, connect, ensure_streams, jetstream};
-use payment_service::gateway::SuccessRate;
 use serde_json::Value;
 use service_kit::CommonSettings;
 use shared_events::{Envelope, OrderCreated, OrderLine};
 use test_support::{NatsServer, TestDb, eventually};
 use uuid::Uuid;
 
+use crate::common::payment_settings;
+
 /// The decisions a brand-new payment-service (fresh database, fresh NATS) makes for `orders`.
 async fn decisions(seed: u64, orders: &[Uuid]) -> Vec<String> {
     let nats = NatsServer::start().await.expect("nats");
     let db = TestDb::create().await.expect("db");
     let stop = Shutdown::new();
-    let settings = payment_service::Settings {
-        common: CommonSettings::for_test(payment_service::SERVICE, &db.url, &nats.url()),
-        simulation: payment_service::Simulation {
-            success_rate: SuccessRate::new(0.5).expect("rate"),
-            seed,
-            latency: Duration::ZERO,
-        },
-    };
+    let settings = payment_settings(
+        CommonSettings::for_test(payment_service::SERVICE, &db.url, &nats.url()),
+        0.5,
+        seed,
+    );
     let service = payment_service::build(settings, stop.clone())
         .await
         .expect("payment-service");
