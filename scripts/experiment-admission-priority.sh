@@ -22,6 +22,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/infra.sh
 source scripts/lib/infra.sh
+# shellcheck source=lib/experiment.sh
+source scripts/lib/experiment.sh
 
 runs=2 seconds=60 levels="128 256 512" variants="as-run nice nice-age" out=docs/experiments
 report_only=""
@@ -37,24 +39,10 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ -z "$report_only" ]; then
-  ensure_rust
-  ensure_postgres
   mkdir -p "$out"
   work=$(mktemp -d)
-  log "building (release)"
-  cargo build --release --locked -q -p order-service -p payment-service -p inventory-service -p saga-coordinator -p loadgen
-
-  export PROFILE=release ADMIN_TOKEN=experiment PAYMENT_SUCCESS_RATE=0.9 PAYMENT_SEED=1
-  export INVENTORY_AUTO_PROVISION=0 PUBLISH_MAJORS=2 PG_APP_USER PG_APP_PASSWORD PG_PORT
-  export ORDER_PORT=13104 PAYMENT_PORT=13106 INVENTORY_PORT=13107 SAGA_PORT=13108 NATS_PORT=14322
-  export RUN_DIR DB_PREFIX
-  stop_stack() {
-    scripts/down.sh >/dev/null 2>&1 || true
-    for db in orders payments inventory sagas; do
-      psql "$(pg_url postgres)" -qc "DROP DATABASE IF EXISTS \"${DB_PREFIX}$db\"" >/dev/null 2>&1 || true
-    done
-  }
-  trap 'stop_stack; rm -rf "$work"' EXIT
+  experiment_setup 13104 14322
+  trap 'experiment_drop_stack; rm -rf "$work"' EXIT
 
   for run in $(seq 1 "$runs"); do
     for variant in $variants; do
@@ -75,16 +63,11 @@ if [ -z "$report_only" ]; then
         log "$name: saga-load --concurrency $level --seconds $seconds"
         python3 scripts/lib/cpu.py snap --service order-service="$pid" > "$work/$name.cpu0"
         curl -sf "http://127.0.0.1:$ORDER_PORT/metrics" > "$work/$name.before"
-        target/release/saga-load --concurrency "$level" --seconds "$seconds" --no-check \
-          --products 100 --expected-rate 0.9 --json "$work/$name.json" \
-          --order-url "http://127.0.0.1:$ORDER_PORT" --payment-url "http://127.0.0.1:$PAYMENT_PORT" \
-          --inventory-url "http://127.0.0.1:$INVENTORY_PORT" --saga-url "http://127.0.0.1:$SAGA_PORT" \
-          --nats-url "nats://127.0.0.1:$NATS_PORT" --admin-token "$ADMIN_TOKEN" > "$work/$name.txt" 2>&1 \
-          || { tail -5 "$work/$name.txt"; die "saga-load failed in $name"; }
+        experiment_load "$work" "$name" --concurrency "$level" --seconds "$seconds"
         python3 scripts/lib/cpu.py snap --service order-service="$pid" > "$work/$name.cpu1"
         curl -sf "http://127.0.0.1:$ORDER_PORT/metrics" > "$work/$name.after"
       done
-      stop_stack
+      experiment_drop_stack
     done
   done
   python3 - "$work" "$out" "$runs" "$levels" "$variants" "$seconds" <<'PY'

@@ -21,6 +21,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=lib/infra.sh
 source scripts/lib/infra.sh
+# shellcheck source=lib/experiment.sh
+source scripts/lib/experiment.sh
 
 runs=2 rate=2500 seconds=30 variants="bound unbounded" out=docs/experiments report_only=""
 while [ $# -gt 0 ]; do
@@ -35,23 +37,12 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ -z "$report_only" ]; then
-  ensure_rust
-  ensure_postgres
   mkdir -p "$out"
   work=$(mktemp -d)
-  log "building (release)"
-  cargo build --release --locked -q -p order-service -p payment-service -p inventory-service -p saga-coordinator -p loadgen
-
-  export PROFILE=release ADMIN_TOKEN=experiment PAYMENT_SUCCESS_RATE=0.9 PAYMENT_SEED=1
-  export INVENTORY_AUTO_PROVISION=0 PUBLISH_MAJORS=2 PG_APP_USER PG_APP_PASSWORD PG_PORT
-  export ORDER_PORT=13204 PAYMENT_PORT=13206 INVENTORY_PORT=13207 SAGA_PORT=13208 NATS_PORT=14422
-  export RUN_DIR DB_PREFIX
+  experiment_setup 13204 14422
   stop_stack() {
     [ -n "${sampler:-}" ] && kill "$sampler" 2>/dev/null || true
-    scripts/down.sh >/dev/null 2>&1 || true
-    for db in orders payments inventory sagas; do
-      psql "$(pg_url postgres)" -qc "DROP DATABASE IF EXISTS \"${DB_PREFIX}$db\"" >/dev/null 2>&1 || true
-    done
+    experiment_drop_stack
   }
   trap 'stop_stack; rm -rf "$work"' EXIT
   waits() {
@@ -79,12 +70,7 @@ if [ -z "$report_only" ]; then
        done) > "$work/$name.samples" &
       sampler=$!
       log "$name: saga-load --rate $rate --seconds $seconds"
-      target/release/saga-load --rate "$rate" --seconds "$seconds" --no-check \
-        --products 100 --expected-rate 0.9 --json "$work/$name.json" \
-        --order-url "http://127.0.0.1:$ORDER_PORT" --payment-url "http://127.0.0.1:$PAYMENT_PORT" \
-        --inventory-url "http://127.0.0.1:$INVENTORY_PORT" --saga-url "http://127.0.0.1:$SAGA_PORT" \
-        --nats-url "nats://127.0.0.1:$NATS_PORT" --admin-token "$ADMIN_TOKEN" > "$work/$name.txt" 2>&1 \
-        || { tail -5 "$work/$name.txt"; die "saga-load failed in $name"; }
+      experiment_load "$work" "$name" --rate "$rate" --seconds "$seconds"
       waits > "$work/$name.waits1"
       kill "$sampler" 2>/dev/null || true
       sampler=""
