@@ -8,7 +8,9 @@
 #   nice       order-service reniced to -10 once started (needs root or CAP_SYS_NICE): the kernel
 #              runs it before the saga's work (PostgreSQL, nats-server, the other services) when
 #              both wait for a core;
-#   nice-age   the same, with ORDER_ADMISSION_MAX_AGE_MS=500.
+#   nice-age   the same, with ORDER_ADMISSION_MAX_AGE_MS=500;
+#   writing-N  ORDER_ADMISSION_MAX_WRITING=N: at most N orders being written at once, the others
+#              refused (the default is the setting's default).
 # Beside saga-load's figures, each loop reads order-service's CPU and run-queue wait (time runnable
 # but not running; scripts/lib/cpu.py) and the server-side duration of POST /orders (its /metrics
 # histogram). Writes admission-priority.json (every loop's figures) and admission-priority.md
@@ -49,8 +51,11 @@ if [ -z "$report_only" ]; then
       RUN_DIR="$work/run-$run-$variant"
       DB_PREFIX="exp_$$_${run}_${variant//-/_}_"
       mkdir -p "$RUN_DIR"
-      unset ORDER_ADMISSION_MAX_AGE_MS
-      [ "$variant" = nice-age ] && export ORDER_ADMISSION_MAX_AGE_MS=500
+      unset ORDER_ADMISSION_MAX_AGE_MS ORDER_ADMISSION_MAX_WRITING
+      case "$variant" in
+        nice-age) export ORDER_ADMISSION_MAX_AGE_MS=500 ;;
+        writing-*) export ORDER_ADMISSION_MAX_WRITING=${variant#writing-} ;;
+      esac
       log "run $run, $variant: fresh stack"
       scripts/up.sh > "$RUN_DIR/up.out" 2>&1 || { cat "$RUN_DIR/up.out"; die "up.sh failed"; }
       pid=$(cat "$RUN_DIR/order-service.pid")
@@ -155,7 +160,8 @@ Each variant of each run is a fresh stack (release build, fresh databases, `PUBL
 taking closed loops of {", ".join(map(str, levels))} POSTs in flight, {data["seconds"]} s each, as
 in `scripts/bench.sh`'s "Past saturation" table; ranges are over the {runs} runs. Variants:
 `as-run` is the stack as `scripts/up.sh` starts it; `nice` reniced order-service to -10 once
-started; `nice-age` did too, with `ORDER_ADMISSION_MAX_AGE_MS=500`.
+started; `nice-age` did too, with `ORDER_ADMISSION_MAX_AGE_MS=500`; `writing-N` ran with
+`ORDER_ADMISSION_MAX_WRITING=N` (at most N orders being written at once).
 
 "Of the best" is the loop's orders ended per second against the best loop of the same variant in
 the same run. POST latencies are saga-load's (accepted POSTs); "server POST p99 ≤" is the upper
