@@ -103,17 +103,38 @@ WHERE d.datname LIKE '{ENV['DB_PREFIX']}%'""")
 
 
 def nats_snapshot():
-    """Messages in and out of every NATS server (its monitoring /varz)."""
-    total = {"in": 0, "out": 0}
+    """Messages in and out of every NATS server (its monitoring /varz), and of each client
+    connection open on it (/connz), keyed by server, connection id and the client's name."""
+    total = {"in": 0, "out": 0, "connections": {}}
     for url in ENV.get("NATS_MONITOR_URLS", "").split():
         try:
             with urllib.request.urlopen(f"{url}/varz", timeout=5) as r:
                 varz = json.load(r)
+            with urllib.request.urlopen(f"{url}/connz?limit=4096", timeout=5) as r:
+                connz = json.load(r)
         except OSError:
             return None
         total["in"] += varz["in_msgs"]
         total["out"] += varz["out_msgs"]
+        for c in connz.get("connections") or []:
+            key = f"{url} {c['cid']} {c.get('name') or 'unnamed'}"
+            total["connections"][key] = {"in": c["in_msgs"], "out": c["out_msgs"]}
     return total
+
+
+def clients_diff(before, after):
+    """Messages in and out per client name, over the connections open at both snapshots: which
+    client sent what the server counted."""
+    clients = {}
+    for key, now in (after.get("connections") or {}).items():
+        was = (before.get("connections") or {}).get(key)
+        if was is None:
+            continue
+        name = key.split(" ", 2)[2]
+        c = clients.setdefault(name, {"in": 0, "out": 0})
+        c["in"] += now["in"] - was["in"]
+        c["out"] += now["out"] - was["out"]
+    return clients
 
 
 def counts_snapshot():
@@ -141,6 +162,7 @@ def counts_diff(before, after):
     nats = None
     if before["nats"] and after["nats"]:
         nats = {k: after["nats"][k] - before["nats"][k] for k in ("in", "out")}
+        nats["clients"] = clients_diff(before["nats"], after["nats"])
     return {"tables": tables, "statements": statements, "nats": nats}
 
 
