@@ -104,7 +104,7 @@ WHERE d.datname LIKE '{ENV['DB_PREFIX']}%'""")
 
 def nats_snapshot():
     """Messages in and out of every NATS server (its monitoring /varz), and of each client
-    connection open on it (/connz), keyed by server, connection id and the client's name."""
+    connection open on it (/connz), keyed by server and connection id."""
     total = {"in": 0, "out": 0, "connections": {}}
     for url in ENV.get("NATS_MONITOR_URLS", "").split():
         try:
@@ -117,8 +117,8 @@ def nats_snapshot():
         total["in"] += varz["in_msgs"]
         total["out"] += varz["out_msgs"]
         for c in connz.get("connections") or []:
-            key = f"{url} {c['cid']} {c.get('name') or 'unnamed'}"
-            total["connections"][key] = {"in": c["in_msgs"], "out": c["out_msgs"]}
+            total["connections"][f"{url} {c['cid']}"] = {
+                "name": c.get("name") or "unnamed", "in": c["in_msgs"], "out": c["out_msgs"]}
     return total
 
 
@@ -130,8 +130,7 @@ def clients_diff(before, after):
         was = (before.get("connections") or {}).get(key)
         if was is None:
             continue
-        name = key.split(" ", 2)[2]
-        c = clients.setdefault(name, {"in": 0, "out": 0})
+        c = clients.setdefault(now["name"], {"in": 0, "out": 0})
         c["in"] += now["in"] - was["in"]
         c["out"] += now["out"] - was["out"]
     return clients
