@@ -10,10 +10,12 @@
 #              both wait for a core;
 #   nice-age   the same, with ORDER_ADMISSION_MAX_AGE_MS=500;
 #   writing-N  ORDER_ADMISSION_MAX_WRITING=N: at most N orders being written at once, the others
-#              refused (the default is the setting's default).
+#              refused (the default is the setting's default);
+#   retry-N    ORDER_ADMISSION_RETRY_AFTER_MAX_S=N: the write bound's refusals ask for at most N s
+#              (retry-1: every refusal 1 s).
 # Beside saga-load's figures, each loop reads order-service's CPU and run-queue wait (time runnable
 # but not running; scripts/lib/cpu.py) and the server-side duration of POST /orders (its /metrics
-# histogram). Writes admission-priority.json (every loop's figures) and admission-priority.md
+# histogram) and its refusals by rule. Writes admission-priority.json (every loop's figures) and admission-priority.md
 # (ranges over the runs, written from the JSON) to docs/experiments/.
 #
 #   scripts/experiment-admission-priority.sh [--runs N] [--seconds S] [--levels "128 256 512"]
@@ -51,10 +53,11 @@ if [ -z "$report_only" ]; then
       RUN_DIR="$work/run-$run-$variant"
       DB_PREFIX="exp_$$_${run}_${variant//-/_}_"
       mkdir -p "$RUN_DIR"
-      unset ORDER_ADMISSION_MAX_AGE_MS ORDER_ADMISSION_MAX_WRITING
+      unset ORDER_ADMISSION_MAX_AGE_MS ORDER_ADMISSION_MAX_WRITING ORDER_ADMISSION_RETRY_AFTER_MAX_S
       case "$variant" in
         nice-age) export ORDER_ADMISSION_MAX_AGE_MS=500 ;;
         writing-*) export ORDER_ADMISSION_MAX_WRITING=${variant#writing-} ;;
+        retry-*) export ORDER_ADMISSION_RETRY_AFTER_MAX_S=${variant#retry-} ;;
       esac
       log "run $run, $variant: fresh stack"
       scripts/up.sh > "$RUN_DIR/up.out" 2>&1 || { cat "$RUN_DIR/up.out"; die "up.sh failed"; }
@@ -90,6 +93,15 @@ def posts(path):
             b[m.group(1)] = float(m.group(2))
     return b
 
+def refused(path):
+    """order-service's refusals by rule (reason -> count); none before the rule was labelled."""
+    r = {}
+    for line in open(path):
+        m = re.match(r'order_admission_refused_total\{reason="([^"]+)"\} (\S+)', line)
+        if m:
+            r[m.group(1)] = float(m.group(2))
+    return r
+
 loops = []
 for run in range(1, int(runs) + 1):
     for variant in variants.split():
@@ -101,6 +113,7 @@ for run in range(1, int(runs) + 1):
             before, after = posts(f"{work}/{name}.before"), posts(f"{work}/{name}.after")
             hist = {le: after[le] - before.get(le, 0) for le in after}
             total = hist.get("+Inf", 0)
+            r0, r1 = refused(f"{work}/{name}.before"), refused(f"{work}/{name}.after")
             # The smallest bucket holding 99% of the POSTs order-service answered (refusals too).
             server_p99 = next((le for le in sorted((k for k in hist if k != "+Inf"), key=float)
                                if hist[le] >= 0.99 * total), "+Inf") if total else None
@@ -111,7 +124,8 @@ for run in range(1, int(runs) + 1):
                           "postMs": rep["postLatency"], "orderToEndMs": rep["orderToEndLatency"],
                           "orderServiceCpuNs": round(window["cpuSched"]["order-service"] * 1e9),
                           "orderServiceWaitNs": round(window["runQueueWait"]["order-service"] * 1e9),
-                          "serverPostP99AtMostS": server_p99, "serverPosts": total})
+                          "serverPostP99AtMostS": server_p99, "serverPosts": total,
+                          "refusedBy": {k: round(r1[k] - r0.get(k, 0)) for k in r1}})
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                         text=True).stdout.strip()
 date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -161,7 +175,8 @@ taking closed loops of {", ".join(map(str, levels))} POSTs in flight, {data["sec
 in `scripts/bench.sh`'s "Past saturation" table; ranges are over the {runs} runs. Variants:
 `as-run` is the stack as `scripts/up.sh` starts it; `nice` reniced order-service to -10 once
 started; `nice-age` did too, with `ORDER_ADMISSION_MAX_AGE_MS=500`; `writing-N` ran with
-`ORDER_ADMISSION_MAX_WRITING=N` (at most N orders being written at once).
+`ORDER_ADMISSION_MAX_WRITING=N` (at most N orders being written at once); `retry-N` with
+`ORDER_ADMISSION_RETRY_AFTER_MAX_S=N` (the write bound's refusals ask for at most N s).
 
 "Of the best" is the loop's orders ended per second against the best loop of the same variant in
 the same run. POST latencies are saga-load's (accepted POSTs); "server POST p99 ≤" is the upper

@@ -27,6 +27,13 @@
 //! all queue behind one another in the intake (and in the one thread that answers HTTP), and
 //! both the POST and the order's end would wait for it.
 //!
+//! A refusal for the write bound asks the client to come back later the more clients it refuses
+//! ([`pace`]): every refusal costs the one thread that also writes the orders admitted (the
+//! request, a read of its `Idempotency-Key`, the answer), and clients refused each second come back
+//! each `Retry-After`. A refusal for the queue keeps [`Admission::RETRY_AFTER`]: the queue drains
+//! by itself once the saga moves again (after a participant or NATS came back), and a client told
+//! to wait longer would only see that later.
+//!
 //! The newest confirmed order and the oldest pending ones are short index ranges (`orders_status`
 //! is ordered by status and then by order id, and order ids are UUIDv7, ordered by time). They are
 //! read at most every [`Admission::REFRESH`], by one request at a time, and only while orders come
@@ -42,8 +49,11 @@ use uuid::Uuid;
 
 /// The age of the oldest order in flight when admission last read it (gauge, seconds).
 pub const OLDEST_PENDING: &str = "order_oldest_pending_seconds";
-/// New orders refused with `OVERLOADED` (counter).
+/// New orders refused with `OVERLOADED` (counter), by the rule that refused them (`reason`:
+/// `queue` or `writing`).
 pub const REFUSED: &str = "order_admission_refused_total";
+/// The `Retry-After` that refusals for the write bound give now (gauge, seconds).
+pub const RETRY_AFTER_SECONDS: &str = "order_admission_retry_after_seconds";
 
 pub fn describe() {
     metrics::describe_gauge!(
@@ -52,9 +62,17 @@ pub fn describe() {
         "Age of the oldest order in flight, as admission last read it"
     );
     metrics::describe_counter!(REFUSED, "New orders refused with 503 OVERLOADED");
+    metrics::describe_gauge!(
+        RETRY_AFTER_SECONDS,
+        metrics::Unit::Seconds,
+        "Retry-After of the refusals for the write bound now"
+    );
     // Exported from the start, so that a rate over it is defined before the first refusal.
-    metrics::counter!(REFUSED).increment(0);
+    for reason in ["queue", "writing"] {
+        metrics::counter!(REFUSED, "reason" => reason).increment(0);
+    }
     metrics::gauge!(OLDEST_PENDING).set(0.0);
+    metrics::gauge!(RETRY_AFTER_SECONDS).set(Admission::RETRY_AFTER as f64);
 }
 
 /// How admission is set (`ORDER_ADMISSION_MAX_AGE_MS`, `ORDER_ADMISSION_STUCK_MS`).
@@ -68,6 +86,8 @@ pub struct AdmissionSettings {
     pub stuck_after: Duration,
     /// A new order is refused while this many are being written already (zero: no bound).
     pub max_writing: usize,
+    /// The longest `Retry-After` of a refusal for the write bound, in seconds (1: always 1).
+    pub retry_after_max: u64,
 }
 
 impl Default for AdmissionSettings {
@@ -76,6 +96,7 @@ impl Default for AdmissionSettings {
             max_age: Duration::from_millis(1000),
             stuck_after: Duration::from_secs(30),
             max_writing: 64,
+            retry_after_max: 5,
         }
     }
 }
@@ -87,6 +108,16 @@ pub enum Overloaded {
     Queue { oldest: Duration },
     /// This many orders are being written already.
     Writing { writing: usize },
+}
+
+impl Overloaded {
+    /// The rule that refused, as the `reason` label of [`REFUSED`].
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Overloaded::Queue { .. } => "queue",
+            Overloaded::Writing { .. } => "writing",
+        }
+    }
 }
 
 impl std::fmt::Display for Overloaded {
@@ -113,10 +144,20 @@ struct Reading {
     queued: Duration,
 }
 
+/// Orders admitted and refused for the write bound since `started`, and the `Retry-After` those
+/// refusals give meanwhile.
+struct Window {
+    started: Instant,
+    admitted: u64,
+    refused: u64,
+    retry_after: u64,
+}
+
 pub struct Admission {
     settings: AdmissionSettings,
     pool: PgPool,
     last: Mutex<Option<Reading>>,
+    window: Mutex<Window>,
     /// Held by the one request that takes a new reading.
     reading: tokio::sync::Mutex<()>,
     /// Readings taken.
@@ -132,12 +173,22 @@ impl Admission {
     pub const RETRY_AFTER: u64 = 1;
     /// How many orders in flight must be past the bound for a new one to be refused.
     pub const SLACK: i64 = 20;
+    /// How long the counts that set the `Retry-After` of the write bound's refusals are taken over.
+    pub const WINDOW: Duration = Duration::from_secs(1);
+    /// The share of the orders admitted that the write bound's refusals are paced to stay under.
+    pub const REFUSED_SHARE: f64 = 0.1;
 
     pub fn new(settings: AdmissionSettings, pool: PgPool) -> Admission {
         Admission {
             settings,
             pool,
             last: Mutex::new(None),
+            window: Mutex::new(Window {
+                started: Instant::now(),
+                admitted: 0,
+                refused: 0,
+                retry_after: Self::RETRY_AFTER,
+            }),
             reading: tokio::sync::Mutex::new(()),
             readings: std::sync::atomic::AtomicU64::new(0),
         }
@@ -150,6 +201,55 @@ impl Admission {
 
     /// Whether a new order may be accepted now, while `writing` orders are being written.
     pub async fn admit(&self, writing: usize) -> Result<(), Overloaded> {
+        let decision = self.decide(writing).await;
+        self.count(&decision);
+        decision
+    }
+
+    /// The `Retry-After` of a refusal, in seconds.
+    pub fn retry_after(&self, overloaded: &Overloaded) -> u64 {
+        match overloaded {
+            Overloaded::Queue { .. } => Self::RETRY_AFTER,
+            Overloaded::Writing { .. } => self.window().retry_after,
+        }
+    }
+
+    fn window(&self) -> std::sync::MutexGuard<'_, Window> {
+        self.window
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Counts an answer of the write bound's; past [`Self::WINDOW`], sets the `Retry-After` of
+    /// its next refusals from the counts, and starts counting again.
+    fn count(&self, decision: &Result<(), Overloaded>) {
+        let mut window = self.window();
+        match decision {
+            Ok(()) => window.admitted += 1,
+            Err(Overloaded::Writing { .. }) => window.refused += 1,
+            Err(Overloaded::Queue { .. }) => {}
+        }
+        let elapsed = window.started.elapsed();
+        if elapsed >= Self::WINDOW {
+            let retry_after = pace(
+                window.admitted as f64 / elapsed.as_secs_f64(),
+                window.refused as f64 / elapsed.as_secs_f64(),
+                window.retry_after,
+                self.settings.retry_after_max,
+            );
+            if retry_after != window.retry_after {
+                metrics::gauge!(RETRY_AFTER_SECONDS).set(retry_after as f64);
+            }
+            *window = Window {
+                started: Instant::now(),
+                admitted: 0,
+                refused: 0,
+                retry_after,
+            };
+        }
+    }
+
+    async fn decide(&self, writing: usize) -> Result<(), Overloaded> {
         if self.settings.max_writing > 0 && writing >= self.settings.max_writing {
             return Err(Overloaded::Writing { writing });
         }
@@ -237,6 +337,19 @@ fn decide(settings: &AdmissionSettings, queued: Duration) -> Result<(), Overload
     }
 }
 
+/// The `Retry-After` of the write bound's next refusals, from the last window's orders admitted
+/// and refused per second and the `Retry-After` that was given meanwhile.
+///
+/// A refused client comes back once per `Retry-After`, so about `refused × retry_after` clients
+/// wait to come back (Little's law). Spreading their returns over `waiting / (REFUSED_SHARE ×
+/// admitted)` seconds keeps the refusals under that share of the orders admitted. At least 1 s,
+/// at most `max`; with no refusals, 1 s again.
+fn pace(admitted: f64, refused: f64, retry_after: u64, max: u64) -> u64 {
+    let waiting = refused * retry_after as f64;
+    let spread = waiting / (Admission::REFUSED_SHARE * admitted.max(1.0));
+    (spread.ceil() as u64).clamp(Admission::RETRY_AFTER, max.max(Admission::RETRY_AFTER))
+}
+
 /// The smallest UUIDv7 of time `at`: every order id placed at or after `at` sorts above it.
 fn uuid_at(at: std::time::SystemTime) -> Uuid {
     let millis = at
@@ -277,6 +390,23 @@ mod tests {
                 oldest: Duration::from_millis(1200)
             })
         );
+    }
+
+    #[test]
+    fn refusals_for_the_write_bound_are_spread_over_more_seconds_the_more_clients_wait() {
+        // No refusals, or few: 1 s.
+        assert_eq!(pace(1000.0, 0.0, 5, 5), 1);
+        assert_eq!(pace(1000.0, 100.0, 1, 5), 1);
+        // 342 refused a second at 1 s against 980 admitted: 342 clients wait, spread over 4 s.
+        assert_eq!(pace(980.0, 342.0, 1, 5), 4);
+        // Steady at 5 s: about 81 a second come back, 405 waiting.
+        assert_eq!(pace(1000.0, 81.0, 5, 5), 5);
+        // The longest is the setting's; nothing admitted is as one admitted a second.
+        assert_eq!(pace(0.0, 20.0, 1, 5), 5);
+        assert_eq!(pace(980.0, 342.0, 1, 3), 3);
+        // A setting of 1 (or 0) keeps every refusal at 1 s.
+        assert_eq!(pace(980.0, 342.0, 1, 1), 1);
+        assert_eq!(pace(980.0, 342.0, 1, 0), 1);
     }
 
     #[test]

@@ -77,6 +77,12 @@ pub struct Args {
     #[arg(long, env = "ORDER_ADMISSION_MAX_WRITING", default_value_t = 64,
           value_parser = clap::value_parser!(u64).range(0..=4096))]
     pub admission_max_writing: u64,
+    /// The longest Retry-After, in seconds, of a refusal for ORDER_ADMISSION_MAX_WRITING: the more
+    /// clients refused, the longer they are asked to wait, up to this (docs/operations.md,
+    /// "Admission"); 1 always answers 1.
+    #[arg(long, env = "ORDER_ADMISSION_RETRY_AFTER_MAX_S", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub admission_retry_after_max_s: u64,
 }
 
 impl ServiceArgs for Args {
@@ -93,6 +99,7 @@ impl Args {
                 max_age: std::time::Duration::from_millis(self.admission_max_age_ms),
                 stuck_after: std::time::Duration::from_millis(self.admission_stuck_ms),
                 max_writing: self.admission_max_writing as usize,
+                retry_after_max: self.admission_retry_after_max_s,
             },
         }
     }

@@ -42,6 +42,7 @@ fn settings() -> AdmissionSettings {
         max_age: Duration::from_millis(1000),
         stuck_after: Duration::from_secs(10),
         max_writing: 0,
+        retry_after_max: 5,
     }
 }
 
@@ -134,6 +135,72 @@ async fn only_orders_that_wait_their_turn_past_the_bound_refuse_new_ones() -> an
             )
         }
         other => panic!("not refused: {other:?}"),
+    }
+    pool.close().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_more_clients_the_write_bound_refuses_the_longer_they_are_asked_to_wait()
+-> anyhow::Result<()> {
+    let db = test_support::TestDb::create().await?;
+    let pool = db.pool(2).await?;
+    messaging::db::migrate(&pool, &[order_service::MIGRATIONS]).await?;
+    let admission = Admission::new(
+        AdmissionSettings {
+            max_writing: 4,
+            retry_after_max: 5,
+            ..settings()
+        },
+        pool.clone(),
+    );
+    let writing = Overloaded::Writing { writing: 4 };
+    let queue = Overloaded::Queue {
+        oldest: Duration::from_secs(2),
+    };
+    assert_eq!(admission.retry_after(&writing), Admission::RETRY_AFTER);
+
+    // Orders admitted, none refused: refusals would still be asked to come back after 1 s.
+    let deadline = tokio::time::Instant::now() + 2 * Admission::WINDOW;
+    while tokio::time::Instant::now() < deadline {
+        assert_eq!(admission.admit(0).await, Ok(()));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(admission.retry_after(&writing), 1);
+
+    // 40 refused for each one admitted: each window's refusals are far over a tenth of the
+    // orders admitted, so the Retry-After grows, up to the setting and not past it.
+    let deadline = tokio::time::Instant::now() + 10 * Admission::WINDOW;
+    let mut seen = vec![admission.retry_after(&writing)];
+    while seen.last() != Some(&5) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Retry-After went {seen:?} in 10 windows"
+        );
+        assert_eq!(admission.admit(0).await, Ok(()));
+        for _ in 0..40 {
+            assert_eq!(admission.admit(4).await, Err(writing));
+        }
+        let now = admission.retry_after(&writing);
+        assert!(now <= 5, "{now} s past the setting");
+        if seen.last() != Some(&now) {
+            seen.push(now);
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // A refusal for the queue is not the clients' doing: it stays at 1 s.
+    assert_eq!(admission.retry_after(&queue), Admission::RETRY_AFTER);
+
+    // The refusals stop: after the next window, 1 s again.
+    let deadline = tokio::time::Instant::now() + 3 * Admission::WINDOW;
+    while admission.retry_after(&writing) != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Retry-After stayed at {} s with no refusals",
+            admission.retry_after(&writing)
+        );
+        assert_eq!(admission.admit(0).await, Ok(()));
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     pool.close().await;
     Ok(())

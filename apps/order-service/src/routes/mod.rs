@@ -179,10 +179,10 @@ async fn create(
                 return replay(existing, &request);
             }
         }
-        metrics::counter!(admission::REFUSED).increment(1);
+        metrics::counter!(admission::REFUSED, "reason" => overloaded.reason()).increment(1);
         return Err(ApiError::overloaded(
             overloaded.to_string(),
-            Admission::RETRY_AFTER,
+            state.admission.retry_after(&overloaded),
         ));
     }
     let (order_id, saga_id) = (new_order_id(Uuid::now_v7(), key.as_deref()), Uuid::now_v7());

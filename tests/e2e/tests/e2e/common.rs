@@ -165,6 +165,7 @@ impl Stack {
                             max_age: o.admission_max_age,
                             stuck_after: o.saga_timeout,
                             max_writing: 0,
+                            ..Default::default()
                         },
                     },
                     stop.clone(),
