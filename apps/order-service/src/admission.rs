@@ -27,10 +27,14 @@
 //! all queue behind one another in the intake (and in the one thread that answers HTTP), and
 //! both the POST and the order's end would wait for it.
 //!
-//! A refusal for the write bound asks the client to come back later the more clients it refuses
-//! ([`pace`]): every refusal costs the one thread that also writes the orders admitted (the
-//! request, a read of its `Idempotency-Key`, the answer), and clients refused each second come back
-//! each `Retry-After`. A refusal for the queue keeps [`Admission::RETRY_AFTER`]: the queue drains
+//! A refusal for the write bound asks the client to come back later the more clients wait to come
+//! back ([`pace`]): every refusal costs the one thread that also writes the orders admitted (the
+//! request, a read of its `Idempotency-Key`, the answer), and each client told to wait comes back
+//! once per `Retry-After`. The clients waiting are counted, not inferred from the refusals of the
+//! last second: a `Retry-After` set from those alone swings (refusals stop while the clients sent
+//! away for longer are away, so the next ones are asked for 1 s, and those all come back together),
+//! and in a closed loop of 512 clients most refusals were then given 1 s. A refusal for the queue
+//! keeps [`Admission::RETRY_AFTER`]: the queue drains
 //! by itself once the saga moves again (after a participant or NATS came back), and a client told
 //! to wait longer would only see that later.
 //!
@@ -144,13 +148,16 @@ struct Reading {
     queued: Duration,
 }
 
-/// Orders admitted and refused for the write bound since `started`, and the `Retry-After` those
-/// refusals give meanwhile.
+/// Orders admitted and refused for the write bound since `started`, the `Retry-After` those
+/// refusals give meanwhile, and the clients refused in earlier windows that were asked to wait
+/// until a time not yet past.
 struct Window {
     started: Instant,
     admitted: u64,
     refused: u64,
     retry_after: u64,
+    /// (until, clients): the clients each earlier window refused, and when their wait ends.
+    away: std::collections::VecDeque<(Instant, u64)>,
 }
 
 pub struct Admission {
@@ -188,6 +195,7 @@ impl Admission {
                 admitted: 0,
                 refused: 0,
                 retry_after: Self::RETRY_AFTER,
+                away: std::collections::VecDeque::new(),
             }),
             reading: tokio::sync::Mutex::new(()),
             readings: std::sync::atomic::AtomicU64::new(0),
@@ -229,23 +237,33 @@ impl Admission {
             Err(Overloaded::Writing { .. }) => window.refused += 1,
             Err(Overloaded::Queue { .. }) => {}
         }
-        let elapsed = window.started.elapsed();
+        let now = Instant::now();
+        let elapsed = now.duration_since(window.started);
         if elapsed >= Self::WINDOW {
-            let retry_after = pace(
-                window.admitted as f64 / elapsed.as_secs_f64(),
-                window.refused as f64 / elapsed.as_secs_f64(),
-                window.retry_after,
+            let Window {
+                admitted,
+                refused,
+                retry_after,
+                ref mut away,
+                ..
+            } = *window;
+            if refused > 0 {
+                away.push_back((now + Duration::from_secs(retry_after), refused));
+            }
+            away.retain(|&(until, _)| until > now);
+            let waiting: u64 = away.iter().map(|&(_, clients)| clients).sum();
+            let next = pace(
+                admitted as f64 / elapsed.as_secs_f64(),
+                waiting,
                 self.settings.retry_after_max,
             );
-            if retry_after != window.retry_after {
-                metrics::gauge!(RETRY_AFTER_SECONDS).set(retry_after as f64);
+            if next != retry_after {
+                metrics::gauge!(RETRY_AFTER_SECONDS).set(next as f64);
             }
-            *window = Window {
-                started: Instant::now(),
-                admitted: 0,
-                refused: 0,
-                retry_after,
-            };
+            window.started = now;
+            window.admitted = 0;
+            window.refused = 0;
+            window.retry_after = next;
         }
     }
 
@@ -337,16 +355,14 @@ fn decide(settings: &AdmissionSettings, queued: Duration) -> Result<(), Overload
     }
 }
 
-/// The `Retry-After` of the write bound's next refusals, from the last window's orders admitted
-/// and refused per second and the `Retry-After` that was given meanwhile.
+/// The `Retry-After` of the write bound's next refusals, from the orders admitted per second in
+/// the last window and the clients refused that are still asked to wait.
 ///
-/// A refused client comes back once per `Retry-After`, so about `refused × retry_after` clients
-/// wait to come back (Little's law). Spreading their returns over `waiting / (REFUSED_SHARE ×
-/// admitted)` seconds keeps the refusals under that share of the orders admitted. At least 1 s,
-/// at most `max`; with no refusals, 1 s again.
-fn pace(admitted: f64, refused: f64, retry_after: u64, max: u64) -> u64 {
-    let waiting = refused * retry_after as f64;
-    let spread = waiting / (Admission::REFUSED_SHARE * admitted.max(1.0));
+/// Each of the `waiting` clients comes back once per `Retry-After`: spreading their returns over
+/// `waiting / (REFUSED_SHARE × admitted)` seconds keeps the refusals under that share of the
+/// orders admitted. At least 1 s, at most `max`; with no client waiting, 1 s again.
+fn pace(admitted: f64, waiting: u64, max: u64) -> u64 {
+    let spread = waiting as f64 / (Admission::REFUSED_SHARE * admitted.max(1.0));
     (spread.ceil() as u64).clamp(Admission::RETRY_AFTER, max.max(Admission::RETRY_AFTER))
 }
 
@@ -394,19 +410,19 @@ mod tests {
 
     #[test]
     fn refusals_for_the_write_bound_are_spread_over_more_seconds_the_more_clients_wait() {
-        // No refusals, or few: 1 s.
-        assert_eq!(pace(1000.0, 0.0, 5, 5), 1);
-        assert_eq!(pace(1000.0, 100.0, 1, 5), 1);
-        // 342 refused a second at 1 s against 980 admitted: 342 clients wait, spread over 4 s.
-        assert_eq!(pace(980.0, 342.0, 1, 5), 4);
-        // Steady at 5 s: about 81 a second come back, 405 waiting.
-        assert_eq!(pace(1000.0, 81.0, 5, 5), 5);
+        // No client waiting, or few: 1 s.
+        assert_eq!(pace(1000.0, 0, 5), 1);
+        assert_eq!(pace(1000.0, 100, 5), 1);
+        // 448 clients waiting against 1,400 admitted a second: spread over 4 s, so that about
+        // 100 come back each second, 7% of the orders admitted.
+        assert_eq!(pace(1400.0, 448, 5), 4);
         // The longest is the setting's; nothing admitted is as one admitted a second.
-        assert_eq!(pace(0.0, 20.0, 1, 5), 5);
-        assert_eq!(pace(980.0, 342.0, 1, 3), 3);
+        assert_eq!(pace(980.0, 2000, 5), 5);
+        assert_eq!(pace(0.0, 20, 5), 5);
+        assert_eq!(pace(1400.0, 448, 3), 3);
         // A setting of 1 (or 0) keeps every refusal at 1 s.
-        assert_eq!(pace(980.0, 342.0, 1, 1), 1);
-        assert_eq!(pace(980.0, 342.0, 1, 0), 1);
+        assert_eq!(pace(1400.0, 448, 1), 1);
+        assert_eq!(pace(1400.0, 448, 0), 1);
     }
 
     #[test]

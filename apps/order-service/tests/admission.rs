@@ -168,8 +168,8 @@ async fn the_more_clients_the_write_bound_refuses_the_longer_they_are_asked_to_w
     }
     assert_eq!(admission.retry_after(&writing), 1);
 
-    // 40 refused for each one admitted: each window's refusals are far over a tenth of the
-    // orders admitted, so the Retry-After grows, up to the setting and not past it.
+    // 40 refused for each one admitted: the clients waiting are far more than a tenth of the
+    // orders admitted a second, so the Retry-After grows, up to the setting and not past it.
     let deadline = tokio::time::Instant::now() + 10 * Admission::WINDOW;
     let mut seen = vec![admission.retry_after(&writing)];
     while seen.last() != Some(&5) {
@@ -191,8 +191,8 @@ async fn the_more_clients_the_write_bound_refuses_the_longer_they_are_asked_to_w
     // A refusal for the queue is not the clients' doing: it stays at 1 s.
     assert_eq!(admission.retry_after(&queue), Admission::RETRY_AFTER);
 
-    // The refusals stop: after the next window, 1 s again.
-    let deadline = tokio::time::Instant::now() + 3 * Admission::WINDOW;
+    // The refusals stop: once the clients refused have had their wait, 1 s again.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5) + 3 * Admission::WINDOW;
     while admission.retry_after(&writing) != 1 {
         assert!(
             tokio::time::Instant::now() < deadline,
