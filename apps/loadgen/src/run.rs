@@ -559,9 +559,13 @@ async fn place(
                 // At least what the service asked, and up to a second more: clients refused
                 // together do not all come back at the same instant.
                 let wait = wait + Duration::from_millis(fastrand::u64(..1000));
-                if until.is_some_and(|t| Instant::now() + wait >= t)
-                    || shared.stop.load(Ordering::Relaxed)
-                {
+                if shared.stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                if let Some(t) = until.filter(|&t| Instant::now() + wait >= t) {
+                    // The run ends first: wait for its end instead of taking the next order
+                    // at once, which the service would refuse at once, again and again.
+                    tokio::time::sleep_until(t.into()).await;
                     return;
                 }
                 tokio::time::sleep(wait).await;
@@ -648,6 +652,90 @@ async fn progress(shared: Arc<Shared>, started: Instant) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A service at the returned address that answers every request 503 `OVERLOADED` with
+    /// `Retry-After: 5`, counting the requests.
+    async fn refusing() -> (String, Arc<AtomicU64>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a port");
+        let base = format!("http://{}", listener.local_addr().expect("its address"));
+        let requests = Arc::new(AtomicU64::new(0));
+        let counted = requests.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        // One request: its head, then as many bytes of body as it says.
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                            continue;
+                        };
+                        let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        while buf.len() < end + 4 + length {
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        buf.drain(..end + 4 + length);
+                        counted.fetch_add(1, Ordering::Relaxed);
+                        let body = r#"{"error":{"code":"OVERLOADED","message":"busy"}}"#;
+                        let answer = format!(
+                            "HTTP/1.1 503 Service Unavailable\r\nretry-after: 5\r\n\
+                             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if socket.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (base, requests)
+    }
+
+    #[tokio::test]
+    async fn an_order_refused_for_longer_than_the_run_has_left_ends_the_task_at_the_runs_end() {
+        let (base, requests) = refusing().await;
+        let client = Client::new(HashMap::from([(Svc::Order, base)]));
+        let shared = Shared {
+            book: Mutex::new(Book::default()),
+            sent: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            key_prefix: None,
+            seed: 1,
+        };
+        let http = reqwest::Client::new();
+        let products = vec!["p-1".to_string()];
+        let started = Instant::now();
+        let until = started + Duration::from_millis(800);
+        // As a closed loop's task: orders one after another until the run's end.
+        let mut orders = 0;
+        while Instant::now() < until {
+            place(&http, &client, &shared, &products, orders, Some(until)).await;
+            orders += 1;
+        }
+        // The first refusal asked for 5 s, past the run's end: the task waited for the end,
+        // and took no other order meanwhile.
+        assert_eq!(orders, 1);
+        assert_eq!(requests.load(Ordering::Relaxed), 1);
+        assert_eq!(shared.book.lock().await.refusals, 1);
+        assert!(started.elapsed() >= Duration::from_millis(800));
+    }
 
     #[test]
     fn the_same_seed_gives_the_same_orders_whichever_thread_makes_them() {
