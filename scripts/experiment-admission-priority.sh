@@ -84,23 +84,22 @@ sys.path.insert(0, "scripts/lib")
 import cpu
 work, out, runs, levels, variants, seconds = sys.argv[1:]
 
+def series(path, head):
+    """The samples of /metrics whose line starts `head` and a quoted label value: value -> count."""
+    found = {}
+    for line in open(path):
+        m = re.match(re.escape(head) + r'"([^"]+)"\} (\S+)', line)
+        if m:
+            found[m.group(1)] = float(m.group(2))
+    return found
+
 def posts(path):
     """POST /orders as order-service timed it: the histogram's buckets (le -> count)."""
-    b = {}
-    for line in open(path):
-        m = re.match(r'http_request_duration_seconds_bucket\{route="/orders",le="([^"]+)"\} (\S+)', line)
-        if m:
-            b[m.group(1)] = float(m.group(2))
-    return b
+    return series(path, 'http_request_duration_seconds_bucket{route="/orders",le=')
 
 def refused(path):
     """order-service's refusals by rule (reason -> count); none before the rule was labelled."""
-    r = {}
-    for line in open(path):
-        m = re.match(r'order_admission_refused_total\{reason="([^"]+)"\} (\S+)', line)
-        if m:
-            r[m.group(1)] = float(m.group(2))
-    return r
+    return series(path, "order_admission_refused_total{reason=")
 
 loops = []
 for run in range(1, int(runs) + 1):
