@@ -20,7 +20,9 @@
 #
 #   scripts/experiment-admission-priority.sh [--runs N] [--seconds S] [--levels "128 256 512"]
 #                                            [--variants "as-run nice nice-age"] [--out DIR]
-#                                            [--report-only]
+#                                            [--fresh-per-level] [--report-only]
+#     --fresh-per-level  a fresh stack (databases, streams) for each level, not one per variant:
+#                    each loop then starts on empty databases, whatever loops came before it
 #     --report-only  write admission-priority.md from the stored JSON, measure nothing
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +32,7 @@ source scripts/lib/infra.sh
 source scripts/lib/experiment.sh
 
 runs=2 seconds=60 levels="128 256 512" variants="as-run nice nice-age" out=docs/experiments
-report_only=""
+report_only="" fresh_per_level=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) runs=$2; shift 2 ;;
@@ -39,6 +41,7 @@ while [ $# -gt 0 ]; do
     --variants) variants=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --report-only) report_only=1; shift ;;
+    --fresh-per-level) fresh_per_level=1; shift ;;
     *) die "unknown argument $1 (see the top of scripts/experiment-admission-priority.sh)" ;;
   esac
 done
@@ -48,25 +51,31 @@ if [ -z "$report_only" ]; then
   experiment_setup 13104 14322
   trap 'experiment_drop_stack; rm -rf "$work"' EXIT
 
+  # fresh_stack RUN VARIANT TAG: a stack of its own for the variant (settings, renice); sets pid.
+  fresh_stack() {
+    RUN_DIR="$work/run-$1-$2$3"
+    DB_PREFIX="exp_$$_${1}_${2//-/_}_$3"
+    mkdir -p "$RUN_DIR"
+    unset ORDER_ADMISSION_MAX_AGE_MS ORDER_ADMISSION_MAX_WRITING ORDER_ADMISSION_RETRY_AFTER_MAX_S
+    case "$2" in
+      nice-age) export ORDER_ADMISSION_MAX_AGE_MS=500 ;;
+      writing-*) export ORDER_ADMISSION_MAX_WRITING=${2#writing-} ;;
+      retry-*) export ORDER_ADMISSION_RETRY_AFTER_MAX_S=${2#retry-} ;;
+    esac
+    log "run $1, $2$3: fresh stack"
+    scripts/up.sh > "$RUN_DIR/up.out" 2>&1 || { cat "$RUN_DIR/up.out"; die "up.sh failed"; }
+    pid=$(cat "$RUN_DIR/order-service.pid")
+    case "$2" in
+      nice|nice-age) renice -n -10 -p "$pid" >/dev/null || die "renice needs root or CAP_SYS_NICE" ;;
+    esac
+    sleep 3
+  }
+
   for run in $(seq 1 "$runs"); do
     for variant in $variants; do
-      RUN_DIR="$work/run-$run-$variant"
-      DB_PREFIX="exp_$$_${run}_${variant//-/_}_"
-      mkdir -p "$RUN_DIR"
-      unset ORDER_ADMISSION_MAX_AGE_MS ORDER_ADMISSION_MAX_WRITING ORDER_ADMISSION_RETRY_AFTER_MAX_S
-      case "$variant" in
-        nice-age) export ORDER_ADMISSION_MAX_AGE_MS=500 ;;
-        writing-*) export ORDER_ADMISSION_MAX_WRITING=${variant#writing-} ;;
-        retry-*) export ORDER_ADMISSION_RETRY_AFTER_MAX_S=${variant#retry-} ;;
-      esac
-      log "run $run, $variant: fresh stack"
-      scripts/up.sh > "$RUN_DIR/up.out" 2>&1 || { cat "$RUN_DIR/up.out"; die "up.sh failed"; }
-      pid=$(cat "$RUN_DIR/order-service.pid")
-      case "$variant" in
-        nice|nice-age) renice -n -10 -p "$pid" >/dev/null || die "renice needs root or CAP_SYS_NICE" ;;
-      esac
-      sleep 3
+      [ -n "$fresh_per_level" ] || fresh_stack "$run" "$variant" ""
       for level in $levels; do
+        [ -z "$fresh_per_level" ] || fresh_stack "$run" "$variant" "-$level"
         name="$run-$variant-$level"
         log "$name: saga-load --concurrency $level --seconds $seconds"
         python3 scripts/lib/cpu.py snap --service order-service="$pid" > "$work/$name.cpu0"
@@ -74,15 +83,16 @@ if [ -z "$report_only" ]; then
         experiment_load "$work" "$name" --concurrency "$level" --seconds "$seconds"
         python3 scripts/lib/cpu.py snap --service order-service="$pid" > "$work/$name.cpu1"
         curl -sf "http://127.0.0.1:$ORDER_PORT/metrics" > "$work/$name.after"
+        [ -z "$fresh_per_level" ] || experiment_drop_stack
       done
-      experiment_drop_stack
+      [ -n "$fresh_per_level" ] || experiment_drop_stack
     done
   done
-  python3 - "$work" "$out" "$runs" "$levels" "$variants" "$seconds" <<'PY'
+  python3 - "$work" "$out" "$runs" "$levels" "$variants" "$seconds" "$fresh_per_level" <<'PY'
 import datetime, json, re, subprocess, sys
 sys.path.insert(0, "scripts/lib")
 import cpu
-work, out, runs, levels, variants, seconds = sys.argv[1:]
+work, out, runs, levels, variants, seconds, fresh_per_level = sys.argv[1:]
 
 def series(path, head):
     """The samples of /metrics whose line starts `head` and a quoted label value: value -> count."""
@@ -128,7 +138,8 @@ for run in range(1, int(runs) + 1):
 commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                         text=True).stdout.strip()
 date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-json.dump({"date": date, "commit": commit, "seconds": int(seconds), "loops": loops},
+json.dump({"date": date, "commit": commit, "seconds": int(seconds), "loops": loops,
+           "freshPerLevel": bool(fresh_per_level), "levelOrder": [int(l) for l in levels.split()]},
           open(f"{out}/admission-priority.json", "w"), indent=2, sort_keys=True)
 PY
 fi
@@ -164,13 +175,22 @@ for variant in variants:
             col(lambda l: l["orderServiceWaitNs"] / 1e9, " s", 1),
             col(lambda l: l["orderServiceWaitNs"] / 1e6 / max(1, l["serverPosts"]), " ms", 2),
         ]) + " |")
+listed = ", ".join(map(str, levels))
+if data.get("freshPerLevel"):
+    stacks = ("Each loop ran on a fresh stack of its own (release build, fresh databases and streams, "
+              f"`PUBLISH_MAJORS=2`, `--fresh-per-level`): closed loops of {listed}")
+    order_note = ""
+else:
+    stacks = ("Each variant of each run is a fresh stack (release build, fresh databases, "
+              f"`PUBLISH_MAJORS=2`) taking closed loops of {listed}")
+    order_note = (" (one after the other on the same databases, in the order "
+                  + ", ".join(map(str, data["levelOrder"])) + ")") if "levelOrder" in data else ""
 with open(f"{out}/admission-priority.md", "w") as f:
     f.write(f"""# Admission past saturation: where an accepted POST waits
 
 Written by `scripts/experiment-admission-priority.sh --runs {runs} --seconds {data["seconds"]}` on
 commit `{data["commit"]}`, {data["date"]}; every loop's figures are in admission-priority.json.
-Each variant of each run is a fresh stack (release build, fresh databases, `PUBLISH_MAJORS=2`)
-taking closed loops of {", ".join(map(str, levels))} POSTs in flight, {data["seconds"]} s each, as
+{stacks} POSTs in flight{order_note}, {data["seconds"]} s each, as
 in `scripts/bench.sh`'s "Past saturation" table; ranges are over the {runs} runs. Variants:
 `as-run` is the stack as `scripts/up.sh` starts it; `nice` reniced order-service to -10 once
 started; `nice-age` did too, with `ORDER_ADMISSION_MAX_AGE_MS=500`; `writing-N` ran with
