@@ -31,12 +31,10 @@
 //! back ([`pace`]): every refusal costs the one thread that also writes the orders admitted (the
 //! request, a read of its `Idempotency-Key`, the answer), and each client told to wait comes back
 //! once per `Retry-After`. The clients waiting are counted, not inferred from the refusals of the
-//! last second: a `Retry-After` set from those alone swings (refusals stop while the clients sent
-//! away for longer are away, so the next ones are asked for 1 s, and those all come back together),
-//! and in a closed loop of 512 clients most refusals were then given 1 s. A refusal for the queue
-//! keeps [`Admission::RETRY_AFTER`]: the queue drains
-//! by itself once the saga moves again (after a participant or NATS came back), and a client told
-//! to wait longer would only see that later.
+//! last second: those stop while the clients sent away for longer are away, and an estimate made
+//! from them would ask the next clients for 1 s again. A refusal for the queue keeps
+//! [`Admission::RETRY_AFTER`]: the queue drains by itself once the saga moves again (after a
+//! participant or NATS came back), and a client told to wait longer would only see that later.
 //!
 //! The newest confirmed order and the oldest pending ones are short index ranges (`orders_status`
 //! is ordered by status and then by order id, and order ids are UUIDv7, ordered by time). They are
