@@ -15,8 +15,8 @@
 #              (retry-1: every refusal 1 s).
 # Beside saga-load's figures, each loop reads order-service's CPU and run-queue wait (time runnable
 # but not running; scripts/lib/cpu.py) and the server-side duration of POST /orders (its /metrics
-# histogram) and its refusals by rule. Writes admission-priority.json (every loop's figures) and admission-priority.md
-# (ranges over the runs, written from the JSON) to docs/experiments/.
+# histogram) and its refusals by rule. Writes admission-priority.json (every loop's figures) and
+# admission-priority.md (ranges over the runs, written from the JSON) to docs/experiments/.
 #
 #   scripts/experiment-admission-priority.sh [--runs N] [--seconds S] [--levels "128 256 512"]
 #                                            [--variants "as-run nice nice-age"] [--out DIR]
@@ -48,6 +48,8 @@ done
 if [ -z "$report_only" ]; then
   mkdir -p "$out"
   work=$(mktemp -d)
+  # The commit measured: the one built at the start, whatever is committed while the loops run.
+  commit=$(git rev-parse --short HEAD)
   experiment_setup 13104 14322
   trap 'experiment_drop_stack; rm -rf "$work"' EXIT
 
@@ -88,11 +90,11 @@ if [ -z "$report_only" ]; then
       [ -n "$fresh_per_level" ] || experiment_drop_stack
     done
   done
-  python3 - "$work" "$out" "$runs" "$levels" "$variants" "$seconds" "$fresh_per_level" <<'PY'
-import datetime, json, re, subprocess, sys
+  python3 - "$work" "$out" "$runs" "$levels" "$variants" "$seconds" "$fresh_per_level" "$commit" <<'PY'
+import datetime, json, re, sys
 sys.path.insert(0, "scripts/lib")
 import cpu
-work, out, runs, levels, variants, seconds, fresh_per_level = sys.argv[1:]
+work, out, runs, levels, variants, seconds, fresh_per_level, commit = sys.argv[1:]
 
 def series(path, head):
     """The samples of /metrics whose line starts `head` and a quoted label value: value -> count."""
@@ -135,8 +137,6 @@ for run in range(1, int(runs) + 1):
                           "orderServiceWaitNs": round(window["runQueueWait"]["order-service"] * 1e9),
                           "serverPostP99AtMostS": server_p99, "serverPosts": total,
                           "refusedBy": {k: round(r1[k] - r0.get(k, 0)) for k in r1}})
-commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                        text=True).stdout.strip()
 date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 json.dump({"date": date, "commit": commit, "seconds": int(seconds), "loops": loops,
            "freshPerLevel": bool(fresh_per_level), "levelOrder": [int(l) for l in levels.split()]},
