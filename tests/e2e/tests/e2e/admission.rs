@@ -51,6 +51,8 @@ async fn orders_stored(stack: &Stack) -> i64 {
 async fn past_the_bound_new_orders_are_refused_with_retry_after_and_nothing_written() {
     let mut stack = Stack::start(Options {
         admission_max_age: Duration::from_millis(300),
+        // The held orders must outlive the test's steps, however slow a loaded machine makes them.
+        saga_timeout: Duration::from_secs(300),
         ..Options::default()
     })
     .await;
