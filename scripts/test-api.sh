@@ -17,14 +17,6 @@ SCHEMATHESIS_VERSION=4.32.5
 VENV=target/schemathesis
 
 fail() { printf 'test-api: FAILED: %s\n' "$*" >&2; exit 1; }
-free_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 20000))
-    port_open "$p" || { echo "$p"; return; }
-  done
-  fail "no free port"
-}
 
 if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
   log "installing schemathesis $SCHEMATHESIS_VERSION (PyPI) into $VENV"

@@ -13,29 +13,12 @@ export NATS_CLUSTER=3
 source scripts/lib/stack.sh
 
 fail() { printf 'test-up-cluster: FAILED: %s\n' "$*" >&2; exit 1; }
-# A port p such that p, p+1 and p+2 are all free.
-free_ports3() {
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 20000))
-    port_open "$p" || port_open $((p + 1)) || port_open $((p + 2)) || { echo "$p"; return; }
-  done
-  fail "no free ports"
-}
-free_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 20000))
-    port_open "$p" || { echo "$p"; return; }
-  done
-  fail "no free port"
-}
 
 export RUN_DIR PROFILE=dev DB_PREFIX NATS_PORT NATS_ROUTE_PORT NATS_MONITOR_PORT
 export ORDER_PORT PAYMENT_PORT INVENTORY_PORT SAGA_PORT
 RUN_DIR=$(mktemp -d)
 DB_PREFIX="upcluster_$RANDOM"_
-NATS_PORT=$(free_ports3); NATS_ROUTE_PORT=$(free_ports3); NATS_MONITOR_PORT=$(free_ports3)
+NATS_PORT=$(free_port 3); NATS_ROUTE_PORT=$(free_port 3); NATS_MONITOR_PORT=$(free_port 3)
 ORDER_PORT=$(free_port); PAYMENT_PORT=$(free_port); INVENTORY_PORT=$(free_port); SAGA_PORT=$(free_port)
 export PAYMENT_SUCCESS_RATE=0.7 ADMIN_TOKEN=test-up-token
 

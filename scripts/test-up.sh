@@ -11,14 +11,6 @@ source scripts/lib/infra.sh
 source scripts/lib/stack.sh
 
 fail() { printf 'test-up: FAILED: %s\n' "$*" >&2; exit 1; }
-free_port() {
-  local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 20000))
-    port_open "$p" || { echo "$p"; return; }
-  done
-  fail "no free port"
-}
 
 export RUN_DIR PROFILE=dev DB_PREFIX NATS_PORT ORDER_PORT PAYMENT_PORT INVENTORY_PORT SAGA_PORT
 RUN_DIR=$(mktemp -d)

@@ -54,6 +54,24 @@ service_db() {
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# A port p such that p .. p+n-1 are free (n is 1 unless given), for a stack of a test's own. It
+# is drawn from 20000 up to the kernel's ephemeral range (ip_local_port_range), where outgoing
+# connections take their source ports: a port picked inside that range could be taken by a
+# connection between the pick and the bind (a service once failed so, "Address already in use").
+free_port() {
+  local n=${1:-1} lo=20000 hi p i
+  hi=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null) || hi=32768
+  [ "${hi:-0}" -gt $((lo + 1000)) ] || { lo=1024; hi=${hi:-32768}; }
+  for _ in $(seq 50); do
+    p=$((lo + RANDOM % (hi - lo - n)))
+    for ((i = 0; i < n; i++)); do port_open $((p + i)) && continue 2; done
+    echo "$p"
+    return
+  done
+  printf 'no %s free port(s) between %s and %s\n' "$n" "$lo" "$hi" >&2
+  return 1
+}
+
 pid_alive() { [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 # Running, and answering on its port.

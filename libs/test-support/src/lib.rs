@@ -86,12 +86,39 @@ fn infra_binary(function: &str) -> Result<PathBuf, String> {
     }
 }
 
-/// A TCP port nobody listens on right now.
+/// A TCP port nobody listens on right now, never handed out before by this process.
+///
+/// It is drawn from 20000 up to the start of the kernel's ephemeral range
+/// (`ip_local_port_range`), where outgoing connections take their source ports. A port inside
+/// that range, as the kernel hands out for port 0, can be taken by some connection while the
+/// server it was picked for is stopped: a NATS node restarted on its ports then fails with
+/// "address already in use". Only where that range leaves no room below it is the kernel asked.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let bindable = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let (lo, hi) = (20000u16, ephemeral);
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if hi > lo + 1000 {
+        for _ in 0..1000 {
+            let port = lo + (uuid::Uuid::new_v4().as_u128() % u128::from(hi - lo)) as u16;
+            if !given.contains(&port) && bindable(port) {
+                given.push(port);
+                return port;
+            }
+        }
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .unwrap_or(0)
+        .unwrap_or(0);
+    given.push(port);
+    port
 }
 
 impl NatsServer {
@@ -550,5 +577,34 @@ impl Drop for PgServer {
             let _ = self.stop_command("immediate").output();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::free_port;
+
+    #[test]
+    fn free_ports_are_distinct_bindable_and_below_the_ephemeral_range() {
+        let ephemeral: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .expect("ip_local_port_range")
+            .split_whitespace()
+            .next()
+            .and_then(|s| s.parse().ok())
+            .expect("its first port");
+        let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), ports.len(), "a port handed out twice");
+        for port in ports {
+            if ephemeral > 21000 {
+                assert!(
+                    (20000..ephemeral).contains(&port),
+                    "{port} not in 20000..{ephemeral}"
+                );
+            }
+            std::net::TcpListener::bind(("127.0.0.1", port)).expect("bindable");
+        }
     }
 }
