@@ -390,7 +390,7 @@ def pg_profile(path, seconds):
             return
         by_sym = subprocess.run(["perf", "report", "-i", on, "--stdio", "--no-children",
                                  "--comm", "postgres", "--sort", "dso,sym", "-g", "none",
-                                 "--percent-limit", "1"], capture_output=True, text=True).stdout
+                                 "--percentage", "relative", "--percent-limit", "1"], capture_output=True, text=True).stdout
         script = subprocess.run(["perf", "script", "-i", off, "-F", "comm,tid,ip,sym"],
                                 capture_output=True, text=True).stdout
         reasons, switches = {}, 0
