@@ -390,7 +390,7 @@ def pg_profile(path, seconds):
             return
         by_sym = subprocess.run(["perf", "report", "-i", on, "--stdio", "--no-children",
                                  "--comm", "postgres", "--sort", "dso,sym", "-g", "none",
-                                 "--percentage", "relative", "--percent-limit", "1"], capture_output=True, text=True).stdout
+                                 "--percentage", "relative"], capture_output=True, text=True).stdout
         script = subprocess.run(["perf", "script", "-i", off, "-F", "comm,tid,ip,sym"],
                                 capture_output=True, text=True).stdout
         reasons, switches = {}, 0
@@ -403,9 +403,19 @@ def pg_profile(path, seconds):
             reason = next((name for name, marks in OFF_CPU_REASONS
                            if any(m in frames for m in marks)), "other")
             reasons[reason] = reasons.get(reason, 0) + 1
-        keep = [l[:160] for l in by_sym.splitlines() if re.match(r"^ +[0-9]", l)][:40]
+        lines = [l for l in by_sym.splitlines() if re.match(r"^ +[0-9.]+%", l)]
+        # Shares by object (the kernel, postgres, libc...), summed over every symbol: perf's own
+        # `--sort dso` leaves the kernel's samples out.
+        by_dso = {}
+        for l in lines:
+            share, dso = l.split()[:2]
+            by_dso[dso] = by_dso.get(dso, 0.0) + float(share.rstrip("%"))
+        dsos = [f"{v:.1f}% {k}" for k, v in sorted(by_dso.items(), key=lambda kv: -kv[1])]
+        keep = [l[:160] for l in lines if float(l.split()[0].rstrip("%")) >= 1][:40]
         with open(path, "w") as f:
             f.write(json.dumps({"switches": switches, "reasons": reasons}) + "\n")
+            f.write("on-CPU: postgres samples by object (kernel, postgres, libc, ...): "
+                    + "; ".join(dsos[:6]) + "\n")
             f.write("on-CPU: postgres samples by symbol (self time, >= 1% of postgres's)\n")
             f.write("\n".join(keep) + "\n")
         for p in (on, off):
