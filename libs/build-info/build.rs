@@ -18,7 +18,14 @@ fn main() {
     }
     if let Some(common) = git(&["rev-parse", "--path-format=absolute", "--git-common-dir"]) {
         println!("cargo:rerun-if-changed={common}/refs/heads");
-        println!("cargo:rerun-if-changed={common}/packed-refs");
+        // Cargo takes a path that does not exist for one that changed, and would run this
+        // script, and build every service again, on every build: a repository whose refs were
+        // never packed has no packed-refs. Packing them later removes files from refs/heads,
+        // which the line above sees.
+        let packed = format!("{common}/packed-refs");
+        if std::path::Path::new(&packed).exists() {
+            println!("cargo:rerun-if-changed={packed}");
+        }
     }
     println!("cargo:rerun-if-changed=build.rs");
 }
