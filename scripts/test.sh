@@ -22,9 +22,15 @@ if [ -z "${TEST_DATABASE_URL:-}" ]; then
   export TEST_DATABASE_URL
   TEST_DATABASE_URL=$(pg_url postgres)
 fi
-# Databases left by earlier runs (each test makes its own, named test_<uuid>).
-psql "$TEST_DATABASE_URL" -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'test\_%'" 2>/dev/null \
-  | while read -r db; do [ -n "$db" ] && psql "$TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1; done || true
+# The tests' databases (each test makes its own, named test_<uuid>): those left by earlier runs
+# are dropped first, and this run's once every test has passed. A failed run leaves its own for a
+# look; while they stay, the server's autovacuum visits each of them every minute, beside
+# whatever runs next (a benchmark, say).
+drop_test_databases() {
+  psql "$TEST_DATABASE_URL" -tAc "SELECT datname FROM pg_database WHERE datname LIKE 'test\_%'" 2>/dev/null \
+    | while read -r db; do [ -n "$db" ] && psql "$TEST_DATABASE_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1; done || true
+}
+drop_test_databases
 
 if [ $# -eq 0 ]; then
   log "cargo fmt --check"
@@ -54,3 +60,5 @@ fi
 ensure_browser
 log "running tests"
 cargo test --workspace --locked -q -- "$@"
+log "every test passed: dropping this run's test databases"
+drop_test_databases
