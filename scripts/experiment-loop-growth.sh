@@ -84,12 +84,9 @@ def probe():
     return best
 
 stored = {
-    "orders": int(subprocess.run(["psql", bench.pg_url("orders"), "-Atc",
-                                  "SELECT count(*) FROM orders"],
-                                 capture_output=True, text=True, check=True).stdout),
-    "databasesMiB": sum(int(subprocess.run(
-        ["psql", bench.pg_url(db), "-Atc", "SELECT pg_database_size(current_database())"],
-        capture_output=True, text=True, check=True).stdout) for db in bench.DATABASES) / 2**20,
+    "orders": bench.psql_json("orders", "SELECT count(*) FROM orders"),
+    "databasesMiB": sum(bench.psql_json(db, "SELECT pg_database_size(current_database())")
+                        for db in bench.DATABASES) / 2**20,
     "jetstreamMiB": int(subprocess.run(["du", "-sk", store], capture_output=True, text=True,
                                        check=True).stdout.split()[0]) / 1024,
 }

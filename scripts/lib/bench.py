@@ -403,15 +403,16 @@ def pg_profile(path, seconds):
             reason = next((name for name, marks in OFF_CPU_REASONS
                            if any(m in frames for m in marks)), "other")
             reasons[reason] = reasons.get(reason, 0) + 1
-        lines = [l for l in by_sym.splitlines() if re.match(r"^ +[0-9.]+%", l)]
+        # (share of postgres's samples, object, the line) for each symbol.
+        samples = [(float(l.split()[0].rstrip("%")), l.split()[1], l)
+                   for l in by_sym.splitlines() if re.match(r"^ +[0-9.]+%", l)]
         # Shares by object (the kernel, postgres, libc...), summed over every symbol: perf's own
         # `--sort dso` leaves the kernel's samples out.
         by_dso = {}
-        for l in lines:
-            share, dso = l.split()[:2]
-            by_dso[dso] = by_dso.get(dso, 0.0) + float(share.rstrip("%"))
+        for share, dso, _ in samples:
+            by_dso[dso] = by_dso.get(dso, 0.0) + share
         dsos = [f"{v:.1f}% {k}" for k, v in sorted(by_dso.items(), key=lambda kv: -kv[1])]
-        keep = [l[:160] for l in lines if float(l.split()[0].rstrip("%")) >= 1][:40]
+        keep = [l[:160] for share, _, l in samples if share >= 1][:40]
         with open(path, "w") as f:
             f.write(json.dumps({"switches": switches, "reasons": reasons}) + "\n")
             f.write("on-CPU: postgres samples by object (kernel, postgres, libc, ...): "

@@ -96,11 +96,7 @@ fn infra_binary(function: &str) -> Result<PathBuf, String> {
 pub fn free_port() -> u16 {
     static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     let bindable = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
-    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32768);
-    let (lo, hi) = (20000u16, ephemeral);
+    let (lo, hi) = (20000u16, ephemeral_ports_start());
     let mut given = GIVEN
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -119,6 +115,17 @@ pub fn free_port() -> u16 {
         .unwrap_or(0);
     given.push(port);
     port
+}
+
+/// The first port of the kernel's ephemeral range (32768 where it cannot be read), read once.
+fn ephemeral_ports_start() -> u16 {
+    static START: OnceLock<u16> = OnceLock::new();
+    *START.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse().ok())
+            .unwrap_or(32768)
+    })
 }
 
 impl NatsServer {
@@ -582,16 +589,11 @@ impl Drop for PgServer {
 
 #[cfg(test)]
 mod tests {
-    use super::free_port;
+    use super::{ephemeral_ports_start, free_port};
 
     #[test]
     fn free_ports_are_distinct_bindable_and_below_the_ephemeral_range() {
-        let ephemeral: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-            .expect("ip_local_port_range")
-            .split_whitespace()
-            .next()
-            .and_then(|s| s.parse().ok())
-            .expect("its first port");
+        let ephemeral = ephemeral_ports_start();
         let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
         let mut distinct = ports.clone();
         distinct.sort_unstable();
