@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "orders by when they last changed",
         include_str!("../migrations/1001_orders_by_update.sql"),
     ),
+    Migration::expand_outside_transaction(
+        1002,
+        "cancelled orders by when they last changed",
+        include_str!("../migrations/1002_cancelled_orders_by_update.sql"),
+    ),
 ];
 
 #[derive(Clone, Debug)]

@@ -205,6 +205,18 @@ pub async fn save(conn: &mut PgConnection, orders: &mut [&mut Order]) -> Result<
     Ok(())
 }
 
+/// The order of a listing's pages.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sort {
+    /// Newest order first (ids are time-ordered UUIDv7); a page continues after an order id.
+    #[default]
+    Newest,
+    /// Oldest change first, by `(updated_at, order_id)`; a page continues after a change. A
+    /// window of changes is read page by page at the cost of a page each, however many orders
+    /// it holds (for `CANCELLED`, index `orders_cancelled_by_update`).
+    Updated,
+}
+
 #[derive(Clone, Default)]
 pub struct ListFilter {
     pub customer_id: Option<CustomerId>,
@@ -217,10 +229,13 @@ pub struct ListFilter {
     pub updated_after: Option<DateTime<Utc>>,
     /// Orders that last changed before this time.
     pub updated_before: Option<DateTime<Utc>>,
+    pub sort: Sort,
+    /// With [`Sort::Updated`]: orders whose `(updated_at, order_id)` comes after this one.
+    pub after_change: Option<(DateTime<Utc>, Uuid)>,
     pub limit: i64,
 }
 
-/// A page of orders, newest first.
+/// A page of orders, in the filter's order.
 pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<Order>, sqlx::Error> {
     // Only the filters given, planned for their values (`fetch_listing`).
     let mut query =
@@ -243,9 +258,19 @@ pub async fn list(pool: &PgPool, filter: &ListFilter) -> Result<Vec<Order>, sqlx
     if let Some(at) = filter.updated_before {
         query.push(" AND updated_at < ").push_bind(at);
     }
-    query
-        .push(" ORDER BY order_id DESC LIMIT ")
-        .push_bind(filter.limit);
+    if let Some((at, order_id)) = filter.after_change {
+        query
+            .push(" AND (updated_at, order_id) > (")
+            .push_bind(at)
+            .push(", ")
+            .push_bind(order_id)
+            .push(")");
+    }
+    query.push(match filter.sort {
+        Sort::Newest => " ORDER BY order_id DESC LIMIT ",
+        Sort::Updated => " ORDER BY updated_at, order_id LIMIT ",
+    });
+    query.push_bind(filter.limit);
     let rows: Vec<OrderRow> = messaging::db::fetch_listing(pool, &mut query).await?;
     Ok(rows.into_iter().map(Order::from).collect())
 }

@@ -100,9 +100,25 @@ async fn bad_paths_queries_and_methods_are_refused_in_the_error_shape() {
         "limit=101",
         "status=LOST",
         "createdBefore=yesterday",
+        "sort=oldest",
+        "sort=updated&after=2026-12-07T17:00:00Z",
+        "sort=updated&after=yesterday_0190d8a4-0000-7000-8000-000000000000",
     ] {
         let answer = call(&app, Method::GET, &format!("/orders?{query}"), None, &[]).await;
         assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+    }
+    // Each order's pages continue with their own token.
+    let change = "2026-12-07T17:00:00.000001Z_0190d8a4-0000-7000-8000-000000000000";
+    for (query, field) in [
+        (format!("after={change}"), "after"),
+        (format!("sort=newest&after={change}"), "after"),
+        (
+            "sort=updated&cursor=0190d8a4-0000-7000-8000-000000000000".to_owned(),
+            "cursor",
+        ),
+    ] {
+        let answer = call(&app, Method::GET, &format!("/orders?{query}"), None, &[]).await;
+        assert_eq!(answer.fields(), [field], "{query}");
     }
     let answer = call(&app, Method::GET, "/no/such/route", None, &[]).await;
     assert_eq!(

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use service_kit::api::{BodyErrors, Conflict, Errors, Invalid, NotFound};
 use service_kit::extract::{OptionalJson, Page, Time, keep, note, page_limit, query_value};
-use service_kit::{ApiError, ApiJson, ApiPath, ApiQuery, Infra};
+use service_kit::{ApiError, ApiJson, ApiPath, ApiQuery, FieldError, Infra};
 use shared_events::{AbortReason, Currency, CustomerId, Money, OrderLine, ProductId, Quantity};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -22,7 +22,7 @@ pub mod new_order;
 use crate::admission::{self, Admission};
 use crate::intake::{Intake, IntakeError};
 use crate::rules::{Input, Line, Order, OrderStatus, new_order_id};
-use crate::store::{self, Keyed, ListFilter, NewRow};
+use crate::store::{self, Keyed, ListFilter, NewRow, Sort};
 
 /// What every route needs: the database and outbox, and the intake that writes new orders.
 #[derive(Clone)]
@@ -45,8 +45,100 @@ pub fn api() -> OpenApiRouter<Api> {
         .routes(routes!(cancel))
 }
 
-/// A page of orders.
-pub type OrderPage = Page<OrderView, Uuid>;
+/// A page of orders: newest first, or (`sort=updated`) oldest change first.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderPage {
+    #[serde(flatten)]
+    page: Page<OrderView, Uuid>,
+    /// With `sort=updated`, where the next page starts; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_after: Option<Change>,
+}
+
+impl utoipa::PartialSchema for OrderPage {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+        let mut schema = <Page<OrderView, Uuid> as utoipa::PartialSchema>::schema();
+        if let RefOr::T(Schema::Object(object)) = &mut schema {
+            object.properties.insert(
+                "nextAfter".to_owned(),
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::Type(Type::String))
+                    .description(Some(
+                        "With sort=updated, where the next page starts (pass it as after); \
+                         absent on the last page. nextCursor is then null.",
+                    ))
+                    .into(),
+            );
+        }
+        schema
+    }
+}
+
+impl ToSchema for OrderPage {
+    fn name() -> std::borrow::Cow<'static, str> {
+        <Page<OrderView, Uuid> as ToSchema>::name()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <Page<OrderView, Uuid> as ToSchema>::schemas(schemas);
+    }
+}
+
+/// The point in `sort=updated` order after which a page starts: the last order's `updatedAt`
+/// and id, as `2026-12-07T17:00:00.123456Z_<orderId>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Change {
+    pub updated_at: DateTime<Utc>,
+    pub order_id: Uuid,
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = self
+            .updated_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        write!(f, "{at}_{}", self.order_id)
+    }
+}
+
+impl std::str::FromStr for Change {
+    type Err = &'static str;
+    fn from_str(text: &str) -> Result<Change, &'static str> {
+        const SHAPE: &str = "must be the nextAfter of the previous page";
+        let (at, order_id) = text.split_once('_').ok_or(SHAPE)?;
+        Ok(Change {
+            updated_at: DateTime::parse_from_rfc3339(at)
+                .map_err(|_| SHAPE)?
+                .with_timezone(&Utc),
+            order_id: order_id.parse().map_err(|_| SHAPE)?,
+        })
+    }
+}
+
+impl Serialize for Change {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl std::str::FromStr for Sort {
+    type Err = &'static str;
+    fn from_str(text: &str) -> Result<Sort, &'static str> {
+        match text {
+            "newest" => Ok(Sort::Newest),
+            "updated" => Ok(Sort::Updated),
+            _ => Err("must be newest or updated"),
+        }
+    }
+}
 
 /// One line of an order as the API shows it.
 #[derive(Serialize, ToSchema)]
@@ -255,11 +347,18 @@ struct ListQuery {
     /// Orders per page, 1 to 100 (default 20).
     #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
-    /// The page after this order: the `nextCursor` of the previous page.
+    /// The order of the pages: `newest` (the default), newest order first; or `updated`, oldest
+    /// change first (by `updatedAt`, then `orderId`), to read what changed in a window
+    /// (`updatedAfter`, `updatedBefore`) page by page.
+    #[param(value_type = Option<String>, pattern = "^(newest|updated)$")]
+    sort: Option<String>,
+    /// The page after this order: the `nextCursor` of the previous page (`sort=newest`).
     cursor: Option<Uuid>,
+    /// The page after this change: the `nextAfter` of the previous page (`sort=updated`).
+    after: Option<String>,
 }
 
-/// A page of orders, newest first. Filters combine.
+/// A page of orders, newest first, or oldest change first with `sort=updated`. Filters combine.
 #[utoipa::path(get, path = "/orders", tag = "orders", params(ListQuery),
     responses((status = 200, description = "A page of orders", body = OrderPage), Invalid, Errors))]
 async fn list(
@@ -275,6 +374,12 @@ async fn list(
         ),
         status: keep(&mut errors, query_value("status", query.status.as_deref())),
         before: query.cursor,
+        sort: keep(&mut errors, query_value("sort", query.sort.as_deref())).unwrap_or_default(),
+        after_change: keep(
+            &mut errors,
+            query_value::<Change>("after", query.after.as_deref()),
+        )
+        .map(|c| (c.updated_at, c.order_id)),
         created_before: keep(
             &mut errors,
             query_value::<Time>("createdBefore", query.created_before.as_deref()),
@@ -292,6 +397,17 @@ async fn list(
         .map(|t| t.0),
         limit: 0,
     };
+    match filter.sort {
+        Sort::Newest if filter.after_change.is_some() => errors.push(FieldError::new(
+            "after",
+            "continues sort=updated pages; newest-first pages continue with cursor",
+        )),
+        Sort::Updated if filter.before.is_some() => errors.push(FieldError::new(
+            "cursor",
+            "continues newest-first pages; sort=updated pages continue with after",
+        )),
+        _ => {}
+    }
     let Some(limit) = limit.filter(|_| errors.is_empty()) else {
         return Err(ApiError::validation(errors));
     };
@@ -302,9 +418,26 @@ async fn list(
     let items = store::list(&infra.pool, &filter)
         .await
         .context("listing orders")?;
-    Ok(Json(
-        Page::from_fetched(items, limit, |o| o.order_id).map(OrderView::from),
-    ))
+    let page = match filter.sort {
+        Sort::Newest => OrderPage {
+            page: Page::from_fetched(items, limit, |o| o.order_id).map(OrderView::from),
+            next_after: None,
+        },
+        Sort::Updated => {
+            let page = Page::from_fetched(items, limit, |o| Change {
+                updated_at: o.updated_at,
+                order_id: o.order_id,
+            });
+            OrderPage {
+                next_after: page.next_cursor,
+                page: Page {
+                    items: page.items.into_iter().map(OrderView::from).collect(),
+                    next_cursor: None,
+                },
+            }
+        }
+    };
+    Ok(Json(page))
 }
 
 #[derive(Default, Deserialize, ToSchema)]

@@ -33,6 +33,10 @@ pub struct Peers {
 struct Page<T> {
     items: Vec<T>,
     next_cursor: Option<Uuid>,
+    /// Where the next page of a `sort=updated` listing starts. An order-service of the previous
+    /// release ignores `sort` and pages newest first with `nextCursor` alone.
+    #[serde(default)]
+    next_after: Option<String>,
 }
 
 /// The orders a lookup by ids returns.
@@ -89,26 +93,26 @@ impl Peers {
             query.push_str(&format!("&createdBefore={}", rfc3339(at)));
         }
         if let Some((after, before)) = updated {
+            // Oldest change first, so that each page reads a page however many orders
+            // changed in the window.
             query.push_str(&format!(
-                "&updatedAfter={}&updatedBefore={}",
+                "&updatedAfter={}&updatedBefore={}&sort=updated",
                 rfc3339(after),
                 rfc3339(before)
             ));
         }
         let query = query.replace('+', "%2B");
         let mut orders = Vec::new();
-        let mut cursor: Option<Uuid> = None;
+        let mut next = String::new();
         loop {
-            let url = match cursor {
-                Some(c) => format!("{query}&cursor={c}"),
-                None => query.clone(),
-            };
-            let page: Page<OrderRecord> = self.get(&url).await?;
+            let page: Page<OrderRecord> = self.get(&format!("{query}{next}")).await?;
             orders.extend(page.items);
-            match page.next_cursor {
-                Some(next) if orders.len() < MAX_LISTED => cursor = Some(next),
-                _ => return Ok(orders),
-            }
+            next = match (page.next_after, page.next_cursor) {
+                _ if orders.len() >= MAX_LISTED => return Ok(orders),
+                (Some(after), _) => format!("&after={}", after.replace('+', "%2B")),
+                (None, Some(cursor)) => format!("&cursor={cursor}"),
+                (None, None) => return Ok(orders),
+            };
         }
     }
 
