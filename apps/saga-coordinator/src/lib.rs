@@ -67,6 +67,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "reconciliation runs and mismatches",
         include_str!("../migrations/1005_reconcile.sql"),
     ),
+    Migration::expand(
+        1006,
+        "how far a reconciliation run compared",
+        include_str!("../migrations/1006_reconcile_reached.sql"),
+    ),
 ];
 
 /// Every event of a saga that the coordinator follows.
@@ -134,6 +139,11 @@ pub struct Args {
     #[arg(long, env = "RECONCILE_WINDOW_MS", default_value_t = 3_600_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub reconcile_window_ms: u64,
+    /// The most cancelled orders one reconciliation run compares; a window with more is
+    /// compared oldest change first, and the next run goes on from the last one compared.
+    #[arg(long, env = "RECONCILE_MAX_ORDERS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub reconcile_max_orders: u64,
     /// order-service's HTTP API, which the reconciliation reads (e.g. http://127.0.0.1:3004).
     /// The reconciliation runs only once all three services' URLs are set: it re-sends events
     /// for the orders it reads, so it never guesses where they are.
@@ -178,6 +188,7 @@ impl Args {
                 interval: Duration::from_millis(self.reconcile_interval_ms),
                 grace: Duration::from_millis(self.reconcile_grace_ms),
                 window: Duration::from_millis(self.reconcile_window_ms),
+                max_orders: self.reconcile_max_orders as usize,
                 saga_timeout: Duration::from_millis(self.saga_timeout_ms),
                 keep: Duration::from_secs(30 * 24 * 3600),
             },

@@ -28,6 +28,7 @@ async fn app() -> Router {
             interval: Duration::ZERO,
             grace: Duration::from_secs(60),
             window: Duration::from_secs(3600),
+            max_orders: 10_000,
             saga_timeout: timeouts.saga,
             keep: Duration::from_secs(3600),
         },

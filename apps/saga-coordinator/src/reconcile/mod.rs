@@ -43,6 +43,8 @@ pub struct ReconcileSettings {
     pub grace: Duration,
     /// How far back the first run (and an operator's run without `since`) looks.
     pub window: Duration,
+    /// The most orders of one list (stuck `PENDING`, cancelled in the window) a run compares.
+    pub max_orders: usize,
     /// The saga deadline: an order `PENDING` longer than this plus the grace is stuck.
     pub saga_timeout: Duration,
     /// Runs are kept this long.
@@ -177,15 +179,15 @@ impl Reconciler {
     ) -> anyhow::Result<RunView> {
         let pool = &self.infra.pool;
         let now = store::now(pool).await?;
-        let grace = chrono::Duration::from_std(self.settings.grace)?;
         // Each run compares the orders cancelled after `since` and before `now - grace`, both
-        // bounds exclusive. A run records `now` as its start, so the next one begins where this
-        // one ends (a microsecond earlier, for an order stamped on the bound itself): no order
-        // falls between two runs.
+        // bounds exclusive, and records how far it reached: the window's end, or the last change
+        // it compared when the window held more than it compares in one run. The next one begins
+        // there (a microsecond earlier, for orders stamped on that instant): no order falls
+        // between two runs.
         let since = match since {
             Some(since) => since,
-            None => match store::last_start(pool).await? {
-                Some(last) => last - grace - chrono::Duration::microseconds(1),
+            None => match store::resume_point(pool, self.settings.grace).await? {
+                Some(reached) => reached - chrono::Duration::microseconds(1),
                 None => now - chrono::Duration::from_std(self.settings.window)?,
             },
         };
@@ -195,7 +197,8 @@ impl Reconciler {
         let mut checked = 0;
         let outcome = self.compare_all(peers, now, since, &mut checked, run).await;
         let error = outcome.as_ref().err().map(|e| format!("{e:#}"));
-        store::finish(pool, run, checked, error.as_deref())
+        let reached = outcome.as_ref().ok().copied();
+        store::finish(pool, run, checked, reached, error.as_deref())
             .await
             .context("ending the run's record")?;
         let view = store::runs(pool, Some(run + 1), 1)
@@ -221,7 +224,8 @@ impl Reconciler {
         Ok(view)
     }
 
-    /// Compares the three sets of orders, settling what disagrees as it goes.
+    /// Compares the three sets of orders, settling what disagrees as it goes; returns how far
+    /// it compared the window's cancellations.
     async fn compare_all(
         &self,
         peers: &Peers,
@@ -229,17 +233,22 @@ impl Reconciler {
         since: DateTime<Utc>,
         checked: &mut usize,
         run: i64,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<DateTime<Utc>> {
         let grace = chrono::Duration::from_std(self.settings.grace)?;
         let stuck = now - chrono::Duration::from_std(self.settings.saga_timeout)? - grace;
+        let most = self.settings.max_orders;
         let pending = peers
-            .orders("PENDING", Some(stuck), None)
+            .orders("PENDING", Some(stuck), None, most)
             .await
-            .context("listing orders stuck PENDING")?;
+            .context("listing orders stuck PENDING")?
+            .orders;
+        let end = now - grace;
         let cancelled = peers
-            .orders("CANCELLED", None, Some((since, now - grace)))
+            .orders("CANCELLED", None, Some((since, end)), most)
             .await
             .context("listing orders cancelled since the last run")?;
+        let reached = cancelled.reached(end);
+        let cancelled = cancelled.orders;
         let mut seen: HashSet<Uuid> = HashSet::new();
         for orders in pending.chunks(BATCH).chain(cancelled.chunks(BATCH)) {
             seen.extend(orders.iter().map(|o| o.order_id));
@@ -256,7 +265,7 @@ impl Reconciler {
             *checked += sagas.len();
             self.compare_sagas(peers, sagas, run).await?;
         }
-        Ok(())
+        Ok(reached)
     }
 
     /// Orders with their sagas, payments and reservations.

@@ -45,8 +45,49 @@ struct Items<T> {
     items: Vec<T>,
 }
 
-/// The most orders read from one list in one run: a run reads the rest next time.
-const MAX_LISTED: usize = 10_000;
+/// An order of a list, with when it last changed (which orders one run compared, when a list
+/// was cut).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Listed {
+    #[serde(flatten)]
+    record: OrderRecord,
+    #[serde(default)]
+    updated_at: Option<DateTime<Utc>>,
+}
+
+/// Orders read from one list, up to the most asked for.
+pub struct Listing {
+    pub orders: Vec<OrderRecord>,
+    /// The list went on past the most asked for.
+    cut: bool,
+    /// When the first and the last order read last changed, when the pages came oldest change
+    /// first (an order-service that knows `sort=updated`).
+    changes: Option<(DateTime<Utc>, DateTime<Utc>)>,
+}
+
+impl Listing {
+    /// How far a window of changes that ends at `end` was read: to its end, or, for a list cut
+    /// oldest change first, to the last change read. A list cut newest first (an order-service
+    /// of the previous release), or one whose orders all changed at one instant (going on from
+    /// it would read the same orders again), cannot be gone on with: the rest of its window is
+    /// left, with a warning.
+    pub fn reached(&self, end: DateTime<Utc>) -> DateTime<Utc> {
+        match (self.cut, self.changes) {
+            (false, _) => end,
+            (true, Some((first, last))) if last > first => last,
+            (true, _) => {
+                tracing::warn!(
+                    listed = self.orders.len(),
+                    "a window of cancelled orders holds more than a run compares and cannot be \
+                     gone on with; the rest of it is not compared"
+                );
+                end
+            }
+        }
+    }
+}
+
 /// Orders per page and per lookup.
 pub const BATCH: usize = 100;
 
@@ -81,20 +122,21 @@ impl Peers {
     }
 
     /// Orders in `status` placed before `created_before`, or (with `updated`) that last changed
-    /// in that window; every page, up to [`MAX_LISTED`] orders.
+    /// in that window, oldest change first; every page, up to `most` orders.
     pub async fn orders(
         &self,
         status: &str,
         created_before: Option<DateTime<Utc>>,
         updated: Option<(DateTime<Utc>, DateTime<Utc>)>,
-    ) -> anyhow::Result<Vec<OrderRecord>> {
+        most: usize,
+    ) -> anyhow::Result<Listing> {
         let mut query = format!("{}/orders?status={status}&limit={BATCH}", self.urls.order);
         if let Some(at) = created_before {
             query.push_str(&format!("&createdBefore={}", rfc3339(at)));
         }
         if let Some((after, before)) = updated {
             // Oldest change first, so that each page reads a page however many orders
-            // changed in the window.
+            // changed in the window, and a window cut at `most` can be gone on with.
             query.push_str(&format!(
                 "&updatedAfter={}&updatedBefore={}&sort=updated",
                 rfc3339(after),
@@ -102,18 +144,39 @@ impl Peers {
             ));
         }
         let query = query.replace('+', "%2B");
-        let mut orders = Vec::new();
+        let mut listed: Vec<Listed> = Vec::new();
         let mut next = String::new();
-        loop {
-            let page: Page<OrderRecord> = self.get(&format!("{query}{next}")).await?;
-            orders.extend(page.items);
+        let mut by_change = true;
+        let cut = loop {
+            let page: Page<Listed> = self.get(&format!("{query}{next}")).await?;
+            let more = page.next_after.is_some() || page.next_cursor.is_some();
+            if page.next_after.is_none() && page.next_cursor.is_some() {
+                // An order-service of the previous release: newest first.
+                by_change = false;
+            }
+            listed.extend(page.items);
+            if listed.len() >= most {
+                let cut = more || listed.len() > most;
+                listed.truncate(most);
+                break cut;
+            }
             next = match (page.next_after, page.next_cursor) {
-                _ if orders.len() >= MAX_LISTED => return Ok(orders),
                 (Some(after), _) => format!("&after={}", after.replace('+', "%2B")),
                 (None, Some(cursor)) => format!("&cursor={cursor}"),
-                (None, None) => return Ok(orders),
+                (None, None) => break false,
             };
-        }
+        };
+        let changes = match (listed.first(), listed.last()) {
+            (Some(first), Some(last)) if by_change && updated.is_some() => {
+                first.updated_at.zip(last.updated_at)
+            }
+            _ => None,
+        };
+        Ok(Listing {
+            orders: listed.into_iter().map(|l| l.record).collect(),
+            cut,
+            changes,
+        })
     }
 
     /// The payments of up to [`BATCH`] orders, by order.

@@ -24,8 +24,8 @@ pub fn api() -> OpenApiRouter<Api> {
 #[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RunBody {
-    /// Compare the records that changed from this time on (RFC 3339) [default: since the last
-    /// run began, less the grace; the first run looks back RECONCILE_WINDOW_MS].
+    /// Compare the records that changed from this time on (RFC 3339) [default: where the last
+    /// run reached; the first run looks back RECONCILE_WINDOW_MS].
     #[schema(value_type = Option<chrono::DateTime<chrono::Utc>>)]
     since: Option<String>,
 }

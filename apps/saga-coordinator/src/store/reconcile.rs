@@ -51,12 +51,19 @@ pub async fn now(pool: &PgPool) -> Result<DateTime<Utc>, sqlx::Error> {
     sqlx::query_scalar("SELECT now()").fetch_one(pool).await
 }
 
-/// When the last run that finished without an error began.
-pub async fn last_start(pool: &PgPool) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+/// Where the last run that finished without an error stopped comparing cancellations: how far
+/// it reached, or (a run of an earlier release, which compared its whole window) its start less
+/// the grace.
+pub async fn resume_point(
+    pool: &PgPool,
+    grace: Duration,
+) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT max(started_at) FROM reconcile_runs WHERE finished_at IS NOT NULL AND error IS NULL",
+        "SELECT coalesce(reached, started_at - make_interval(secs => $1)) FROM reconcile_runs \
+         WHERE finished_at IS NOT NULL AND error IS NULL ORDER BY started_at DESC LIMIT 1",
     )
-    .fetch_one(pool)
+    .bind(grace.as_secs_f64())
+    .fetch_optional(pool)
     .await
 }
 
@@ -115,19 +122,23 @@ pub async fn record(
     Ok(())
 }
 
-/// Ends run `run`: how many orders it compared, and the error that stopped it, if one did.
+/// Ends run `run`: how many orders it compared, how far it reached in its window, and the error
+/// that stopped it, if one did.
 pub async fn finish(
     pool: &PgPool,
     run: i64,
     checked: usize,
+    reached: Option<DateTime<Utc>>,
     error: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE reconcile_runs SET finished_at = now(), checked = $2, error = $3 WHERE id = $1",
+        "UPDATE reconcile_runs SET finished_at = now(), checked = $2, error = $3, reached = $4 \
+         WHERE id = $1",
     )
     .bind(run)
     .bind(checked as i64)
     .bind(error)
+    .bind(reached)
     .execute(pool)
     .await?;
     Ok(())
@@ -173,6 +184,11 @@ pub struct RunView {
     pub since: DateTime<Utc>,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// The cancelled orders that changed up to this time were compared: the window's end, or
+    /// where a window with more than `RECONCILE_MAX_ORDERS` was cut (the next run goes on
+    /// from there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reached: Option<DateTime<Utc>>,
     /// Orders compared.
     pub checked: i64,
     /// Why the run stopped early, if it did.
@@ -188,7 +204,7 @@ pub async fn runs(
     limit: i64,
 ) -> Result<Vec<RunView>, sqlx::Error> {
     let mut runs: Vec<RunView> = sqlx::query_as(
-        "SELECT id, trigger, actor, since, started_at, finished_at, checked, error \
+        "SELECT id, trigger, actor, since, started_at, finished_at, reached, checked, error \
          FROM reconcile_runs WHERE id < COALESCE($1, 9223372036854775807) \
          ORDER BY id DESC LIMIT $2",
     )

@@ -36,6 +36,8 @@ pub struct Options {
     pub admission_max_age: Duration,
     /// The reconciliation leaves records younger than this alone.
     pub reconcile_grace: Duration,
+    /// The most orders of one list a reconciliation run compares.
+    pub reconcile_max_orders: usize,
 }
 
 impl Default for Options {
@@ -51,6 +53,7 @@ impl Default for Options {
             stream_replicas: 1,
             admission_max_age: Duration::ZERO,
             reconcile_grace: Duration::from_secs(1),
+            reconcile_max_orders: 10_000,
         }
     }
 }
@@ -202,6 +205,7 @@ impl Stack {
                             interval: Duration::ZERO,
                             grace: o.reconcile_grace,
                             window: Duration::from_secs(3600),
+                            max_orders: o.reconcile_max_orders,
                             saga_timeout: o.saga_timeout,
                             keep: Duration::from_secs(3600),
                         },

@@ -293,3 +293,86 @@ async fn reconciliation_is_an_admin_call_and_records_that_agree_are_no_mismatch(
         .invariants_hold(&[order_id], &[(PRODUCT, STOCK)])
         .await;
 }
+
+/// A window with more cancellations than a run compares (`RECONCILE_MAX_ORDERS`, here 2) is
+/// compared oldest change first, and the next run goes on where the last one stopped: no order
+/// of the window is left uncompared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_with_more_cancellations_than_a_run_compares_is_gone_on_with_by_the_next() {
+    let stack = Stack::start(Options {
+        saga_timeout: Duration::from_secs(2),
+        compensation_timeout: Duration::from_secs(300),
+        // No grace: the three cancellations are in the first run's window, whenever it runs.
+        reconcile_grace: Duration::ZERO,
+        reconcile_max_orders: 2,
+        ..Options::default()
+    })
+    .await;
+    stack.set_stock(PRODUCT, STOCK).await;
+    let mut orders = Vec::new();
+    for _ in 0..3 {
+        orders.push(confirmed(&stack).await);
+    }
+    lose(&stack, Svc::Order, "order.cancelled.").await;
+    for (order_id, _) in &orders {
+        cancel(&stack, order_id).await;
+    }
+    // Runs until every order has been found held for its cancellation by some run.
+    let runs = eventually_ok("every cancelled order compared", WAIT, || async {
+        let (status, run) = stack
+            .admin(
+                Svc::Saga,
+                reqwest::Method::POST,
+                "/admin/reconcile",
+                None,
+                Some(ADMIN),
+            )
+            .await;
+        if status != 200 {
+            return Err(format!("{status} {run}"));
+        }
+        let (_, runs) = stack.get(Svc::Saga, "/admin/reconcile?limit=100").await;
+        let found: Vec<&Value> = runs["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r["mismatches"].as_array().into_iter().flatten())
+            .filter(|m| m["kind"] == "HELD_FOR_CANCELLED_ORDER")
+            .collect();
+        if orders
+            .iter()
+            .all(|(order_id, _)| found.iter().any(|m| m["orderId"] == order_id.as_str()))
+        {
+            Ok(runs)
+        } else {
+            Err(runs.to_string())
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    // The first run that found any compared the two oldest cancellations, and recorded how
+    // far it reached, short of its window's end.
+    let first = runs["items"]
+        .as_array()
+        .expect("runs")
+        .iter()
+        .rev()
+        .find(|r| r["mismatches"].as_array().is_some_and(|m| !m.is_empty()))
+        .expect("a run that found something");
+    let mut first_found: Vec<&str> = first["mismatches"]
+        .as_array()
+        .expect("mismatches")
+        .iter()
+        .map(|m| m["orderId"].as_str().expect("orderId"))
+        .collect();
+    first_found.sort_unstable();
+    let mut oldest: Vec<&str> = orders[..2].iter().map(|(o, _)| o.as_str()).collect();
+    oldest.sort_unstable();
+    assert_eq!(first_found, oldest, "{first}");
+    assert!(first["reached"].is_string(), "{first}");
+    for (_, saga_id) in &orders {
+        stack.saga_becomes(saga_id, "COMPENSATED").await;
+    }
+    let ids: Vec<String> = orders.iter().map(|(o, _)| o.clone()).collect();
+    stack.invariants_hold(&ids, &[(PRODUCT, STOCK)]).await;
+}
