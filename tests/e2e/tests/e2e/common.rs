@@ -299,6 +299,24 @@ impl Stack {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// `POST /admin/reconcile` with the admin token: the run, or its status and answer.
+    pub async fn reconcile_now(&self) -> Result<Value, String> {
+        let (status, run) = self
+            .admin(
+                Svc::Saga,
+                reqwest::Method::POST,
+                "/admin/reconcile",
+                None,
+                Some(ADMIN),
+            )
+            .await;
+        if status == 200 {
+            Ok(run)
+        } else {
+            Err(format!("{status} {run}"))
+        }
+    }
+
     /// `PUT /admin/simulation` on payment-service, with the admin token.
     pub async fn set_simulation(&self, body: Value) -> (u16, Value) {
         self.admin(

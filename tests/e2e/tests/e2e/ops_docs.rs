@@ -68,16 +68,7 @@ async fn every_metric_the_alerts_and_dashboard_name_is_exported() {
         .await;
     let (status, _) = stack.set_simulation(json!({"seed": 1})).await;
     assert_eq!(status, 200);
-    let (status, _) = stack
-        .admin(
-            Svc::Saga,
-            reqwest::Method::POST,
-            "/admin/reconcile",
-            None,
-            Some(ADMIN),
-        )
-        .await;
-    assert_eq!(status, 200);
+    stack.reconcile_now().await.expect("a reconciliation run");
 
     let metrics = stack.metrics().await;
     let have = exported(&metrics);

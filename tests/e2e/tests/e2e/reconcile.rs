@@ -49,18 +49,7 @@ async fn reconcile_finds(stack: &Stack, kind: &str, order_id: &str) -> Value {
         &format!("a {kind} mismatch for {order_id}"),
         WAIT,
         || async {
-            let (status, run) = stack
-                .admin(
-                    Svc::Saga,
-                    reqwest::Method::POST,
-                    "/admin/reconcile",
-                    None,
-                    Some(ADMIN),
-                )
-                .await;
-            if status != 200 {
-                return Err(format!("{status} {run}"));
-            }
+            let run = stack.reconcile_now().await?;
             run["mismatches"]
                 .as_array()
                 .and_then(|all| {
@@ -319,18 +308,7 @@ async fn a_window_with_more_cancellations_than_a_run_compares_is_gone_on_with_by
     }
     // Runs until every order has been found held for its cancellation by some run.
     let runs = eventually_ok("every cancelled order compared", WAIT, || async {
-        let (status, run) = stack
-            .admin(
-                Svc::Saga,
-                reqwest::Method::POST,
-                "/admin/reconcile",
-                None,
-                Some(ADMIN),
-            )
-            .await;
-        if status != 200 {
-            return Err(format!("{status} {run}"));
-        }
+        stack.reconcile_now().await?;
         let (_, runs) = stack.get(Svc::Saga, "/admin/reconcile?limit=100").await;
         let found: Vec<&Value> = runs["items"]
             .as_array()
