@@ -220,3 +220,41 @@ fn join(ids: &[Uuid]) -> String {
         .collect::<Vec<_>>()
         .join(",")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + seconds, 0).expect("a time")
+    }
+
+    fn listing(cut: bool, changes: Option<(DateTime<Utc>, DateTime<Utc>)>) -> Listing {
+        Listing {
+            orders: Vec::new(),
+            cut,
+            changes,
+        }
+    }
+
+    #[test]
+    fn a_window_read_whole_reaches_its_end() {
+        assert_eq!(listing(false, Some((at(1), at(5)))).reached(at(60)), at(60));
+        assert_eq!(listing(false, None).reached(at(60)), at(60));
+    }
+
+    #[test]
+    fn a_window_cut_oldest_change_first_reaches_its_last_change_read() {
+        assert_eq!(listing(true, Some((at(1), at(5)))).reached(at(60)), at(5));
+    }
+
+    #[test]
+    fn a_window_that_cannot_be_gone_on_with_reaches_its_end() {
+        // Newest first (an order-service of the previous release): no changes known.
+        assert_eq!(listing(true, None).reached(at(60)), at(60));
+        // Every order read changed at one instant: going on from it would read them again.
+        assert_eq!(listing(true, Some((at(5), at(5)))).reached(at(60)), at(60));
+        // Newest first after all: the last read is older than the first.
+        assert_eq!(listing(true, Some((at(5), at(1)))).reached(at(60)), at(60));
+    }
+}
