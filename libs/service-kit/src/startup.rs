@@ -200,14 +200,18 @@ impl ServiceBuilder {
         handler: H,
     ) -> anyhow::Result<()> {
         for major in kind.majors() {
-            let spec = ConsumerSpec::new(self.settings.service, major);
-            let consumer = Consumer::provision(
-                self.infra.js.clone(),
-                self.infra.pool.clone(),
-                self.infra.outbox.clone(),
-                spec,
-                handler.clone(),
-            )
+            // Retried like the streams (`Infra::connect`): a JetStream request times out while
+            // a starting cluster has no meta leader, or while the server is away.
+            let consumer = retry("JetStream", || async {
+                Ok(Consumer::provision(
+                    self.infra.js.clone(),
+                    self.infra.pool.clone(),
+                    self.infra.outbox.clone(),
+                    ConsumerSpec::new(self.settings.service, major),
+                    handler.clone(),
+                )
+                .await?)
+            })
             .await
             .with_context(|| format!("provisioning the consumer of {}", major.subject()))?;
             let shutdown = self.shutdown.clone();

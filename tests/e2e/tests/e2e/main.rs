@@ -24,5 +24,6 @@ mod ops_docs;
 mod payment;
 mod reconcile;
 mod saga;
+mod startup;
 mod supervision;
 mod tracing;
