@@ -27,8 +27,10 @@ fi
 export RUN_DIR PROFILE=dev DB_PREFIX NATS_PORT ORDER_PORT PAYMENT_PORT INVENTORY_PORT SAGA_PORT
 RUN_DIR=$(mktemp -d)
 DB_PREFIX="apitest_$RANDOM"_
-NATS_PORT=$(free_port); ORDER_PORT=$(free_port); PAYMENT_PORT=$(free_port)
-INVENTORY_PORT=$(free_port); SAGA_PORT=$(free_port)
+# One block of five: ports drawn one call at a time could coincide, none being bound yet.
+base=$(free_port 5)
+NATS_PORT=$base ORDER_PORT=$((base + 1)) PAYMENT_PORT=$((base + 2))
+INVENTORY_PORT=$((base + 3)) SAGA_PORT=$((base + 4))
 export ADMIN_TOKEN=test-api-token INVENTORY_AUTO_PROVISION=1000
 
 cleanup() {

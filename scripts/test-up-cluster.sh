@@ -18,8 +18,11 @@ export RUN_DIR PROFILE=dev DB_PREFIX NATS_PORT NATS_ROUTE_PORT NATS_MONITOR_PORT
 export ORDER_PORT PAYMENT_PORT INVENTORY_PORT SAGA_PORT
 RUN_DIR=$(mktemp -d)
 DB_PREFIX="upcluster_$RANDOM"_
-NATS_PORT=$(free_port 3); NATS_ROUTE_PORT=$(free_port 3); NATS_MONITOR_PORT=$(free_port 3)
-ORDER_PORT=$(free_port); PAYMENT_PORT=$(free_port); INVENTORY_PORT=$(free_port); SAGA_PORT=$(free_port)
+# One block of thirteen: ports drawn one call at a time could coincide, none being bound yet.
+base=$(free_port 13)
+NATS_PORT=$base NATS_ROUTE_PORT=$((base + 3)) NATS_MONITOR_PORT=$((base + 6))
+ORDER_PORT=$((base + 9)) PAYMENT_PORT=$((base + 10)) INVENTORY_PORT=$((base + 11))
+SAGA_PORT=$((base + 12))
 export PAYMENT_SUCCESS_RATE=0.7 ADMIN_TOKEN=test-up-token
 
 cleanup() {

@@ -15,8 +15,10 @@ fail() { printf 'test-up: FAILED: %s\n' "$*" >&2; exit 1; }
 export RUN_DIR PROFILE=dev DB_PREFIX NATS_PORT ORDER_PORT PAYMENT_PORT INVENTORY_PORT SAGA_PORT
 RUN_DIR=$(mktemp -d)
 DB_PREFIX="uptest_$RANDOM"_
-NATS_PORT=$(free_port); ORDER_PORT=$(free_port); PAYMENT_PORT=$(free_port)
-INVENTORY_PORT=$(free_port); SAGA_PORT=$(free_port)
+# One block of five: ports drawn one call at a time could coincide, none being bound yet.
+base=$(free_port 5)
+NATS_PORT=$base ORDER_PORT=$((base + 1)) PAYMENT_PORT=$((base + 2))
+INVENTORY_PORT=$((base + 3)) SAGA_PORT=$((base + 4))
 export PAYMENT_SUCCESS_RATE=0.7 ADMIN_TOKEN=test-up-token
 
 cleanup() {

@@ -58,6 +58,8 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # is drawn from 20000 up to the kernel's ephemeral range (ip_local_port_range), where outgoing
 # connections take their source ports: a port picked inside that range could be taken by a
 # connection between the pick and the bind (a service once failed so, "Address already in use").
+# Draw every port a stack needs in one call: two calls can return the same port, since nothing
+# binds it until the stack starts (test-up's saga-coordinator once drew nats-server's port).
 free_port() {
   local n=${1:-1} lo=20000 hi p i
   hi=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null) || hi=32768
