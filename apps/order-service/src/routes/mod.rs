@@ -427,11 +427,12 @@ async fn list(
             let page = Page::from_fetched(items, limit, |o| Change {
                 updated_at: o.updated_at,
                 order_id: o.order_id,
-            });
+            })
+            .map(OrderView::from);
             OrderPage {
                 next_after: page.next_cursor,
                 page: Page {
-                    items: page.items.into_iter().map(OrderView::from).collect(),
+                    items: page.items,
                     next_cursor: None,
                 },
             }
