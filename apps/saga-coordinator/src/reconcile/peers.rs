@@ -53,7 +53,32 @@ struct Listed {
     #[serde(flatten)]
     record: OrderRecord,
     #[serde(default)]
+    created_at: Option<DateTime<Utc>>,
+    #[serde(default)]
     updated_at: Option<DateTime<Utc>>,
+}
+
+impl Listed {
+    /// Whether the order lies within the bounds asked for (`createdBefore`, and `updatedAfter`
+    /// to `updatedBefore`, both excluded, as order-service applies them). An order-service of
+    /// the previous release ignores these parameters and lists every order in the status,
+    /// newest first: without this check, orders still on their way would be taken for stuck
+    /// or for cancelled in the window, and their events re-sent for nothing.
+    fn within(
+        &self,
+        created_before: Option<DateTime<Utc>>,
+        updated: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    ) -> bool {
+        let created = match (created_before, self.created_at) {
+            (Some(before), Some(at)) => at < before,
+            _ => true,
+        };
+        let changed = match (updated, self.updated_at) {
+            (Some((after, before)), Some(at)) => after < at && at < before,
+            _ => true,
+        };
+        created && changed
+    }
 }
 
 /// Orders read from one list, up to the most asked for.
@@ -166,6 +191,9 @@ impl Peers {
                 (None, None) => break false,
             };
         };
+        // Only an order-service of the previous release lists orders outside the bounds; what
+        // it listed still counts towards `most`, so that a run reads no more pages than before.
+        listed.retain(|l| l.within(created_before, updated));
         let changes = match (listed.first(), listed.last()) {
             (Some(first), Some(last)) if by_change && updated.is_some() => {
                 first.updated_at.zip(last.updated_at)
@@ -235,6 +263,64 @@ mod tests {
             cut,
             changes,
         }
+    }
+
+    fn listed(created: i64, updated: i64) -> Listed {
+        let record: OrderRecord = serde_json::from_value(serde_json::json!({
+            "orderId": Uuid::nil(),
+            "sagaId": Uuid::nil(),
+            "customerId": "c-1",
+            "items": [{"productId": "p-1", "quantity": 1, "unitPrice": 1}],
+            "totalAmount": 1,
+            "currency": "EUR",
+            "status": "PENDING",
+            "createdAt": at(created),
+            "updatedAt": at(updated),
+        }))
+        .expect("an order");
+        Listed {
+            record,
+            created_at: Some(at(created)),
+            updated_at: Some(at(updated)),
+        }
+    }
+
+    #[test]
+    fn a_listed_order_is_read_with_its_times() {
+        let page: Page<Listed> = serde_json::from_value(serde_json::json!({
+            "items": [{"createdAt": "2026-12-07T21:45:56.838214Z", "currency": "EUR",
+                "customerId": "c-e2e", "items": [{"productId": "p-1", "quantity": 101,
+                "totalPrice": 101, "unitPrice": 1}],
+                "orderId": "01a25278-7966-7134-84bc-cd696cb7093a",
+                "sagaId": "01a25278-7966-7134-84bc-cd6a62001d29", "status": "PENDING",
+                "totalAmount": 101, "updatedAt": "2026-12-07T21:45:57.838214Z"}],
+            "nextCursor": null
+        }))
+        .expect("a page");
+        let listed = &page.items[0];
+        let created: DateTime<Utc> = "2026-12-07T21:45:56.838214Z".parse().expect("a time");
+        assert_eq!(listed.created_at, Some(created));
+        assert!(listed.updated_at > listed.created_at);
+        assert!(listed.within(Some(created + chrono::Duration::seconds(1)), None));
+    }
+
+    #[test]
+    fn orders_outside_the_bounds_an_older_order_service_ignored_are_left_out() {
+        // Placed at 10: stuck only if placed before the bound.
+        assert!(listed(10, 10).within(Some(at(11)), None));
+        assert!(!listed(10, 10).within(Some(at(10)), None));
+        assert!(!listed(10, 10).within(Some(at(9)), None));
+        // Changed at 10: in the window (after, before), both excluded.
+        assert!(listed(1, 10).within(None, Some((at(9), at(11)))));
+        assert!(!listed(1, 10).within(None, Some((at(10), at(11)))));
+        assert!(!listed(1, 10).within(None, Some((at(9), at(10)))));
+        assert!(!listed(1, 10).within(None, Some((at(11), at(20)))));
+        // No bounds, or no times in the answer: kept.
+        assert!(listed(1, 10).within(None, None));
+        let mut untimed = listed(1, 10);
+        untimed.created_at = None;
+        untimed.updated_at = None;
+        assert!(untimed.within(Some(at(0)), Some((at(20), at(30)))));
     }
 
     #[test]
