@@ -7,10 +7,13 @@
 //! | `HELD_FOR_CANCELLED_ORDER` | the order cancelled, a charge `CONFIRMED` or stock `RESERVED`/`COMMITTED` (its `order.cancelled` did not reach them) | `order.cancelled` |
 //! | `UNDO_NOT_HEARD` | the saga compensating (or `FAILED`), a participant `REFUNDED`/`RELEASED` the saga has not heard of | `payment.refunded`, `inventory.released` |
 //! | `UNDONE_FOR_COMPLETED_SAGA` | the saga `COMPLETED`, the order cancelled and its participants undone (the coordinator missed the cancellation) | `order.cancelled`, and the undo events |
+//! | `OUTCOME_NOT_HEARD` | the saga ended (or compensating), the order still `PENDING` past its deadline (its `saga.completed` or `saga.aborted` was lost) | `saga.completed` or `saga.aborted` (and, for a saga still compensating, the undo events it has not heard of) |
 //!
 //! A completed saga whose participant undid its part while the order stays `CONFIRMED` is
 //! reported as `UNDONE_FOR_COMPLETED_SAGA` with nothing re-sent: no event of the contract puts
-//! that right, an operator does.
+//! that right, an operator does. Lost events alone cannot make it (a participant undoes only on
+//! `order.cancelled`), and runs do not list confirmed orders: it is reported when met among the
+//! records a run compares.
 
 // A new variant of a domain enum must be decided on wherever one is matched: no `_` arms.
 #![deny(clippy::wildcard_enum_match_arm)]
@@ -18,7 +21,7 @@
 use serde::Deserialize;
 use shared_events::{
     AbortReason, Currency, CustomerId, Event, InventoryReleased, Money, OrderCancelled,
-    OrderCreated, OrderLine, PaymentRefunded, StockLine, text_enum,
+    OrderCreated, OrderLine, PaymentRefunded, SagaAborted, SagaCompleted, StockLine, text_enum,
 };
 use uuid::Uuid;
 
@@ -31,6 +34,7 @@ text_enum!(
         HeldForCancelledOrder = "HELD_FOR_CANCELLED_ORDER",
         UndoNotHeard = "UNDO_NOT_HEARD",
         UndoneForCompletedSaga = "UNDONE_FOR_COMPLETED_SAGA",
+        OutcomeNotHeard = "OUTCOME_NOT_HEARD",
     }
 );
 
@@ -180,6 +184,22 @@ pub fn compare(r: Records<'_>) -> Option<Mismatch> {
             .collect::<Vec<_>>()
             .join(" and ")
     };
+    if r.order.is_some_and(|o| o.status == OrderWord::Pending)
+        && let Some(outcome) = outcome(saga)
+    {
+        let mut resend = vec![outcome];
+        if saga.status != SagaStatus::Completed {
+            resend.extend(undone);
+        }
+        return mismatch(
+            MismatchKind::OutcomeNotHeard,
+            format!(
+                "the saga is {} but the order is still PENDING past its deadline",
+                saga.status
+            ),
+            resend,
+        );
+    }
     match saga.status {
         SagaStatus::Completed => {
             let order_cancelled = r.order.filter(|o| o.status == OrderWord::Cancelled);
@@ -239,6 +259,35 @@ fn cancellation(r: &Records<'_>) -> Option<AbortReason> {
                     .or(s.reason)
                     .unwrap_or(AbortReason::Operator)
             }),
+    }
+}
+
+/// How the saga ended, as order-service hears it: `saga.completed`, or `saga.aborted` for a saga
+/// that aborted (compensating, compensated or failed); none while it still runs.
+fn outcome(saga: &Saga) -> Option<Event> {
+    match saga.status {
+        SagaStatus::Started => None,
+        SagaStatus::Completed => Some(
+            SagaCompleted {
+                saga_id: saga.saga_id,
+                order_id: saga.order_id,
+                payment_id: saga.payment_id,
+                reservation_id: saga.reservation_id,
+            }
+            .into(),
+        ),
+        SagaStatus::Compensating | SagaStatus::Failed | SagaStatus::Compensated => Some(
+            SagaAborted {
+                saga_id: saga.saga_id,
+                order_id: saga.order_id,
+                reason: saga
+                    .order_cancelled
+                    .or(saga.reason)
+                    .unwrap_or(AbortReason::Operator),
+                detail: Some(RESENT.into()),
+            }
+            .into(),
+        ),
     }
 }
 
@@ -437,6 +486,72 @@ mod tests {
         .unwrap();
         assert_eq!(m.kind, MismatchKind::UndoneForCompletedSaga);
         assert!(m.resend.is_empty());
+    }
+
+    #[test]
+    fn a_pending_order_whose_saga_ended_hears_how_it_ended_again() {
+        let o = order(OrderWord::Pending);
+        let mut s = saga_of(&o, SagaStatus::Completed);
+        s.payment = PaymentStatus::Confirmed;
+        s.payment_id = Some(Uuid::now_v7());
+        s.inventory = InventoryStatus::Reserved;
+        s.reservation_id = Some(Uuid::now_v7());
+        let p = payment(&o, PaymentWord::Confirmed);
+        let v = reservation(&o, ReservationWord::Reserved);
+        let m = compare(Records {
+            order: Some(&o),
+            saga: Some(&s),
+            payment: Some(&p),
+            reservation: Some(&v),
+        })
+        .unwrap();
+        assert_eq!(m.kind, MismatchKind::OutcomeNotHeard);
+        assert!(
+            matches!(&m.resend[..], [Event::SagaCompleted(c)]
+                if c.payment_id == s.payment_id && c.reservation_id == s.reservation_id
+                    && c.order_id == o.order_id),
+            "{:?}",
+            m.resend
+        );
+        // Aborted: saga.aborted with the saga's reason, and the undo it has not heard of.
+        let mut s = saga_of(&o, SagaStatus::Compensating);
+        s.reason = Some(AbortReason::PaymentFailed);
+        s.inventory = InventoryStatus::Reserved;
+        let v = reservation(&o, ReservationWord::Released);
+        let m = compare(Records {
+            order: Some(&o),
+            saga: Some(&s),
+            reservation: Some(&v),
+            ..Records::default()
+        })
+        .unwrap();
+        assert_eq!(m.kind, MismatchKind::OutcomeNotHeard);
+        assert_eq!(names(&m), ["saga.aborted", "inventory.released"]);
+        assert!(
+            matches!(&m.resend[0], Event::SagaAborted(a) if a.reason == AbortReason::PaymentFailed)
+        );
+        for status in [SagaStatus::Compensated, SagaStatus::Failed] {
+            let mut s = saga_of(&o, status);
+            s.reason = Some(AbortReason::Timeout);
+            let m = compare(Records {
+                order: Some(&o),
+                saga: Some(&s),
+                ..Records::default()
+            })
+            .unwrap();
+            assert_eq!(m.kind, MismatchKind::OutcomeNotHeard);
+            assert_eq!(names(&m), ["saga.aborted"]);
+        }
+        // A saga still running is left to its deadline.
+        let s = saga_of(&o, SagaStatus::Started);
+        assert_eq!(
+            compare(Records {
+                order: Some(&o),
+                saga: Some(&s),
+                ..Records::default()
+            }),
+            None
+        );
     }
 
     #[test]

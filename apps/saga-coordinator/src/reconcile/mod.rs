@@ -6,7 +6,7 @@
 //!
 //! A run compares three sets of orders:
 //! - orders still `PENDING` longer than the saga deadline and the grace: one without a saga
-//!   lost its `order.created`;
+//!   lost its `order.created`, one whose saga ended lost its `saga.completed` or `saga.aborted`;
 //! - orders cancelled since the last run (less the grace, so that compensations still under way
 //!   are left to finish): each with its saga, payment and reservation;
 //! - sagas compensating longer than the grace, and `FAILED` ones: each with its payment and

@@ -159,7 +159,8 @@ pub async fn prune(pool: &PgPool, age: Duration) -> Result<u64, sqlx::Error> {
 #[derive(Clone, Debug, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MismatchView {
-    /// ORDER_WITHOUT_SAGA, HELD_FOR_CANCELLED_ORDER, UNDO_NOT_HEARD or UNDONE_FOR_COMPLETED_SAGA.
+    /// ORDER_WITHOUT_SAGA, HELD_FOR_CANCELLED_ORDER, UNDO_NOT_HEARD, UNDONE_FOR_COMPLETED_SAGA or
+    /// OUTCOME_NOT_HEARD (docs/operations.md, "The reconciliation finds mismatches").
     pub kind: String,
     pub order_id: Uuid,
     pub saga_id: Uuid,

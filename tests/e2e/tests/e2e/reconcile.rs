@@ -43,25 +43,54 @@ async fn lose(stack: &Stack, svc: Svc, prefix: &str) {
     pool.close().await;
 }
 
+/// Lets `svc`'s outbox send every event again (undoes [`lose`]).
+async fn send_again(stack: &Stack, svc: Svc) {
+    let pool = sqlx::PgPool::connect(&stack.database_url(svc))
+        .await
+        .expect("database");
+    pool.execute("DROP TRIGGER lose_events ON messaging_outbox")
+        .await
+        .expect("drop the trigger");
+    pool.close().await;
+}
+
 /// Runs the reconciliation until a run finds a mismatch of `kind` for `order_id`; returns it.
 async fn reconcile_finds(stack: &Stack, kind: &str, order_id: &str) -> Value {
-    let found = eventually_ok(
-        &format!("a {kind} mismatch for {order_id}"),
+    let mut found = reconcile_finds_each(stack, kind, &[order_id]).await;
+    found.remove(order_id).expect("found")
+}
+
+/// Runs the reconciliation until its runs have found a mismatch of `kind` for each of
+/// `order_ids` (one run may find some and settle them, the next the rest); returns them by order.
+async fn reconcile_finds_each(
+    stack: &Stack,
+    kind: &str,
+    order_ids: &[&str],
+) -> std::collections::HashMap<String, Value> {
+    let found = std::sync::Mutex::new(std::collections::HashMap::new());
+    let all = eventually_ok(
+        &format!("a {kind} mismatch for each of {order_ids:?}"),
         WAIT,
         || async {
             let run = stack.reconcile_now().await?;
-            run["mismatches"]
-                .as_array()
-                .and_then(|all| {
-                    all.iter()
-                        .find(|m| m["kind"] == kind && m["orderId"] == order_id)
-                        .cloned()
-                })
-                .ok_or_else(|| run.to_string())
+            let mut found = found.lock().expect("not poisoned");
+            for m in run["mismatches"].as_array().into_iter().flatten() {
+                if m["kind"] == kind
+                    && let Some(id) = m["orderId"].as_str()
+                    && order_ids.contains(&id)
+                {
+                    found.entry(id.to_owned()).or_insert_with(|| m.clone());
+                }
+            }
+            if found.len() == order_ids.len() {
+                Ok(found.clone())
+            } else {
+                Err(run.to_string())
+            }
         },
     )
     .await;
-    found.unwrap_or_else(|e| panic!("{e}"))
+    all.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A confirmed order of one unit.
@@ -229,6 +258,43 @@ async fn a_completed_saga_whose_order_was_cancelled_and_released_behind_its_back
     stack.saga_becomes(&saga_id, "COMPENSATED").await;
     stack
         .invariants_hold(&[order_id], &[(PRODUCT, STOCK)])
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_order_whose_saga_ended_unheard_hears_how_it_ended() {
+    let stack = stack().await;
+    lose(&stack, Svc::Saga, "saga.").await;
+    let (confirmed_id, confirmed_saga) = ids(&stack.order(&[(PRODUCT, 1, "12.50")]).await);
+    // More than the stock: inventory refuses, the saga aborts and compensates.
+    let (sold_out_id, sold_out_saga) = ids(&stack.order(&[(PRODUCT, STOCK as u32 + 1, "1")]).await);
+    stack.saga_becomes(&confirmed_saga, "COMPLETED").await;
+    let aborted = stack.saga_becomes(&sold_out_saga, "COMPENSATING").await;
+    assert_eq!(aborted["reason"], "INVENTORY_UNAVAILABLE", "{aborted}");
+    for order_id in [&confirmed_id, &sold_out_id] {
+        let (_, order) = stack.get(Svc::Order, &format!("/orders/{order_id}")).await;
+        assert_eq!(
+            order["status"], "PENDING",
+            "saga.completed and saga.aborted never left the coordinator: {order}"
+        );
+    }
+    send_again(&stack, Svc::Saga).await;
+    // Both are found, in one run or two (orders made a few milliseconds apart pass their
+    // deadline between two runs).
+    let found =
+        reconcile_finds_each(&stack, "OUTCOME_NOT_HEARD", &[&confirmed_id, &sold_out_id]).await;
+    let completed = &found[&confirmed_id];
+    assert_eq!(completed["action"], "re-sent saga.completed", "{completed}");
+    assert_eq!(completed["sagaId"], confirmed_saga.as_str());
+    let aborted = &found[&sold_out_id];
+    assert_eq!(aborted["action"], "re-sent saga.aborted", "{aborted}");
+    stack.order_becomes(&confirmed_id, "CONFIRMED").await;
+    let cancelled = stack.order_becomes(&sold_out_id, "CANCELLED").await;
+    assert_eq!(cancelled["cancellationReason"], "INVENTORY_UNAVAILABLE");
+    // The cancellation the order now sends has the payment refunded: the saga settles.
+    stack.saga_becomes(&sold_out_saga, "COMPENSATED").await;
+    stack
+        .invariants_hold(&[confirmed_id, sold_out_id], &[(PRODUCT, STOCK)])
         .await;
 }
 
