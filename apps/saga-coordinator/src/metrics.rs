@@ -42,6 +42,14 @@ pub fn describe() {
         "Records that disagree, found by the last reconciliation run, by kind"
     );
     metrics::describe_counter!(RECONCILE_RUNS, "Reconciliation runs, by outcome");
+    // Exported from the start, at zero until the first run: an alert or a rate over them is
+    // defined before any run has finished (and while reconciliation is off).
+    for kind in crate::reconcile::compare::MismatchKind::ALL {
+        metrics::gauge!(RECONCILE_MISMATCHES, "kind" => kind.as_str()).set(0.0);
+    }
+    for outcome in ["finished", "failed"] {
+        metrics::counter!(RECONCILE_RUNS, "outcome" => outcome).increment(0);
+    }
 }
 
 /// Records how long the sagas that just ended took.
@@ -77,6 +85,30 @@ pub async fn refresh(pool: &PgPool, compensation_timeout: Duration) {
                 .find(|c| c.status == *status)
                 .map_or(0, |c| c.n);
             metrics::gauge!(DLQ_ENTRIES, "status" => status.as_str()).set(n as f64);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::reconcile::compare::MismatchKind;
+
+    #[test]
+    fn the_reconciliation_metrics_are_exported_before_any_run() {
+        let handle = messaging::metrics::prometheus();
+        super::describe();
+        let text = handle.render();
+        for kind in MismatchKind::ALL {
+            let line = format!(
+                "{}{{kind=\"{}\"}} 0",
+                super::RECONCILE_MISMATCHES,
+                kind.as_str()
+            );
+            assert!(text.contains(&line), "{line} missing from:\n{text}");
+        }
+        for outcome in ["finished", "failed"] {
+            let line = format!("{}{{outcome=\"{outcome}\"}} 0", super::RECONCILE_RUNS);
+            assert!(text.contains(&line), "{line} missing from:\n{text}");
         }
     }
 }
