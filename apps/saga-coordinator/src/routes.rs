@@ -29,15 +29,23 @@ use crate::Timeouts;
 use crate::rules::{Input, InventoryStatus, PaymentStatus, SagaStatus};
 use crate::store::{self, HistoryRecord, ListFilter, SagaRecord, Seen};
 
-/// A participant of the saga: where it stands, and the id of what it did.
+/// A participant of the saga: where it stands, and the id of what it did. The payment has a
+/// `paymentId` and the inventory a `reservationId`, each `null` until the participant has
+/// done its part (and after a refusal, which has no id).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Participant<S> {
     pub status: S,
+    /// The payment's id: on the payment only, `null` until the charge is made.
+    // Outer `None`: not the payment, left out.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub payment_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub payment_id: Option<Option<Uuid>>,
+    /// The reservation's id: on the inventory only, `null` until the stock is reserved.
+    // Outer `None`: not the inventory, left out.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reservation_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub reservation_id: Option<Option<Uuid>>,
 }
 
 /// An event the saga saw or emitted, or an operator's action on it.
@@ -105,13 +113,13 @@ impl From<SagaRecord> for SagaView {
             reason: saga.reason,
             payment: Participant {
                 status: saga.payment,
-                payment_id: saga.payment_id,
+                payment_id: Some(saga.payment_id),
                 reservation_id: None,
             },
             inventory: Participant {
                 status: saga.inventory,
                 payment_id: None,
-                reservation_id: saga.reservation_id,
+                reservation_id: Some(saga.reservation_id),
             },
             deadline: r.deadline,
             compensation_deadline: r.compensation_deadline,

@@ -21,6 +21,8 @@ async fn happy_path_confirms_the_order_commits_stock_and_completes_the_saga() {
     let saga = stack.saga_becomes(&saga_id, "COMPLETED").await;
     assert_eq!(saga["orderId"], order_id.as_str());
     assert_eq!(saga["payment"]["status"], "CONFIRMED");
+    assert!(saga["payment"]["paymentId"].is_string(), "{saga}");
+    assert!(saga["inventory"]["reservationId"].is_string(), "{saga}");
     let (_, payment) = stack
         .get(Svc::Payment, &format!("/payments?orderId={order_id}"))
         .await;
@@ -158,6 +160,13 @@ async fn with_a_participant_down_the_saga_times_out_and_its_late_work_is_undone(
     let saga = stack.saga_becomes(&saga_id, "COMPENSATED").await;
     assert_eq!(saga["reason"], "TIMEOUT");
     assert_eq!(saga["inventory"]["status"], "RELEASED");
+    // Payment never answered: its id is there, as null (SPEC 3's shape), not left out.
+    assert_eq!(
+        saga["payment"].get("paymentId"),
+        Some(&serde_json::Value::Null),
+        "{saga}"
+    );
+    assert!(saga["inventory"]["reservationId"].is_string(), "{saga}");
 
     // Back up, payment-service finds both order.created and order.cancelled waiting: whatever it
     // does for the order (charge then refund, or never charge) leaves no net charge.
