@@ -274,19 +274,18 @@ pub fn kept_header(name: &str) -> bool {
     !name.starts_with("Nats-") && !name.starts_with("Dlq-")
 }
 
-/// How a DLQ copy carries the original message's own `Nats-*` headers (the copy needs a
-/// `Nats-Msg-Id` of its own): `Dlq-Original-Nats-Msg-Id`.
+/// How a DLQ copy carries the original message's own `Nats-*` and `Dlq-*` headers (the copy
+/// needs a `Nats-Msg-Id` and `Dlq-*` headers of its own): `Dlq-Original-Nats-Msg-Id`,
+/// `Dlq-Original-Dlq-Replay-For` (a replay that was dead-lettered again).
 pub const ORIGINAL: &str = "Dlq-Original-";
 
-/// The name under which a DLQ copy keeps the original header `name`: NATS's own under
-/// [`ORIGINAL`], the rest as they are, except those of an earlier dead-lettering or replay.
-pub fn dead_letter_header(name: &str) -> Option<String> {
-    if name.starts_with("Dlq-") {
-        None
-    } else if name.starts_with("Nats-") {
-        Some(format!("{ORIGINAL}{name}"))
+/// The name under which a DLQ copy keeps the original header `name`: NATS's own and those of an
+/// earlier dead-lettering or replay under [`ORIGINAL`], the rest as they are.
+pub fn dead_letter_header(name: &str) -> String {
+    if name.starts_with("Nats-") || name.starts_with("Dlq-") {
+        format!("{ORIGINAL}{name}")
     } else {
-        Some(name.to_owned())
+        name.to_owned()
     }
 }
 
@@ -676,10 +675,9 @@ impl<H: Handler> Consumer<H> {
         };
         let mut publish = PublishMessage::build().message_id(message_id);
         for (name, values) in message.headers.iter().flat_map(|h| h.iter()) {
-            if let Some(kept) = dead_letter_header(name.as_ref()) {
-                for value in values {
-                    publish = publish.header(kept.as_str(), value.as_str());
-                }
+            let kept = dead_letter_header(name.as_ref());
+            for value in values {
+                publish = publish.header(kept.as_str(), value.as_str());
             }
         }
         let publish = publish
@@ -751,26 +749,31 @@ mod tests {
 
     #[test]
     fn a_dead_letter_keeps_every_original_header_and_gives_them_back() {
+        // A replay (with the replay's own headers) dead-lettered again.
         let original = [
-            ("Nats-Msg-Id", "0190-abc"),
+            ("Nats-Msg-Id", "replay-7-0190"),
             ("traceparent", "00-1-2-01"),
-            ("Dlq-Reason", "MALFORMED"),
+            ("Dlq-Replay-For", "payment-service"),
         ];
         let copy: Vec<(String, &str)> = original
             .iter()
-            .filter_map(|(n, v)| dead_letter_header(n).map(|kept| (kept, *v)))
-            .chain([("Nats-Msg-Id".to_owned(), "dlq-x-ORDERS-7")])
+            .map(|(n, v)| (dead_letter_header(n), *v))
+            .chain([
+                ("Nats-Msg-Id".to_owned(), "dlq-x-ORDERS-7"),
+                ("Dlq-Reason".to_owned(), "MALFORMED"),
+            ])
             .collect();
         assert!(
             copy.iter()
-                .any(|(n, v)| n == "Dlq-Original-Nats-Msg-Id" && *v == "0190-abc")
+                .any(|(n, v)| n == "Dlq-Original-Nats-Msg-Id" && *v == "replay-7-0190")
         );
         let back = original_headers(copy.iter().map(|(n, v)| (n.as_str(), *v)));
         assert_eq!(
             back,
             [
-                ("Nats-Msg-Id".to_owned(), "0190-abc".to_owned()),
-                ("traceparent".to_owned(), "00-1-2-01".to_owned())
+                ("Nats-Msg-Id".to_owned(), "replay-7-0190".to_owned()),
+                ("traceparent".to_owned(), "00-1-2-01".to_owned()),
+                ("Dlq-Replay-For".to_owned(), "payment-service".to_owned()),
             ]
         );
     }

@@ -46,11 +46,20 @@ fn entry(message: &jetstream::Message) -> Letter {
         .headers
         .iter()
         .flat_map(|h| h.iter())
-        .filter_map(|(name, values)| values.first().map(|value| (name.as_ref(), value.as_str())));
-    let headers: Map<String, Value> = messaging::consumer::original_headers(copy)
-        .into_iter()
-        .map(|(name, value)| (name, Value::String(value)))
-        .collect();
+        .flat_map(|(name, values)| values.iter().map(move |v| (name.as_ref(), v.as_str())));
+    // A header sent with several values shows them joined by ", ", as HTTP joins them.
+    let mut headers: Map<String, Value> = Map::new();
+    for (name, value) in messaging::consumer::original_headers(copy) {
+        match headers.get_mut(&name) {
+            Some(Value::String(first)) => {
+                first.push_str(", ");
+                first.push_str(&value);
+            }
+            _ => {
+                headers.insert(name, Value::String(value));
+            }
+        }
+    }
     let envelope: Option<Value> = serde_json::from_slice(&message.payload).ok();
     let field = |name: &str| {
         envelope
