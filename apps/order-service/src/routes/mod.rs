@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use service_kit::api::{BodyErrors, Conflict, Errors, Invalid, NotFound};
+use service_kit::api::{BodyErrors, Conflict, ErrorBody, Errors, Invalid, NotFound};
 use service_kit::extract::{OptionalJson, Page, Time, keep, note, page_limit, query_value};
 use service_kit::{ApiError, ApiJson, ApiPath, ApiQuery, FieldError, Infra};
 use shared_events::{AbortReason, Currency, CustomerId, Money, OrderLine, ProductId, Quantity};
@@ -251,7 +251,13 @@ fn replay(existing: Keyed, request: &Value) -> Result<(StatusCode, Json<OrderVie
         description = "1 to 255 visible ASCII characters: a retry with the same body gets the same order")),
     responses(
         (status = 201, description = "The order, PENDING", body = OrderView),
-        Conflict, Invalid, BodyErrors, Errors))]
+        Conflict, Invalid, BodyErrors, Errors,
+        (status = 503, description = "`OVERLOADED`: accepting another order now would push \
+            order-to-end latency past its bound, and nothing was written; try again after \
+            `Retry-After` seconds. Or the service's database could not be reached; try again.",
+            body = ErrorBody,
+            headers(("Retry-After" = u64,
+                description = "Seconds to wait before trying again (with `OVERLOADED`)")))))]
 async fn create(
     State(state): State<Api>,
     headers: HeaderMap,
