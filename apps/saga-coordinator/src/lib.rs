@@ -72,6 +72,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "how far a reconciliation run compared",
         include_str!("../migrations/1006_reconcile_reached.sql"),
     ),
+    Migration::expand_outside_transaction(
+        1007,
+        "reconciliation runs by when they started",
+        include_str!("../migrations/1007_reconcile_runs_started.sql"),
+    ),
 ];
 
 /// Every event of a saga that the coordinator follows.
