@@ -271,6 +271,14 @@ impl Saga {
         }
     }
 
+    /// Why the saga's order is cancelled: order-service's own reason once it said so, else the
+    /// saga's abort reason, else an operator's.
+    pub fn cancel_reason(&self) -> AbortReason {
+        self.order_cancelled
+            .or(self.reason)
+            .unwrap_or(AbortReason::Operator)
+    }
+
     /// Carries a decision out: the saga's new status, and the event that announces it.
     fn carry_out(&mut self, decision: Decision) -> Option<Event> {
         match decision {
@@ -316,10 +324,7 @@ impl Saga {
                     OrderCancelled {
                         order_id: self.order_id,
                         saga_id: self.saga_id,
-                        reason: self
-                            .order_cancelled
-                            .or(self.reason)
-                            .unwrap_or(AbortReason::Operator),
+                        reason: self.cancel_reason(),
                         detail: Some(RETRY_DETAIL.into()),
                     }
                     .into(),

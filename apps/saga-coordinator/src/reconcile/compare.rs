@@ -254,11 +254,7 @@ fn cancellation(r: &Records<'_>) -> Option<AbortReason> {
         None => r
             .saga
             .filter(|s| matches!(s.status, SagaStatus::Compensating | SagaStatus::Failed))
-            .map(|s| {
-                s.order_cancelled
-                    .or(s.reason)
-                    .unwrap_or(AbortReason::Operator)
-            }),
+            .map(Saga::cancel_reason),
     }
 }
 
@@ -280,10 +276,7 @@ fn outcome(saga: &Saga) -> Option<Event> {
             SagaAborted {
                 saga_id: saga.saga_id,
                 order_id: saga.order_id,
-                reason: saga
-                    .order_cancelled
-                    .or(saga.reason)
-                    .unwrap_or(AbortReason::Operator),
+                reason: saga.cancel_reason(),
                 detail: Some(RESENT.into()),
             }
             .into(),
